@@ -1,0 +1,3 @@
+from metaq_jax.cli import main
+
+main()

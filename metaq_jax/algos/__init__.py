@@ -1,0 +1,53 @@
+"""Meta-learners: `make_meta_learner(config, family)` picks one by `config.algo`."""
+
+import functools
+
+import flax.linen as nn
+import optax
+
+from metaq_jax.algos.base import MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer
+from metaq_jax.algos.maml import maml_loss, maml_task_grad
+from metaq_jax.algos.reptile import reptile_task_grad
+from metaq_jax.config import MetaConfig
+from metaq_jax.networks import make_q_network
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.tasks.registry import make_family
+
+TASK_GRADS = {
+    "maml": functools.partial(maml_task_grad, first_order=False),
+    "fomaml": functools.partial(maml_task_grad, first_order=True),
+    "reptile": reptile_task_grad,
+}
+
+
+def make_problem(config: MetaConfig, family: TaskFamily | None = None,
+                 network: nn.Module | None = None) -> MetaQProblem:
+    """The static meta-Q problem: the family (default: `config.family`) and Q-network."""
+    family = make_family(config.family) if family is None else family
+    if network is None:
+        obs_ndim = len(family.env.observation_space(family.default_params).shape)
+        network = make_q_network(family.num_actions, config.hidden_sizes, config.activation, obs_ndim)
+    return MetaQProblem(config=config, family=family, network=network)
+
+
+def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
+                      network: nn.Module | None = None,
+                      optimizer: optax.GradientTransformation | None = None) -> MetaLearner:
+    """The meta-learner `config.algo` on `family`.
+
+    Args:
+      config: the settings.
+      family: a `TaskFamily`; default `make_family(config.family)`.
+      network: any flax module `obs[..., *obs] -> q[..., A]`; default the config's MLP.
+      optimizer: any optax transformation for the outer step; default from the config.
+
+    Returns:
+      `MetaLearner(init, update, adapt, evaluate)`.
+    """
+    problem = make_problem(config, family, network)
+    optimizer = make_optimizer(config) if optimizer is None else optimizer
+    return build_learner(problem, optimizer, TASK_GRADS[config.algo])
+
+
+__all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",
+           "make_problem", "maml_loss", "maml_task_grad", "reptile_task_grad"]

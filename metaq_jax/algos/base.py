@@ -1,0 +1,155 @@
+"""What every meta-learner shares: the `MetaLearner` pair and the meta-Q-learning problem."""
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from metaq_jax import inner, losses, rollout
+from metaq_jax.config import MetaConfig
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, LossFn, MetaState, Metrics,
+                             Params, Transition, UpdateFn)
+
+
+class MetaLearner(NamedTuple):
+    """A meta-learner as pure functions, in the manner of an optax transformation.
+
+    Attributes:
+      init: `init(key) -> MetaState`.
+      update: `update(state, key) -> (state, Metrics)`: one meta-step over `num_tasks` training
+        tasks, vmapped with axis name `task`; jit-able.
+      adapt: `adapt(params, task_params, key, target_params=None) -> params` for one task.
+      evaluate: `evaluate(params, task_params, key, num_steps=None, target_params=None) ->
+        returns[num_steps + 1]`, the return after 0..num_steps inner steps on one task.
+    """
+
+    init: InitFn
+    update: UpdateFn
+    adapt: AdaptFn
+    evaluate: EvaluateFn
+
+
+class TaskStats(NamedTuple):
+    """Per-task scalars of one meta-step (the `Metrics` fields but the gradient norm)."""
+
+    meta_loss: chex.Array
+    support_loss: chex.Array
+    pre_return: chex.Array
+    post_return: chex.Array
+
+
+TaskGradFn = Callable[["MetaQProblem", Params, Params, EnvParams, chex.PRNGKey], tuple[Params, TaskStats]]
+"""`task_grad(problem, params, target_params, task_params, key) -> (grad for θ, TaskStats)`."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MetaQProblem:
+    """The static pieces of meta-Q-learning on a family: network, data collection, TD loss."""
+
+    config: MetaConfig
+    family: TaskFamily
+    network: nn.Module
+
+    def init_params(self, key: chex.PRNGKey) -> Params:
+        k_obs, k_net = jax.random.split(key)
+        obs, _ = self.family.env.reset(k_obs, self.family.default_params)
+        return self.network.init(k_net, obs)
+
+    def collect(self, params: Params, task_params: EnvParams, key: chex.PRNGKey,
+                epsilon: float) -> Transition:
+        """`[L, M]` transitions of one task with ε-greedy on Q(params)."""
+        return rollout.collect(self.family.env, self.network.apply, params, task_params, key,
+                               num_envs=self.config.num_envs, length=self.config.rollout_length,
+                               epsilon=epsilon)
+
+    def td_loss(self, params: Params, target_params: Params, batch: Transition) -> chex.Array:
+        return losses.td_loss(self.network.apply, params, target_params, batch, self.config.gamma)
+
+    def loss_fn(self, target_params: Params) -> LossFn:
+        """The inner loss `(params, transitions) -> scalar` against a fixed target network."""
+        return lambda params, batch: self.td_loss(params, target_params, batch)
+
+    def inner(self, params: Params, target_params: Params, support: Transition, *,
+              first_order: bool, steps: int | None = None) -> Params:
+        """Adapt `params` on one task's support data: K SGD steps of the TD loss."""
+        steps = self.config.inner_steps if steps is None else steps
+        return inner.adapt(params, self.loss_fn(target_params), support, steps=steps,
+                           lr=self.config.inner_lr, first_order=first_order, remat=self.config.remat)
+
+    def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
+        return self.collect(params, task_params, key, self.config.support_epsilon)
+
+    def task_stats(self, params, target_params, support, query, meta_loss) -> TaskStats:
+        return TaskStats(meta_loss=meta_loss,
+                         support_loss=self.td_loss(params, target_params, support),
+                         pre_return=rollout.episode_return(support),
+                         post_return=rollout.episode_return(query))
+
+
+def make_optimizer(config: MetaConfig) -> optax.GradientTransformation:
+    """The outer optimiser the config names, with global-norm clipping when asked."""
+    base = {"adam": optax.adam, "sgd": optax.sgd}[config.outer_optimizer](config.outer_lr)
+    if config.max_grad_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
+    return base
+
+
+def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation,
+                  task_grad: TaskGradFn) -> MetaLearner:
+    """Assemble `MetaLearner` from an algorithm's per-task meta-gradient `task_grad`."""
+    config, family = problem.config, problem.family
+
+    def init(key: chex.PRNGKey) -> MetaState:
+        params = problem.init_params(key)
+        target = jax.tree.map(jnp.copy, params)  # its own buffers, so `update` can donate both
+        return MetaState(params=params, target_params=target, opt_state=optimizer.init(params),
+                         step=jnp.zeros((), jnp.int32))
+
+    def batch_grad(params, target_params, task_params, key):
+        grad, stats = task_grad(problem, params, target_params, task_params, key)
+        return jax.lax.pmean(grad, "task"), stats
+
+    def update(state: MetaState, key: chex.PRNGKey) -> tuple[MetaState, Metrics]:
+        k_tasks, k_run = jax.random.split(key)
+        tasks = family.train_tasks(k_tasks, config.num_tasks)
+        grads, stats = jax.vmap(batch_grad, in_axes=(None, None, 0, 0), out_axes=(None, 0),
+                                axis_name="task")(state.params, state.target_params, tasks,
+                                                  jax.random.split(k_run, config.num_tasks))
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        step = state.step + 1
+        refresh = step % config.target_update_period == 0
+        target = jax.tree.map(lambda t, p: jnp.where(refresh, p, t), state.target_params, params)
+        metrics = Metrics(**{k: jnp.mean(v) for k, v in stats._asdict().items()},
+                          grad_norm=optax.tree.norm(grads))
+        return MetaState(params, target, opt_state, step), metrics
+
+    def adapt(params: Params, task_params: EnvParams, key: chex.PRNGKey,
+              target_params: Params | None = None) -> Params:
+        target = params if target_params is None else target_params
+        support = problem.support(params, task_params, key)
+        return problem.inner(params, target, support, first_order=True)
+
+    def evaluate(params: Params, task_params: EnvParams, key: chex.PRNGKey,
+                 num_steps: int | None = None, target_params: Params | None = None) -> chex.Array:
+        num_steps = config.inner_steps if num_steps is None else num_steps
+        target = params if target_params is None else target_params
+        k_support, k_eval = jax.random.split(key)
+        support = problem.support(params, task_params, k_support)
+
+        def ret(p):  # the same eval key at every step count: differences come from adaptation
+            return rollout.episode_return(problem.collect(p, task_params, k_eval, config.eval_epsilon))
+
+        def step(p, _):
+            p = problem.inner(p, target, support, first_order=True, steps=1)
+            return p, ret(p)
+
+        _, returns = jax.lax.scan(step, params, None, length=num_steps)
+        return jnp.concatenate([ret(params)[None], returns])
+
+    return MetaLearner(init=init, update=update, adapt=adapt, evaluate=evaluate)

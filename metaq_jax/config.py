@@ -1,0 +1,113 @@
+"""`MetaConfig`: every setting of a meta-training run, validated when it is built."""
+
+import dataclasses
+import math
+from typing import Any
+
+ALGOS = ("maml", "fomaml", "reptile")
+OPTIMIZERS = ("adam", "sgd")
+ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    """Settings of meta-training; each field has a working default (the `nav2d` job).
+
+    Invalid values raise `ValueError` naming the field, the value and what is allowed.
+    """
+
+    family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
+    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile
+    num_tasks: int = 16  # T: tasks per meta-batch
+    inner_steps: int = 1  # K: SGD steps of adaptation per task
+    inner_lr: float = 0.3  # α: inner SGD step size
+    num_envs: int = 8  # M: parallel environments per task
+    rollout_length: int = 100  # L: environment steps per rollout (support and query alike)
+    meta_steps: int = 800  # outer updates of a run
+    outer_optimizer: str = "adam"  # adam | sgd
+    outer_lr: float = 1e-3
+    max_grad_norm: float = 0.0  # clip the meta-gradient's global norm; 0 disables clipping
+    epsilon: float = 0.1  # ε of the ε-greedy query rollouts
+    support_epsilon: float = 1.0  # ε of the support rollouts (1.0: a uniform random walk)
+    eval_epsilon: float = 0.0  # ε of the rollouts that measure returns at meta-test time
+    gamma: float = 0.2  # discount γ of the TD target
+    target_update_period: int = 10  # meta-steps between copies of θ into the target network
+    hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers
+    activation: str = "relu"  # relu | tanh | gelu | silu
+    remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.hidden_sizes, list):  # JSON round trip gives a list
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        _check_choice("algo", self.algo, ALGOS)
+        _check_choice("outer_optimizer", self.outer_optimizer, OPTIMIZERS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_family(self.family)
+        for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("inner_steps", self.inner_steps, minimum=0)
+        _check_int("seed", self.seed, minimum=0)
+        _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
+        _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
+        _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)
+        for name in ("epsilon", "support_epsilon", "eval_epsilon", "gamma"):
+            _check_float(name, getattr(self, name), low=0.0, low_open=False, high=1.0)
+        if not isinstance(self.hidden_sizes, tuple) or not all(
+            _is_int(h) and h >= 1 for h in self.hidden_sizes
+        ):
+            raise ValueError(
+                f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers"
+            )
+        if not isinstance(self.remat, bool):
+            raise ValueError(f"MetaConfig.remat = {self.remat!r}: must be true or false")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {**dataclasses.asdict(self), "hidden_sizes": list(self.hidden_sizes)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MetaConfig":
+        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"MetaConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes) -> "MetaConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, *, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"MetaConfig.{name} = {value!r}: must be {what}")
+
+
+def _check_float(name, value, *, low, low_open, high=math.inf) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and value <= high
+    )
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}"
+        allowed = f"a finite number {bound}" + ("" if high == math.inf else f" and <= {high:g}")
+        raise ValueError(f"MetaConfig.{name} = {value!r}: must be {allowed}")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"MetaConfig.{name} = {value!r}: must be one of {', '.join(choices)}")
+
+
+def _check_family(name) -> None:
+    from metaq_jax.tasks.registry import list_families  # the registry imports nothing of ours
+
+    _check_choice("family", name, list_families())

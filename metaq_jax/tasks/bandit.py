@@ -1,0 +1,92 @@
+"""`bandit`: a k-armed Bernoulli bandit; arm means ~ U[0, 1] per task, n pulls per trial.
+
+The arm means live in the params, so they stay fixed for the whole trial (gymnax's own bandit
+resamples them at every reset). The observation is the RL² input: the last action one-hot,
+the last reward and the fraction of the trial elapsed, `[k + 2]`.
+"""
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from metaq_jax.tasks.family import TaskFamily
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    last_action: chex.Array  # int32 scalar; -1 before the first pull
+    last_reward: chex.Array  # float32 scalar
+    time: int
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    arm_means: chex.Array = struct.field(default_factory=lambda: jnp.full(5, 0.5, jnp.float32))
+    max_steps_in_episode: int = 100  # n pulls per trial
+
+
+class BernoulliBandit(environment.Environment[EnvState, EnvParams]):
+    """`num_arms` arms; pulling arm a pays 1 with probability `arm_means[a]`, else 0."""
+
+    def __init__(self, num_arms: int = 5):
+        super().__init__()
+        self.num_arms = num_arms
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams(arm_means=jnp.full(self.num_arms, 0.5, jnp.float32))
+
+    def step_env(self, key, state: EnvState, action, params: EnvParams):
+        reward = jax.random.bernoulli(key, params.arm_means[action]).astype(jnp.float32)
+        state = EnvState(last_action=jnp.asarray(action, jnp.int32), last_reward=reward, time=state.time + 1)
+        return self._obs(state, params), state, reward, jnp.array(False), {}
+
+    def reset_env(self, key, params: EnvParams):
+        del key
+        state = EnvState(last_action=jnp.array(-1, jnp.int32), last_reward=jnp.array(0.0), time=0)
+        return self._obs(state, params), state
+
+    def _obs(self, state: EnvState, params: EnvParams) -> chex.Array:
+        one_hot = jax.nn.one_hot(state.last_action, self.num_arms, dtype=jnp.float32)
+        elapsed = state.time / params.max_steps_in_episode
+        return jnp.concatenate([one_hot, jnp.stack([state.last_reward, elapsed]).astype(jnp.float32)])
+
+    def is_terminated(self, state: EnvState, params: EnvParams) -> chex.Array:
+        return jnp.array(False)  # a trial only ends by its pull budget (truncation)
+
+    @property
+    def name(self) -> str:
+        return "BernoulliBandit"
+
+    @property
+    def num_actions(self) -> int:
+        return self.num_arms
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self.num_arms)
+
+    def observation_space(self, params: EnvParams) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (self.num_arms + 2,), jnp.float32)
+
+
+def make_bandit(num_arms: int = 5, num_pulls: int = 100, **family_kwargs: Any) -> TaskFamily:
+    """The `bandit` family: k = `num_arms` arms, n = `num_pulls` pulls per trial."""
+    for name, value in (("num_arms", num_arms), ("num_pulls", num_pulls)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"bandit {name} = {value!r}: must be a positive integer")
+
+    def sample_params(key: chex.PRNGKey) -> EnvParams:
+        means = jax.random.uniform(key, (num_arms,), jnp.float32)
+        return EnvParams(arm_means=means, max_steps_in_episode=num_pulls)
+
+    return TaskFamily(
+        name="bandit",
+        env=BernoulliBandit(num_arms),
+        sample_params=sample_params,
+        description=f"{num_arms}-armed Bernoulli bandit, arm means ~ U[0,1] per task, {num_pulls} pulls",
+        **family_kwargs,
+    )

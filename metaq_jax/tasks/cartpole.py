@@ -1,0 +1,58 @@
+"""`cartpole`: gymnax CartPole-v1 with per-task gravity, pole length and pole mass."""
+
+from typing import Any
+
+import chex
+import jax
+from gymnax.environments.classic_control import cartpole
+
+from metaq_jax.tasks.family import TaskFamily, uniform
+
+
+def cartpole_params(
+    gravity: float = 9.8, length: float = 0.5, masspole: float = 0.1, masscart: float = 1.0, **kw: Any
+) -> cartpole.EnvParams:
+    """CartPole parameters with the derived fields recomputed from the physical ones.
+
+    gymnax stores `total_mass` and `polemass_length` beside the masses and length; setting one
+    without the others makes the physics silently inconsistent.
+    """
+    return cartpole.EnvParams(
+        gravity=gravity,
+        length=length,
+        masspole=masspole,
+        masscart=masscart,
+        total_mass=masscart + masspole,
+        polemass_length=masspole * length,
+        **kw,
+    )
+
+
+def make_cartpole(
+    gravity: tuple[float, float] = (4.9, 14.7),
+    length: tuple[float, float] = (0.25, 0.75),
+    masspole: tuple[float, float] = (0.05, 0.15),
+    **family_kwargs: Any,
+) -> TaskFamily:
+    """The `cartpole` family: each physical parameter ~ U[low, high] per task.
+
+    Defaults span 0.5×–1.5× of CartPole-v1's values; pass `(v, v)` to fix one.
+    """
+    for name, bounds in (("gravity", gravity), ("length", length), ("masspole", masspole)):
+        low, high = bounds
+        if not 0 < low <= high:
+            raise ValueError(f"cartpole {name} = {bounds!r}: must be (low, high) with 0 < low <= high")
+
+    def sample_params(key: chex.PRNGKey) -> cartpole.EnvParams:
+        k_g, k_l, k_m = jax.random.split(key, 3)
+        return cartpole_params(
+            gravity=uniform(k_g, gravity), length=uniform(k_l, length), masspole=uniform(k_m, masspole)
+        )
+
+    return TaskFamily(
+        name="cartpole",
+        env=cartpole.CartPole(),
+        sample_params=sample_params,
+        description="CartPole-v1 with per-task gravity, pole length and pole mass",
+        **family_kwargs,
+    )

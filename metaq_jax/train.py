@@ -1,0 +1,38 @@
+"""A plain meta-training loop over the functional API; per-step keys derive from the step."""
+
+from typing import Callable
+
+import chex
+import jax
+
+from metaq_jax.algos import make_meta_learner
+from metaq_jax.algos.base import MetaLearner
+from metaq_jax.config import MetaConfig
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.types import MetaState, Metrics
+
+
+def step_key(base_key: chex.PRNGKey, step: int | chex.Array) -> chex.PRNGKey:
+    """The key of meta-step `step`: the same for a run resumed at any point."""
+    return jax.random.fold_in(base_key, step)
+
+
+def train(config: MetaConfig, family: TaskFamily | None = None, *,
+          learner: MetaLearner | None = None,
+          callback: Callable[[int, Metrics], None] | None = None) -> tuple[MetaState, list[Metrics]]:
+    """Meta-train for `config.meta_steps` updates from `config.seed`.
+
+    Returns the final state and the metrics of every step (as host arrays).
+    """
+    learner = make_meta_learner(config, family) if learner is None else learner
+    init_key, run_key = jax.random.split(jax.random.key(config.seed))
+    state = learner.init(init_key)
+    update = jax.jit(learner.update, donate_argnums=0)
+    history = []
+    for step in range(config.meta_steps):
+        state, metrics = update(state, step_key(run_key, step))
+        metrics = jax.device_get(metrics)
+        history.append(metrics)
+        if callback is not None:
+            callback(step, metrics)
+    return state, history

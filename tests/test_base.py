@@ -1,0 +1,153 @@
+"""The assembled meta-learners: batched == per-task, seeds, no retrace, custom parts."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import metaq_jax as mq
+from metaq_jax.algos import TASK_GRADS
+
+from helpers import assert_trees_close, tiny_config, trees_equal
+
+ALGOS = ["maml", "fomaml", "reptile"]
+
+
+def loop_update(config, state, key, optimizer):
+    """`update` written as a Python loop over tasks, one task at a time."""
+    problem = mq.make_problem(config)
+    k_tasks, k_run = jax.random.split(key)
+    tasks = problem.family.train_tasks(k_tasks, config.num_tasks)
+    keys = jax.random.split(k_run, config.num_tasks)
+    task_grad = jax.jit(TASK_GRADS[config.algo], static_argnums=0)  # one compile for the loop
+    grads, stats = [], []
+    for i in range(config.num_tasks):
+        task = jax.tree.map(lambda x: x[i], tasks)
+        g, s = task_grad(problem, state.params, state.target_params, task, keys[i])
+        grads.append(g)
+        stats.append(s)
+    grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
+    updates, _ = optimizer.update(grad, state.opt_state, state.params)
+    return optax.apply_updates(state.params, updates), stats
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_batched_update_equals_loop_over_tasks(algo):
+    config = tiny_config(algo=algo)
+    learner = mq.make_meta_learner(config)
+    state = learner.init(jax.random.key(0))
+    key = jax.random.key(1)
+    new_state, metrics = jax.jit(learner.update)(state, key)
+    params, stats = loop_update(config, state, key, mq.make_optimizer(config))
+    assert_trees_close(new_state.params, params)
+    np.testing.assert_allclose(metrics.meta_loss, np.mean([s.meta_loss for s in stats]), rtol=1e-5)
+    np.testing.assert_allclose(metrics.post_return, np.mean([s.post_return for s in stats]), rtol=1e-5)
+    assert int(new_state.step) == 1
+
+
+def test_reptile_moves_toward_adapted_params():
+    config = tiny_config(algo="reptile", num_tasks=1, inner_lr=0.3)
+    learner = mq.make_meta_learner(config, optimizer=optax.sgd(0.5))
+    problem = mq.make_problem(config)
+    state = learner.init(jax.random.key(0))
+    key = jax.random.key(1)
+    k_tasks, k_run = jax.random.split(key)
+    task = jax.tree.map(lambda x: x[0], problem.family.train_tasks(k_tasks, 1))
+    k_support, _ = jax.random.split(jax.random.split(k_run, 1)[0])
+    support = problem.support(state.params, task, k_support)
+    adapted = problem.inner(state.params, state.target_params, support, first_order=True)
+    new_params = learner.update(state, key)[0].params
+    # θ' = θ + 0.5 (φ − θ): halfway to the adapted parameters
+    assert_trees_close(new_params, jax.tree.map(lambda p, a: 0.5 * (p + a), state.params, adapted))
+    assert not trees_equal(adapted, state.params)
+
+
+@pytest.fixture(scope="module")
+def maml_learner():
+    return mq.make_meta_learner(tiny_config())
+
+
+def run(learner, seed, steps=3):
+    update = jax.jit(learner.update)
+    init_key, run_key = jax.random.split(jax.random.key(seed))
+    state = learner.init(init_key)
+    initial = state.params
+    for step in range(steps):
+        state, metrics = update(state, jax.random.fold_in(run_key, step))
+    return initial, state, metrics
+
+
+def test_seeds_give_different_params_and_the_same_seed_the_same(maml_learner):
+    init_a, state_a, metrics_a = run(maml_learner, 0)
+    init_b, state_b, _ = run(maml_learner, 0)
+    init_c, state_c, metrics_c = run(maml_learner, 1)
+    assert trees_equal(init_a, init_b) and trees_equal(state_a, state_b)
+    assert not trees_equal(init_a, init_c)
+    assert not trees_equal(state_a.params, state_c.params)
+    assert float(metrics_a.post_return) != float(metrics_c.post_return)
+
+
+def test_no_retrace_after_first_update(maml_learner):
+    update = jax.jit(chex.assert_max_traces(maml_learner.update, n=1))
+    state = maml_learner.init(jax.random.key(0))
+    for step in range(3):
+        state, _ = update(state, jax.random.key(step))
+    assert int(state.step) == 3
+
+
+def test_target_network_refreshes_on_its_period(maml_learner):
+    _, state, _ = run(maml_learner, 0, steps=2)  # period 2: refreshed after the second update
+    assert trees_equal(state.target_params, state.params)
+    update = jax.jit(maml_learner.update)
+    state3, _ = update(state, jax.random.key(9))
+    assert trees_equal(state3.target_params, state.params) and not trees_equal(state3.params, state.params)
+
+
+def test_remat_gives_the_same_update():
+    key = jax.random.key(1)
+    out = []
+    for remat in (False, True):
+        learner = mq.make_meta_learner(tiny_config(remat=remat))
+        out.append(jax.jit(learner.update)(learner.init(jax.random.key(0)), key)[0].params)
+    assert_trees_close(out[0], out[1], rtol=1e-6, atol=1e-7)
+
+
+def test_adapt_runs_k_inner_steps_on_support_data():
+    config = tiny_config(inner_lr=0.2)
+    learner = mq.make_meta_learner(config)
+    problem = mq.make_problem(config)
+    params = learner.init(jax.random.key(0)).params
+    task = jax.tree.map(lambda x: x[0], problem.family.test_tasks(1))
+    key = jax.random.key(5)
+    adapted = learner.adapt(params, task, key)
+    support = problem.support(params, task, key)
+    assert_trees_close(adapted, problem.inner(params, params, support, first_order=True))
+    assert not trees_equal(adapted, params)
+    returns = learner.evaluate(params, task, key, num_steps=3)
+    assert returns.shape == (4,) and bool(jnp.all(jnp.isfinite(returns)))
+
+
+class DuelingQ(nn.Module):
+    """A user's own Q-network: value + advantage heads."""
+
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs):
+        h = nn.tanh(nn.Dense(8)(obs))
+        advantage = nn.Dense(self.num_actions)(h)
+        return nn.Dense(1)(h) + advantage - jnp.mean(advantage, axis=-1, keepdims=True)
+
+
+def test_any_flax_module_and_optax_optimiser_are_accepted():
+    config = tiny_config(family="bandit")
+    family = mq.make_family("bandit")
+    learner = mq.make_meta_learner(config, family, network=DuelingQ(family.num_actions),
+                                   optimizer=optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1)))
+    state = learner.init(jax.random.key(0))
+    assert "Dense_2" in state.params["params"]
+    new_state, metrics = jax.jit(learner.update)(state, jax.random.key(1))
+    assert np.isfinite(float(metrics.meta_loss)) and not trees_equal(new_state.params, state.params)

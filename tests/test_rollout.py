@@ -1,0 +1,62 @@
+"""ε-greedy collection: shapes, greedy and uniform actions, pre-reset bootstrap observations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metaq_jax as mq
+from metaq_jax.tasks import nav2d
+
+
+def const_q(q):
+    """An `apply_fn` ignoring its params: the same values for every observation."""
+    return lambda params, obs: jnp.broadcast_to(q, obs.shape[:-1] + q.shape)
+
+
+@pytest.fixture(scope="module")
+def nav():
+    family = mq.make_family("nav2d")
+    return family, nav2d.EnvParams(goal=jnp.array([-0.35, 0.45]), max_steps_in_episode=5)
+
+
+def test_shapes_and_greedy_actions(nav):
+    family, task = nav
+    q = jnp.arange(9.0)
+    data = mq.collect(family.env, const_q(q), None, task, jax.random.key(0), num_envs=3, length=7,
+                      epsilon=0.0)
+    assert data.obs.shape == (7, 3, 2) and data.action.shape == (7, 3) and data.reward.shape == (7, 3)
+    assert bool(jnp.all(data.action == 8))
+
+
+def test_uniform_actions_when_epsilon_is_one(nav):
+    family, task = nav
+    data = mq.collect(family.env, const_q(jnp.arange(9.0)), None, task, jax.random.key(0),
+                      num_envs=50, length=40, epsilon=1.0)
+    counts = np.bincount(np.asarray(data.action).ravel(), minlength=9) / data.action.size
+    np.testing.assert_allclose(counts, 1 / 9, atol=0.02)
+
+
+def test_next_obs_is_the_pre_reset_observation(nav):
+    family, task = nav
+    # always move up-right: the 5-step episodes truncate, the env resets to the origin
+    q = jnp.zeros(9).at[2].set(1.0)
+    data = mq.collect(family.env, const_q(q), None, task, jax.random.key(0), num_envs=1, length=6,
+                      epsilon=0.0)
+    np.testing.assert_allclose(data.next_obs[4, 0], [0.5, 0.5], atol=1e-6)  # final, not reset
+    np.testing.assert_allclose(data.obs[5, 0], [0.0, 0.0])  # the next step starts from the reset
+    assert bool(data.truncated[4, 0]) and not bool(data.terminated[4, 0])
+
+
+def test_episode_return_counts_episodes_begun():
+    false = jnp.zeros((4, 2), bool)
+    data = mq.Transition(obs=None, action=None, reward=jnp.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]]),
+                         next_obs=None, terminated=false.at[1, 0].set(True),
+                         truncated=false.at[3, 1].set(True))
+    # env 0: an episode of 3, then one still running with 7: (3 + 7) / 2; env 1: one episode of 4
+    assert float(mq.episode_return(data)) == pytest.approx((10 / 2 + 4) / 2)
+
+
+def test_epsilon_greedy_breaks_no_rank_rules():
+    with pytest.raises(AssertionError):
+        mq.epsilon_greedy(jax.random.key(0), jnp.zeros((2, 3)), 0.1)
