@@ -9,7 +9,6 @@ moves by one of 9 actions (stay, or ±step_size on either or both coordinates, t
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
