@@ -1,50 +1,144 @@
-"""The `metaq` command: parse, validate, call the library, report. No training logic here."""
+"""The `metaq` command: parse, validate, call the library, report. No training logic here.
 
+Bad input of any kind (a tyro parse error included) is one line on stderr and exit status 2.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import os
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Union
 
 import tyro
 
+from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
+from metaq_jax.runs import RunOptions, default_run_dir, load_config_file, stored_config
 
-EVAL_STEPS = 3  # meta-test curves run to this many inner steps, or K if larger
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+    """Meta-train a Q-network on a task family into a run directory, or resume one."""
+
+    config: Annotated[MetaConfig, tyro.conf.arg(name="")] = MetaConfig()
+    options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
+    # a saved config.json to start from; flags given on the command line override it
+    config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
+    run_dir: str | None = None  # default: a new timestamped folder under runs/
+    resume: bool = False  # continue the interrupted run in --run-dir from its latest checkpoint
 
 
-def train(config: Annotated[MetaConfig, tyro.conf.arg(name="")]) -> None:
-    """Meta-train a Q-network on a task family, then meta-test it on the held-out tasks."""
+@dataclasses.dataclass(frozen=True)
+class Eval:
+    """Meta-test a run's parameters on the held-out tasks, beside a random initialisation."""
+
+    run_dir: str  # a folder written by metaq train
+    json: bool = False  # print one JSON object on stdout instead of a table
+
+
+@dataclasses.dataclass(frozen=True)
+class Families:
+    """List the registered task families, one line each."""
+
+
+def _base_config(argv: list[str]) -> MetaConfig:
+    """The defaults of `train`'s flags: the resumed run's config, then `--config FILE` over it."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--run-dir")
+    pre.add_argument("--resume", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    values = {}
+    if known.resume and known.run_dir and (stored := stored_config(known.run_dir)) is not None:
+        values = stored.to_dict()
+    if known.config:
+        values.update(load_config_file(known.config))
+    return MetaConfig.from_dict(values)
+
+
+def _tyro_message(text: str) -> str:
+    """The first section of tyro's error box as one line, plus the argument's usage if given."""
+    lines = [line.strip().strip("│╭╰╮╯").strip() for line in text.splitlines()[1:]]
+    rules = [i for i, line in enumerate(lines) if not line or set(line) <= set("─")]
+    head = " ".join(lines[:rules[0] if rules else len(lines)])
+    if "Argument helptext:" in lines:
+        head += f" (allowed: {lines[lines.index('Argument helptext:') + 1]})"
+    else:
+        head += " (see metaq --help for the commands and flags)"
+    return head
+
+
+def _parse(argv: list[str] | None) -> Train | Eval | Families:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    train_default = Train(config=_base_config(argv)) if argv[:1] == ["train"] else Train()
+    commands = Union[
+        Annotated[Train, tyro.conf.subcommand("train", default=train_default)],
+        Annotated[Eval, tyro.conf.subcommand("eval")],
+        Annotated[Families, tyro.conf.subcommand("families")],
+    ]
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            return tyro.cli(commands, prog="metaq", args=argv)
+    except SystemExit as exit_:
+        if exit_.code == 2:  # tyro's boxed parse error becomes our one line
+            raise ValueError(_tyro_message(stderr.getvalue())) from None
+        sys.stderr.write(stderr.getvalue())
+        raise
+
+
+def train(args: Train) -> None:
+    """Check everything, then train with a progress bar and print a one-line summary."""
     import jax
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    import metaq_jax as mq
+    from metaq_jax import session
+    from metaq_jax.train import env_steps_per_update
 
-    family = mq.make_family(config.family)
-    learner = mq.make_meta_learner(config, family)
-    env_steps = 2 * config.num_tasks * config.num_envs * config.rollout_length  # support + query
-    print(f"metaq train: {config.algo} on {config.family}, {config.num_tasks} tasks × "
-          f"{config.num_envs} envs × {config.rollout_length} steps, K={config.inner_steps}, "
-          f"device {jax.devices()[0].platform}")
+    config = args.config
+    run_dir = args.run_dir or default_run_dir()
+    run = session.prepare_run(config, run_dir, resume=args.resume)
+    first = int(run.state.step)
+    print(f"metaq train: {config.algo} on {config.family}, {config.num_tasks} tasks × {config.num_envs} envs × "
+          f"{config.rollout_length} steps, K={config.inner_steps}, device {jax.devices()[0].platform}, "
+          f"{'resuming at meta-step ' + str(first) if run.resumed else 'new run'} in {run_dir}")
     columns = [TextColumn("meta-step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn()]
     start = time.perf_counter()
-    with Progress(*columns, transient=False) as progress:
-        bar = progress.add_task("train", total=config.meta_steps, info="compiling…")
+    with Progress(*columns) as progress:
+        bar = progress.add_task("train", total=config.meta_steps, completed=first, info="compiling…")
 
-        def report(step, m):
-            rate = env_steps * (step + 1) / (time.perf_counter() - start)
-            progress.update(bar, advance=1, info=(
+        def on_step(step, m):
+            rate = env_steps_per_update(config) * (step + 1 - first) / (time.perf_counter() - start)
+            progress.update(bar, completed=step + 1, info=(
                 f"loss {float(m.meta_loss):.3f}  return {float(m.pre_return):.1f} → "
                 f"{float(m.post_return):.1f}  {rate:,.0f} env steps/s"))
 
-        state, history = mq.train(config, family, learner=learner, callback=report)
-    wall = time.perf_counter() - start
-    steps = max(EVAL_STEPS, config.inner_steps)
-    report = mq.evaluate.meta_test(learner, state.params, family.test_tasks(), jax.random.key(config.seed + 1),
-                                   num_steps=steps)
-    first, last = history[0].post_return, history[-1].post_return
-    print(f"done in {wall:.0f} s: adapted return in training {first:.1f} → {last:.1f}; "
-          f"on {family.num_test_tasks} test tasks after 0..{steps} inner steps "
-          f"{report['returns']} (random init {report['baselines']['random_init']})")
+        result = session.train_run(run, args.options, on_step=on_step)
+    report = result.report
+    print(f"done: {config.meta_steps - first} meta-steps in {time.perf_counter() - start:.0f} s; "
+          f"test return after {report['inner_steps'][-1]} inner steps {report['returns'][-1]:.1f} "
+          f"(random init {report['baselines']['random_init'][-1]:.1f}, 0 steps {report['returns'][0]:.1f}); "
+          f"run dir {os.path.abspath(run_dir)}")
+
+
+def evaluate(args: Eval) -> None:
+    """Print the meta-test of a run, as a table or as one JSON object."""
+    from metaq_jax import session
+
+    report = session.evaluate_run(args.run_dir)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{report['family']} / {report['algo']}: mean return on held-out tasks (± 95% CI)")
+    print(f"{'inner steps':>11}  {'meta-learned':>18}  {'random init':>18}")
+    rand, rand_ci = report["baselines"]["random_init"], report["baselines_ci95"]["random_init"]
+    for k, mean, ci, r, rci in zip(report["inner_steps"], report["returns"], report["ci95"], rand, rand_ci):
+        print(f"{k:>11}  {mean:>10.2f} ± {ci:<5.2f}  {r:>10.2f} ± {rci:<5.2f}")
 
 
 def families() -> None:
@@ -57,7 +151,16 @@ def families() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        tyro.extras.subcommand_cli_from_dict({"train": train, "families": families}, prog="metaq", args=argv)
-    except ValueError as error:  # a user's bad value: one line, no traceback
+        command = _parse(argv)
+        if isinstance(command, Train):
+            train(command)
+        elif isinstance(command, Eval):
+            evaluate(command)
+        else:
+            families()
+    except ValueError as error:  # a user's bad input: one line, no traceback
         print(f"metaq: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteError as error:
+        print(f"metaq: error: {error}", file=sys.stderr)
+        sys.exit(1)

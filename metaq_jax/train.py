@@ -17,6 +17,17 @@ def step_key(base_key: chex.PRNGKey, step: int | chex.Array) -> chex.PRNGKey:
     return jax.random.fold_in(base_key, step)
 
 
+def initial_state(learner: MetaLearner, seed: int) -> tuple[MetaState, chex.PRNGKey]:
+    """The state before the first meta-step and the run key of every later step, from `seed`."""
+    init_key, run_key = jax.random.split(jax.random.key(seed))
+    return learner.init(init_key), run_key
+
+
+def env_steps_per_update(config: MetaConfig) -> int:
+    """Environment steps one meta-step collects: support and query, T tasks × M envs × L."""
+    return 2 * config.num_tasks * config.num_envs * config.rollout_length
+
+
 def train(config: MetaConfig, family: TaskFamily | None = None, *,
           learner: MetaLearner | None = None,
           callback: Callable[[int, Metrics], None] | None = None) -> tuple[MetaState, list[Metrics]]:
@@ -25,8 +36,7 @@ def train(config: MetaConfig, family: TaskFamily | None = None, *,
     Returns the final state and the metrics of every step (as host arrays).
     """
     learner = make_meta_learner(config, family) if learner is None else learner
-    init_key, run_key = jax.random.split(jax.random.key(config.seed))
-    state = learner.init(init_key)
+    state, run_key = initial_state(learner, config.seed)
     update = jax.jit(learner.update, donate_argnums=0)
     history = []
     for step in range(config.meta_steps):

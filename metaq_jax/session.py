@@ -1,0 +1,186 @@
+"""A meta-training run over a run directory: resumable exactly, logged, checkpointed, evaluated.
+
+Resume is exact because the checkpoint holds the whole `MetaState` and the run key, and the key
+of meta-step s is `fold_in(run_key, s)`: a resumed run computes the same steps bit for bit.
+"""
+
+import logging
+import math
+import os
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import orbax.checkpoint as ocp
+from tensorboardX import SummaryWriter
+
+from metaq_jax import checkpoints, runs
+from metaq_jax.algos import make_meta_learner
+from metaq_jax.algos.base import MetaLearner
+from metaq_jax.checkpoints import NonFiniteError
+from metaq_jax.config import MetaConfig
+from metaq_jax.evaluate import meta_test
+from metaq_jax.plots import save_adaptation_plot
+from metaq_jax.tasks import make_family
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.train import env_steps_per_update, initial_state, step_key
+from metaq_jax.types import MetaState, Metrics, Params
+
+# A diverged step is logged on purpose (the row names it); tensorboardX's warning would repeat it.
+logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+
+MIN_EVAL_STEPS = 3  # meta-test curves run to this many inner steps, or to K if larger
+
+StepCallback = Callable[[int, Metrics], None]
+"""`on_step(step, metrics)` after meta-step `step` (0-based), metrics on the host."""
+
+
+class RunResult(NamedTuple):
+    state: MetaState
+    last: Metrics | None  # metrics of the last meta-step run by this call; None if none was left
+    report: dict  # `evaluation_report` of the final parameters
+
+
+def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, params: Params) -> dict:
+    """`meta_test` of `params` on the family's held-out tasks, labelled with family and algo."""
+    report = meta_test(learner, params, family.test_tasks(), jax.random.key(config.seed + 1),
+                       num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
+    return {"family": config.family, "algo": config.algo, **report}
+
+
+def _is_finite(metrics: Metrics) -> bool:
+    return math.isfinite(float(metrics.meta_loss)) and math.isfinite(float(metrics.grad_norm))
+
+
+def _last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
+    mgr.wait_until_finished()
+    step = mgr.latest_step()
+    return "none" if step is None else f"{runs.path(run_dir, runs.CHECKPOINTS)}/{step}"
+
+
+class _Log:
+    """metrics.csv and TensorBoard, written together every `log_every` meta-steps."""
+
+    def __init__(self, run_dir: str, config: MetaConfig, start: int):
+        self.csv = runs.open_metrics(run_dir)
+        # purge_step hides events a killed run logged past its checkpoint
+        self.tb = SummaryWriter(runs.path(run_dir, runs.TENSORBOARD), purge_step=start or None)
+        self.env_steps = env_steps_per_update(config)
+        self.clock = (start, time.perf_counter())
+
+    def write(self, step: int, metrics: Metrics) -> None:
+        self.csv.write(runs.format_row(step, self.env_steps * (step + 1), metrics))
+        self.csv.flush()  # a killed process keeps what was flushed
+        for name, value in metrics._asdict().items():
+            self.tb.add_scalar(f"train/{name}", float(value), step)
+        last_step, last_time = self.clock
+        self.clock = (step + 1, time.perf_counter())
+        rate = self.env_steps * (step + 1 - last_step) / max(self.clock[1] - last_time, 1e-9)
+        self.tb.add_scalar("throughput/env_steps_per_s", rate, step)
+
+    def close(self) -> None:
+        self.csv.close()
+        self.tb.close()
+
+
+def _meta_steps(update, state: MetaState, run_key, config: MetaConfig, options: runs.RunOptions,
+                mgr: ocp.CheckpointManager, log: _Log, run_dir: str,
+                on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
+    """Meta-steps from `state.step` to `config.meta_steps`, logging and checkpointing as told."""
+    metrics = None
+    for step in range(int(state.step), config.meta_steps):
+        new_state, metrics = update(state, step_key(run_key, step))
+        metrics = jax.device_get(metrics)
+        finite = _is_finite(metrics)
+        if step % options.log_every == 0 or not finite:
+            log.write(step, metrics)
+        if not finite and not options.skip_nonfinite:
+            raise NonFiniteError(
+                f"meta-step {step}: non-finite meta-loss {float(metrics.meta_loss)} or meta-gradient "
+                f"norm {float(metrics.grad_norm)}; stopped, last good checkpoint: {_last_good(mgr, run_dir)} "
+                "(lower --inner-lr or --outer-lr, or pass --skip-nonfinite)")
+        # a skipped update keeps the previous state but counts the step, so keys move on
+        state = new_state if finite else state._replace(step=state.step + 1)
+        if int(state.step) % options.checkpoint_every == 0:
+            checkpoints.save(mgr, state, run_key)
+        if on_step is not None:
+            on_step(step, metrics)
+    return state, metrics
+
+
+class PreparedRun(NamedTuple):
+    """A checked run, not yet started: nothing has been written to `run_dir`."""
+
+    config: MetaConfig
+    run_dir: str
+    family: TaskFamily
+    learner: MetaLearner
+    state: MetaState  # the initial state, or the one restored from the latest checkpoint
+    run_key: jax.Array
+    resumed: bool
+
+
+def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> PreparedRun:
+    """Check `run_dir` for `config` and restore its latest checkpoint when `resume`.
+
+    Reads only: a refusal raises `ValueError` in one line (another config in the run dir, no
+    checkpoint to resume, a corrupt checkpoint, an unwritable folder) and changes nothing.
+    """
+    family = make_family(config.family)
+    learner = make_meta_learner(config, family)
+    start = runs.check_run_dir(run_dir, config, resume=resume)
+    state, run_key = initial_state(learner, config.seed)
+    if start is not None:
+        _, state, run_key = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, state, run_key)
+    return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None)
+
+
+def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
+              on_step: StepCallback | None = None) -> RunResult:
+    """Meta-train a prepared run to `config.meta_steps`, then meta-test it and plot the curve.
+
+    Raises `NonFiniteError` on a non-finite meta-loss or meta-gradient unless
+    `options.skip_nonfinite`.
+    """
+    config, run_dir, state = run.config, run.run_dir, run.state
+    os.makedirs(run_dir, exist_ok=True)
+    runs.write_config(run_dir, config)
+    runs.keep_metrics_before(run_dir, int(state.step))
+    mgr = checkpoints.manager(runs.path(run_dir, runs.CHECKPOINTS), keep_last=options.keep_last)
+    log = _Log(run_dir, config, int(state.step))
+    try:
+        if not run.resumed:
+            checkpoints.save(mgr, state, run.run_key)  # step 0: a run can be resumed from its start
+        # No donation: a skipped update needs the state from before it.
+        state, last = _meta_steps(jax.jit(run.learner.update), state, run.run_key, config, options,
+                                  mgr, log, run_dir, on_step)
+        if mgr.latest_step() != int(state.step):
+            checkpoints.save(mgr, state, run.run_key)
+    finally:
+        mgr.wait_until_finished()
+        mgr.close()
+        log.close()
+    report = evaluation_report(config, run.learner, run.family, state.params)
+    save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
+    return RunResult(state=state, last=last, report=report)
+
+
+def load_run(run_dir: str) -> tuple[MetaConfig, MetaLearner, TaskFamily, MetaState]:
+    """The config, learner, family and latest checkpointed state of a run; reads only."""
+    config = runs.stored_config(run_dir)
+    if config is None:
+        raise ValueError(f"run dir {run_dir} holds no run (no {runs.CONFIG}); give the --run-dir of a metaq train run")
+    step = checkpoints.latest_step(runs.path(run_dir, runs.CHECKPOINTS))
+    if step is None:
+        raise ValueError(f"run dir {run_dir} holds no checkpoint; train it first (metaq train --resume)")
+    family = make_family(config.family)
+    learner = make_meta_learner(config, family)
+    template, key = initial_state(learner, config.seed)
+    restored = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), step, template, key)
+    return config, learner, family, restored.state
+
+
+def evaluate_run(run_dir: str) -> dict:
+    """The `evaluation_report` of a run's latest checkpoint."""
+    config, learner, family, state = load_run(run_dir)
+    return evaluation_report(config, learner, family, state.params)
