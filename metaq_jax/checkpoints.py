@@ -8,6 +8,7 @@ rather than silently resumed from.
 
 import hashlib
 import os
+import sys
 from typing import NamedTuple
 
 import chex
@@ -75,6 +76,21 @@ def latest_step(directory: str) -> int | None:
     return max(steps, default=None)
 
 
+def _silence_closed_loop_callbacks() -> None:
+    """Drop the 'Event loop is closed' errors of reads still in flight when a restore failed.
+
+    Orbax stops at the first damaged array and closes its event loop; tensorstore then reports
+    the other reads into the closed loop as unraisable errors, which would print a traceback.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not (unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value)):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def restore(directory: str, step: int, template: MetaState, template_key: chex.PRNGKey) -> Restored:
     """Read checkpoint `step` into the structure of `template` and verify its digest.
 
@@ -92,6 +108,7 @@ def restore(directory: str, step: int, template: MetaState, template_key: chex.P
                                      jax.tree.leaves(loaded["payload"]))
         intact = loaded["meta"]["sha256"] == tree_digest(payload)
     except Exception as error:  # orbax and tensorstore raise many types for a damaged file
+        _silence_closed_loop_callbacks()
         raise ValueError(f"checkpoint {path} is unreadable ({type(error).__name__}); "
                          "it is corrupt or truncated: delete it to resume from an earlier one") from None
     if not intact:
