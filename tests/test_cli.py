@@ -1,27 +1,246 @@
-"""The `metaq` command: a tiny train run, the family listing, a bad value refused."""
+"""The `metaq` command: smoke runs, exact resume after SIGKILL, clean stops, bad input refused."""
 
+import contextlib
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
+
+from metaq_jax import checkpoints, cli, runs, session
+
+TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
+        "--hidden-sizes", "8"]
+META_STEPS = 40
+RUN = [*TINY, "--meta-steps", str(META_STEPS), "--checkpoint-every", "3", "--keep-last", "2"]
+KILLS = 3
 
 
-from metaq_jax import cli
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted `metaq train` of RUN, in this process: (run dir, stdout)."""
+    run_dir = str(tmp_path_factory.mktemp("reference") / "run")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cli.main(["train", *RUN, "--run-dir", run_dir])
+    return run_dir, out.getvalue()
+
+
+def _digest(run_dir) -> str:
+    return checkpoints.tree_digest(session.load_run(str(run_dir))[3].params)
+
+
+def _metrics(run_dir) -> bytes:
+    with open(os.path.join(run_dir, runs.METRICS), "rb") as f:
+        return f.read()
 
 
 def test_families_lists_one_line_each(capsys):
     cli.main(["families"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["bandit", "cartpole", "nav2d"]
+    names = [line.split()[0] for line in lines]
+    assert {"bandit", "cartpole", "nav2d"} <= set(names) and names == sorted(names)
+    assert all(len(line.split()) > 1 for line in lines)  # a description on each line
 
 
-def test_bad_value_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, "-m", "metaq_jax", "train", "--inner-steps", "-1"],
+def test_train_keeps_a_complete_run_dir(reference):
+    run_dir, out = reference
+    assert "metaq train: maml on bandit" in out
+    assert out.strip().splitlines()[-1].startswith(f"done: {META_STEPS} meta-steps in ")
+    assert {"config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png"} <= set(os.listdir(run_dir))
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints")), key=int) == ["39", "40"]
+    assert len(_metrics(run_dir).splitlines()) == META_STEPS + 1
+    assert os.listdir(os.path.join(run_dir, "tensorboard"))[0].startswith("events.out.tfevents")
+
+
+def test_eval_json_is_one_object(reference, capsys):
+    cli.main(["eval", "--run-dir", reference[0], "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["family"], report["algo"], report["inner_steps"]) == ("bandit", "maml", [0, 1, 2, 3])
+    assert len(report["returns"]) == len(report["ci95"]) == len(report["baselines"]["random_init"]) == 4
+
+
+def test_config_file_with_flags_over_it(reference, tmp_path, capsys):
+    """`--config` loads a saved config; a flag overrides it (checked by the config it refuses)."""
+    cli.main(["eval", "--run-dir", reference[0]])
+    assert "random init" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--config", os.path.join(reference[0], "config.json"), "--meta-steps", "7",
+                  "--run-dir", reference[0], "--resume"])
+    assert "differs in meta_steps=7)" in capsys.readouterr().err
+
+
+def _wait_for_row(metrics, step, proc, old_inode):
+    """Wait until a resumed trainer has rewritten metrics.csv and logged meta-step `step`."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the trainer ended before it could be killed"
+        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
+            if os.stat(metrics).st_ino != old_inode:
+                with open(metrics) as f:
+                    rows = [r for r in f.read().split("\n")[1:-1] if r]
+                if rows and int(rows[-1].split(",")[0]) >= step:
+                    return
+        time.sleep(0.002)
+    raise AssertionError("the trainer logged nothing in time")
+
+
+def test_sigkill_and_resume_is_bit_identical(reference, tmp_path):
+    run_dir = str(tmp_path / "run")
+    metrics = os.path.join(run_dir, "metrics.csv")
+    command = [sys.executable, "-m", "metaq_jax", "train", *RUN, "--run-dir", run_dir]
+    resume = lambda: ["--resume"] if checkpoints.latest_step(os.path.join(run_dir, "checkpoints")) is not None else []  # noqa: E731
+    rng = random.Random(7)
+    for target in sorted(rng.sample(range(1, META_STEPS - 1), KILLS)):
+        old_inode = os.stat(metrics).st_ino if os.path.exists(metrics) else None
+        proc = subprocess.Popen(command + resume(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_row(metrics, target, proc, old_inode)
+        time.sleep(rng.uniform(0.0, 0.03))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+    final = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    assert _metrics(run_dir) == _metrics(reference[0])
+    assert _digest(run_dir) == _digest(reference[0])
+
+
+def test_diverging_run_stops_in_one_line(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", *TINY, "--inner-lr", "1e6", "--run-dir", run_dir])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith("metaq: error: meta-step 0: non-finite meta-loss")
+    assert f"last good checkpoint: {run_dir}/checkpoints/0" in err
+    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["0"]
+
+
+def test_bad_value_in_a_subprocess_has_no_traceback():
+    result = subprocess.run([sys.executable, "-m", "metaq_jax", "train", "--num-tasks", "abc"],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == "metaq: error: MetaConfig.inner_steps = -1: must be an integer >= 0"
+    assert result.stderr == ("metaq: error: Error parsing --num-tasks: invalid literal for int() with "
+                             "base 10: 'abc' (allowed: --num-tasks INT)\n")
 
 
-def test_train_tiny(capsys):
-    cli.main(["train", "--family", "bandit", "--num-tasks", "2", "--num-envs", "2",
-              "--rollout-length", "10", "--meta-steps", "3", "--hidden-sizes", "8"])
-    out = capsys.readouterr().out
-    assert "metaq train: maml on bandit" in out and "done in" in out
+def _snapshot(root) -> dict[str, str]:
+    """Every path under `root` with a hash of its bytes: equal snapshots, unchanged tree."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(folder, name), root)] = "dir"
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                tree[os.path.relpath(os.path.join(folder, name), root)] = hashlib.sha256(f.read()).hexdigest()
+    return tree
+
+
+def _damage_checkpoint(run_dir, how):
+    """Damage the run's latest checkpoint: 'flip' a byte or 'truncate' its data, or its 'digest'."""
+    if how == "digest":  # data that read back fine but are not what was saved
+        meta = os.path.join(run_dir, "checkpoints", "40", "meta", "metadata")
+        with open(meta) as f:
+            values = json.load(f)
+        with open(meta, "w") as f:
+            json.dump({**values, "sha256": "0" * 64}, f)
+        return
+    data = os.path.join(run_dir, "checkpoints", "40", "payload", "d")
+    for name in os.listdir(data):
+        with open(os.path.join(data, name), "rb") as f:
+            raw = bytearray(f.read())
+        if how == "flip":
+            raw[len(raw) - 200] ^= 0xFF
+        raw = raw if how == "flip" else raw[: len(raw) // 2]
+        with open(os.path.join(data, name), "wb") as f:
+            f.write(bytes(raw))
+
+
+def _setup(kind, tmp_path, reference_dir) -> str:
+    """Make the run dir a case starts from: its path."""
+    run_dir = str(tmp_path / "run")
+    if kind == "empty":
+        os.makedirs(run_dir)
+    elif kind == "file":
+        open(run_dir, "w").close()
+    elif kind == "under_file":
+        open(tmp_path / "file", "w").close()
+        run_dir = str(tmp_path / "file" / "run")
+    elif kind in ("done", "flip", "truncate", "digest", "no_checkpoint"):
+        shutil.copytree(reference_dir, run_dir)
+        if kind == "no_checkpoint":
+            shutil.rmtree(os.path.join(run_dir, "checkpoints"))
+        elif kind != "done":
+            _damage_checkpoint(run_dir, kind)
+    return run_dir
+
+
+BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
+    (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
+    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile"),
+    (["train", "--num-tasks", "0"], "new", None, "MetaConfig.num_tasks = 0: must be a positive integer"),
+    (["train", "--num-tasks", "-3"], "new", None, "MetaConfig.num_tasks = -3: must be a positive integer"),
+    (["train", "--num-tasks", "abc"], "new", None, "Error parsing --num-tasks: invalid literal for int()"),
+    (["train", "--num-envs", "2.5"], "new", None, "Error parsing --num-envs: invalid literal for int()"),
+    (["train", "--rollout-length", "0"], "new", None, "MetaConfig.rollout_length = 0: must be a positive integer"),
+    (["train", "--meta-steps", "0"], "new", None, "MetaConfig.meta_steps = 0: must be a positive integer"),
+    (["train", "--inner-steps", "-1"], "new", None, "MetaConfig.inner_steps = -1: must be an integer >= 0"),
+    (["train", "--hidden-sizes", "8", "0"], "new", None, "MetaConfig.hidden_sizes = (8, 0): must be a tuple of positive"),
+    (["train", "--inner-lr", "nan"], "new", None, "MetaConfig.inner_lr = nan: must be a finite number >= 0"),
+    (["train", "--inner-lr", "inf"], "new", None, "MetaConfig.inner_lr = inf: must be a finite number >= 0"),
+    (["train", "--inner-lr", "-0.1"], "new", None, "MetaConfig.inner_lr = -0.1: must be a finite number >= 0"),
+    (["train", "--outer-optimizer", "rmsprop"], "new", None, "must be one of adam, sgd"),
+    (["train", "--epsilon", "1.5"], "new", None, "MetaConfig.epsilon = 1.5: must be a finite number >= 0 and <= 1"),
+    (["train", "--checkpoint-every", "0"], "new", None, "RunOptions.checkpoint_every = 0: must be a positive integer"),
+    (["train", "--keep-last", "0"], "new", None, "RunOptions.keep_last = 0: must be a positive integer"),
+    (["train", "--log-every", "-1"], "new", None, "RunOptions.log_every = -1: must be a positive integer"),
+    (["train", "--learning-rate", "1"], "new", None, "Unrecognized options: --learning-rate"),
+    (["train", "--resume"], "new", None, "--resume: run dir {run} holds no checkpoint"),
+    (["train", "--resume"], "empty", None, "--resume: run dir {run} holds no checkpoint"),
+    (["train", *RUN, "--resume"], "no_checkpoint", None, "--resume: run dir {run} holds no checkpoint"),
+    (["train", "--resume", "--num-tasks", "3"], "done", None, "run dir {run} holds another config (differs in num_tasks=3)"),
+    (["train", *RUN], "done", None, "run dir {run} already holds a run (checkpoint 40); pass --resume"),
+    (["train", *TINY], "done", None, "run dir {run} holds another config (differs in meta_steps=800)"),
+    (["train", "--resume"], "flip", None, "checkpoint {run}/checkpoints/40 is unreadable (ValueError); it is corrupt"),
+    (["train", "--resume"], "digest", None, "checkpoint {run}/checkpoints/40 fails its checksum; it is corrupt"),
+    (["train", "--resume"], "truncate", None, "checkpoint {run}/checkpoints/40 is unreadable (ValueError); it is corrupt or truncated"),
+    (["eval"], "truncate", None, "checkpoint {run}/checkpoints/40 is unreadable"),
+    (["train"], "file", None, "run dir {run}: exists and is not a directory"),
+    (["train"], "under_file", None, "run dir {run}: cannot be written"),
+    (["train", "--config", "{cfg}"], "new", None, "config file {cfg}: cannot be read (No such file or directory)"),
+    (["train", "--config", "{cfg}"], "new", "{not json", "config file {cfg}: not valid JSON (line 1)"),
+    (["train", "--config", "{cfg}"], "new", "[1, 2]", "config file {cfg}: must hold a JSON object"),
+    (["train", "--config", "{cfg}"], "new", '{"num_taks": 4}', "MetaConfig: unknown field(s) num_taks"),
+    (["train", "--config", "{cfg}"], "new", '{"num_tasks": "4"}', "MetaConfig.num_tasks = '4': must be a positive integer"),
+    (["eval"], "empty", None, "run dir {run} holds no run (no config.json)"),
+    (["eval"], "no_checkpoint", None, "run dir {run} holds no checkpoint"),
+]
+
+
+@pytest.mark.parametrize("argv, kind, config_text, message", BAD,
+                         ids=[f"{i:02d}-{' '.join(c[0][:3])}-{c[1]}" for i, c in enumerate(BAD)])
+def test_bad_input_exits_2_in_one_line_and_changes_nothing(argv, kind, config_text, message, reference,
+                                                           tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default run dir would appear under tmp_path/runs
+    run_dir = _setup(kind, tmp_path, reference[0])
+    cfg = str(tmp_path / "config.json")
+    if config_text is not None:
+        with open(cfg, "w") as f:
+            f.write(config_text)
+    argv = [a.format(cfg=cfg) for a in argv]
+    argv += ["--run-dir", run_dir] if kind != "new" or "--resume" in argv else []
+    before = _snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("metaq: error: ")
+    assert message.format(run=run_dir, cfg=cfg) in err
+    assert _snapshot(tmp_path) == before
