@@ -18,7 +18,7 @@ def test_defaults_are_valid_and_round_trip():
 
 @pytest.mark.parametrize("field, value, message", [
     ("algo", "sgd", "must be one of maml, fomaml, reptile"),
-    ("family", "atari", "must be one of bandit, cartpole, nav2d"),
+    ("family", "atari", "must be one of acrobot, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),
     ("num_tasks", 2.5, "must be a positive integer"),
     ("num_tasks", True, "must be a positive integer"),

@@ -1,11 +1,17 @@
-"""`bandit`: a k-armed Bernoulli bandit; arm means ~ U[0, 1] per task, n pulls per trial.
+"""Bandits: `bandit` (Bernoulli arms, means ~ U[0, 1]) and `bandit-gaussian` (means ~ N(0, 1)).
+
+`bandit` with k ∈ {5, 10, 50} arms and n ∈ {10, 100, 500} pulls is the RL² bandit grid; those
+nine are also registered by name, `bandit-k{k}-n{n}` (see `BANDIT_GRID`).
 
 The arm means live in the params, so they stay fixed for the whole trial (gymnax's own bandit
 resamples them at every reset). The observation is the RL² input: the last action one-hot,
 the last reward and the fraction of the trial elapsed, `[k + 2]`.
 """
 
-from typing import Any
+from typing import Any, Callable
+
+import dataclasses
+import itertools
 
 import chex
 import jax
@@ -13,7 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.tasks.family import TaskFamily, check_positive_int
 
 
 @struct.dataclass
@@ -40,8 +46,12 @@ class BernoulliBandit(environment.Environment[EnvState, EnvParams]):
     def default_params(self) -> EnvParams:
         return EnvParams(arm_means=jnp.full(self.num_arms, 0.5, jnp.float32))
 
+    def pull(self, key: chex.PRNGKey, mean: chex.Array) -> chex.Array:
+        """The float32 reward of one pull of an arm whose mean is `mean`."""
+        return jax.random.bernoulli(key, mean).astype(jnp.float32)
+
     def step_env(self, key, state: EnvState, action, params: EnvParams):
-        reward = jax.random.bernoulli(key, params.arm_means[action]).astype(jnp.float32)
+        reward = self.pull(key, params.arm_means[action])
         state = EnvState(last_action=jnp.asarray(action, jnp.int32), last_reward=reward, time=state.time + 1)
         return self._obs(state, params), state, reward, jnp.array(False), {}
 
@@ -73,20 +83,59 @@ class BernoulliBandit(environment.Environment[EnvState, EnvParams]):
         return spaces.Box(0.0, 1.0, (self.num_arms + 2,), jnp.float32)
 
 
-def make_bandit(num_arms: int = 5, num_pulls: int = 100, **family_kwargs: Any) -> TaskFamily:
-    """The `bandit` family: k = `num_arms` arms, n = `num_pulls` pulls per trial."""
-    for name, value in (("num_arms", num_arms), ("num_pulls", num_pulls)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"bandit {name} = {value!r}: must be a positive integer")
+class GaussianBandit(BernoulliBandit):
+    """`num_arms` arms; pulling arm a pays `arm_means[a]` plus unit-variance Gaussian noise."""
+
+    def pull(self, key: chex.PRNGKey, mean: chex.Array) -> chex.Array:
+        return mean + jax.random.normal(key, (), jnp.float32)
+
+    @property
+    def name(self) -> str:
+        return "GaussianBandit"
+
+    def observation_space(self, params: EnvParams) -> spaces.Box:
+        return spaces.Box(-jnp.inf, jnp.inf, (self.num_arms + 2,), jnp.float32)
+
+
+def _bandit_family(name: str, env: BernoulliBandit, draw_means: Callable, num_pulls: int,
+                   description: str, **family_kwargs: Any) -> TaskFamily:
+    """A bandit family whose task is `draw_means(key, (num_arms,), float32)` and `num_pulls`."""
+    for arg, value in (("num_arms", env.num_arms), ("num_pulls", num_pulls)):
+        check_positive_int(name, arg, value)
 
     def sample_params(key: chex.PRNGKey) -> EnvParams:
-        means = jax.random.uniform(key, (num_arms,), jnp.float32)
+        means = draw_means(key, (env.num_arms,), jnp.float32)
         return EnvParams(arm_means=means, max_steps_in_episode=num_pulls)
 
-    return TaskFamily(
-        name="bandit",
-        env=BernoulliBandit(num_arms),
-        sample_params=sample_params,
-        description=f"{num_arms}-armed Bernoulli bandit, arm means ~ U[0,1] per task, {num_pulls} pulls",
-        **family_kwargs,
-    )
+    return TaskFamily(name=name, env=env, sample_params=sample_params, description=description,
+                      **family_kwargs)
+
+
+def make_bandit(num_arms: int = 5, num_pulls: int = 100, **family_kwargs: Any) -> TaskFamily:
+    """The `bandit` family: k = `num_arms` arms, n = `num_pulls` pulls per trial."""
+    return _bandit_family(
+        "bandit", BernoulliBandit(num_arms), jax.random.uniform, num_pulls,
+        f"{num_arms}-armed Bernoulli bandit, arm means ~ U[0,1] per task, {num_pulls} pulls",
+        **family_kwargs)
+
+
+def make_gaussian_bandit(num_arms: int = 5, num_pulls: int = 100, **family_kwargs: Any) -> TaskFamily:
+    """The `bandit-gaussian` family: arm means ~ N(0, 1) per task, unit-variance rewards."""
+    return _bandit_family(
+        "bandit-gaussian", GaussianBandit(num_arms), jax.random.normal, num_pulls,
+        f"{num_arms}-armed Gaussian bandit, arm means ~ N(0,1) per task, unit variance, "
+        f"{num_pulls} pulls",
+        **family_kwargs)
+
+
+def _grid_factory(num_arms: int, num_pulls: int):
+    def factory(**family_kwargs: Any) -> TaskFamily:
+        family = make_bandit(num_arms, num_pulls, **family_kwargs)
+        return dataclasses.replace(family, name=f"bandit-k{num_arms}-n{num_pulls}")
+
+    return factory
+
+
+# The RL² bandit grid (Duan et al. 2016): name -> factory(**family_kwargs).
+BANDIT_GRID = {f"bandit-k{k}-n{n}": _grid_factory(k, n)
+               for k, n in itertools.product((5, 10, 50), (10, 100, 500))}

@@ -6,7 +6,7 @@ import chex
 import jax
 from gymnax.environments.classic_control import cartpole
 
-from metaq_jax.tasks.family import TaskFamily, uniform
+from metaq_jax.tasks.family import TaskFamily, check_range, uniform
 
 
 def cartpole_params(
@@ -39,9 +39,7 @@ def make_cartpole(
     Defaults span 0.5×–1.5× of CartPole-v1's values; pass `(v, v)` to fix one.
     """
     for name, bounds in (("gravity", gravity), ("length", length), ("masspole", masspole)):
-        low, high = bounds
-        if not 0 < low <= high:
-            raise ValueError(f"cartpole {name} = {bounds!r}: must be (low, high) with 0 < low <= high")
+        check_range("cartpole", name, bounds)
 
     def sample_params(key: chex.PRNGKey) -> cartpole.EnvParams:
         k_g, k_l, k_m = jax.random.split(key, 3)

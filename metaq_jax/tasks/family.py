@@ -9,11 +9,12 @@ from `num_test_tasks` upward, so no test task is seen in meta-training.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 from gymnax.environments import environment
 
 from metaq_jax.types import EnvParams
@@ -33,6 +34,8 @@ class TaskFamily:
       num_test_tasks: how many held-out tasks `test_tasks()` returns.
       split_seed: seeds the task indices, and so the split.
       description: one line for listings.
+      sample_test_params: for a finite task set, `key -> EnvParams` over its held-out part, used
+        for the test indices; `None` (continuous tasks) uses `sample_params` for every index.
     """
 
     name: str
@@ -41,6 +44,7 @@ class TaskFamily:
     num_test_tasks: int = 40
     split_seed: int = 0
     description: str = ""
+    sample_test_params: Callable[[chex.PRNGKey], EnvParams] | None = None
 
     @property
     def num_actions(self) -> int:
@@ -54,7 +58,17 @@ class TaskFamily:
         """Task parameters for integer `indices[N]`; every leaf gets a leading `[N]` axis."""
         base = jax.random.key(self.split_seed)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
-        return jax.vmap(self.sample_params)(keys)
+        train = jax.vmap(self.sample_params)(keys)
+        if self.sample_test_params is None:
+            return train
+        test = jax.vmap(self.sample_test_params)(keys)
+        is_test = indices < self.num_test_tasks
+
+        def pick(train_leaf, test_leaf):  # the mask gets the leaf's rank: no rank promotion
+            mask = is_test.reshape(is_test.shape + (1,) * (train_leaf.ndim - 1))
+            return jnp.where(mask, test_leaf, train_leaf)
+
+        return jax.tree.map(pick, train, test)
 
     def sample_train_indices(self, key: chex.PRNGKey, num: int) -> chex.Array:
         """`[num]` task indices drawn uniformly from the training range."""
@@ -76,3 +90,43 @@ def uniform(key: chex.PRNGKey, bounds: tuple[float, float], shape=()) -> chex.Ar
     """A float32 draw from U[low, high]; a degenerate range gives the constant."""
     low, high = bounds
     return jax.random.uniform(key, shape, jnp.float32, low, high)
+
+
+def hold_out(choices: np.ndarray, every: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Split an enumerated finite task set `choices[N, ...]` into (train, test) rows.
+
+    Every `every`-th row is held out, so test tasks are spread over the whole set.
+    """
+    is_test = np.arange(len(choices)) % every == 0
+    return choices[~is_test], choices[is_test]
+
+
+def choose(key: chex.PRNGKey, choices: np.ndarray) -> chex.Array:
+    """One row of `choices[N, ...]`, drawn uniformly."""
+    return jnp.asarray(choices)[jax.random.randint(key, (), 0, len(choices))]
+
+
+def check_range(family: str, name: str, bounds: tuple[float, float], integer: bool = False) -> None:
+    """Raise `ValueError` unless `bounds` is `(low, high)` with `0 < low <= high`.
+
+    With `integer`, both ends must also be ints (bools are not).
+    """
+    try:
+        low, high = bounds
+        valid = 0 < low <= high and (not integer or all(_is_int(v) for v in bounds))
+    except (TypeError, ValueError):  # not a pair of numbers
+        valid = False
+    if not valid:
+        kind = "integers " if integer else ""
+        raise ValueError(f"{family} {name} = {bounds!r}: must be (low, high) {kind}with 0 < low <= high")
+
+
+def check_positive_int(family: str, name: str, value: int, minimum: int = 1) -> None:
+    """Raise `ValueError` unless `value` is an int (not a bool) of at least `minimum`."""
+    if not _is_int(value) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{family} {name} = {value!r}: must be {what}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,121 @@
+"""gymnax's meta-RL environments with the goal held fixed per trial: `metamaze`, `pointrobot`.
+
+gymnax's MetaMaze and PointRobot draw a new goal in every `reset_env`, so auto-reset changes the
+task each episode. Here the goal is a field of the params and `reset_env` copies it into the
+state; the dynamics are gymnax's own.
+"""
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import spaces
+from gymnax.environments.misc import meta_maze, point_robot
+
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, choose, hold_out, uniform
+from metaq_jax.tasks.nav2d import MOVES
+
+
+@struct.dataclass
+class MazeParams(meta_maze.EnvParams):
+    goal: chex.Array = struct.field(default_factory=lambda: jnp.array([1, 1], jnp.int32))  # [2] cell
+
+
+class FixedGoalMaze(meta_maze.MetaMaze):
+    """MetaMaze (Miconi et al. 2019) whose goal cell is `params.goal`, kept across resets."""
+
+    @property
+    def default_params(self) -> MazeParams:
+        return MazeParams()
+
+    def reset_env(self, key, params: MazeParams):
+        _, state = super().reset_env(key, params)
+        state = state.replace(goal=params.goal)
+        return self.get_obs(state, params), state
+
+    def goal_cells(self) -> np.ndarray:
+        """`[G, 2]` int32 open cells that can be goals: all but the start (the maze centre)."""
+        cells = np.asarray(self.coords, np.int32)
+        return cells[np.any(cells != np.asarray(self.center_position), axis=1)]
+
+
+def make_metamaze(maze_size: int = 9, max_steps: int = 200, **family_kwargs: Any) -> TaskFamily:
+    """The `metamaze` family: a goal cell per task; every 5th open cell is held out for testing.
+
+    Reaching the goal pays 10 and ends the episode; the agent sees its 3×3 surroundings, its
+    last action and reward and the normalised time, `[15]`.
+    """
+    check_positive_int("metamaze", "maze_size", maze_size, minimum=3)
+    if maze_size % 2 == 0:
+        raise ValueError(f"metamaze maze_size = {maze_size}: must be odd")
+    check_positive_int("metamaze", "max_steps", max_steps)
+    env = FixedGoalMaze(maze_size=maze_size)
+    train_goals, test_goals = hold_out(env.goal_cells())
+
+    def sampler(goals: np.ndarray):
+        def sample_params(key: chex.PRNGKey) -> MazeParams:
+            # time normalised so the network sees a bounded input rather than the raw step count
+            return MazeParams(goal=choose(key, goals), normalize_time=True,
+                              max_steps_in_episode=max_steps)
+        return sample_params
+
+    return TaskFamily(name="metamaze", env=env, sample_params=sampler(train_goals),
+                      sample_test_params=sampler(test_goals),
+                      description=f"MetaMaze {maze_size}×{maze_size} (gymnax) with a fixed goal cell "
+                                  f"per task, 4 actions",
+                      **family_kwargs)
+
+
+@struct.dataclass
+class RobotParams(point_robot.EnvParams):
+    goal: chex.Array = struct.field(default_factory=lambda: jnp.array([1.0, 0.0], jnp.float32))  # [2]
+
+
+class DiscretePointRobot(point_robot.PointRobot):
+    """PointRobot (Dorfman et al. 2021) with goal `params.goal`; action i moves by MOVES[i] · max_force."""
+
+    @property
+    def default_params(self) -> RobotParams:
+        return RobotParams()
+
+    def step_env(self, key, state: point_robot.EnvState, action, params: RobotParams):
+        return super().step_env(key, state, MOVES[action] * params.max_force, params)
+
+    def reset_env(self, key, params: RobotParams):
+        _, state = super().reset_env(key, params)
+        state = state.replace(goal=params.goal)
+        return self.get_obs(state, params), state
+
+    @property
+    def name(self) -> str:
+        return "DiscretePointRobot"
+
+    @property
+    def num_actions(self) -> int:
+        return MOVES.shape[0]
+
+    def action_space(self, params: RobotParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self.num_actions)
+
+
+def make_pointrobot(dense_reward: bool = False, **family_kwargs: Any) -> TaskFamily:
+    """The `pointrobot` family: goal on the unit semicircle, angle ~ U[0, π] per task.
+
+    Observation: position, last reward, last move and normalised time, `[6]`; 9 actions
+    (stay + 8 compass moves of max_force). `dense_reward` pays −distance instead of 1 in the
+    goal's radius.
+    """
+    if not isinstance(dense_reward, bool):
+        raise ValueError(f"pointrobot dense_reward = {dense_reward!r}: must be True or False")
+
+    def sample_params(key: chex.PRNGKey) -> RobotParams:
+        angle = uniform(key, (0.0, float(np.pi)))
+        return RobotParams(goal=jnp.stack([jnp.cos(angle), jnp.sin(angle)]), dense_reward=dense_reward)
+
+    return TaskFamily(name="pointrobot", env=DiscretePointRobot(), sample_params=sample_params,
+                      description="PointRobot (gymnax) with a fixed goal on the unit semicircle "
+                                  "per task, 9 actions",
+                      **family_kwargs)

@@ -1,0 +1,48 @@
+"""`asterix`: MinAtar Asterix (gymnax) whose pace is the task.
+
+A task sets how many frames pass between spawns of enemies and gold (`init_spawn_speed`) and
+between their moves (`init_move_interval`); the game still ramps up from there every
+`ramp_interval` frames. Settings are integers, so the task set is finite: every 5th
+(spawn, move) pair is held out for testing. Observation: `[10, 10, 4]` frames (player, enemy,
+trail, gold); 5 actions (no-op and the 4 moves).
+"""
+
+import itertools
+from typing import Any
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+from gymnax.environments.minatar import asterix
+
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, check_range, choose, hold_out
+
+
+def make_asterix(spawn_speed: tuple[int, int] = (4, 16), move_interval: tuple[int, int] = (2, 8),
+                 max_steps: int = 1000, **family_kwargs: Any) -> TaskFamily:
+    """The `asterix` family: (spawn speed, move interval) drawn from the integer grid per task.
+
+    Defaults span around MinAtar's (10, 5); smaller numbers make a faster, harder game.
+    """
+    check_range("asterix", "spawn_speed", spawn_speed, integer=True)
+    check_range("asterix", "move_interval", move_interval, integer=True)
+    check_positive_int("asterix", "max_steps", max_steps)
+    pairs = np.array(list(itertools.product(range(spawn_speed[0], spawn_speed[1] + 1),
+                                            range(move_interval[0], move_interval[1] + 1))), np.int32)
+    if len(pairs) < 2:
+        raise ValueError(f"asterix spawn_speed = {spawn_speed!r}, move_interval = {move_interval!r}: "
+                         "must allow at least 2 settings, so that some can be held out for testing")
+    train_pairs, test_pairs = hold_out(pairs)
+
+    def sampler(choices: np.ndarray):
+        def sample_params(key: chex.PRNGKey) -> asterix.EnvParams:
+            spawn, move = choose(key, choices)
+            return asterix.EnvParams(init_spawn_speed=spawn, init_move_interval=move,
+                                     ramp_interval=jnp.int32(100), max_steps_in_episode=max_steps)
+        return sample_params
+
+    return TaskFamily(name="asterix", env=asterix.MinAsterix(), sample_params=sampler(train_pairs),
+                      sample_test_params=sampler(test_pairs),
+                      description="MinAtar Asterix with per-task spawn speed and move interval, "
+                                  "[10,10,4] frames, 5 actions",
+                      **family_kwargs)

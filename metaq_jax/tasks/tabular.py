@@ -1,0 +1,106 @@
+"""`tabular-mdp`: the random tabular MDPs of RL² (Duan et al. 2016).
+
+Per task and per (state, action): a mean reward μ ~ N(1, 1) and a next-state distribution
+~ Dirichlet(1, ..., 1). A pull of (s, a) pays μ(s, a) + N(0, 1). Episodes last 10 steps and
+start in a uniformly drawn state (the start is not part of the task). The observation is the
+state one-hot plus the fraction of the episode elapsed, `[S + 1]`.
+"""
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from metaq_jax.tasks.family import TaskFamily, check_positive_int
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    state: chex.Array  # int32 scalar, the MDP state
+    time: int
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    reward_means: chex.Array = struct.field(default_factory=lambda: jnp.ones((10, 5), jnp.float32))
+    transitions: chex.Array = struct.field(  # [S, A, S], rows sum to 1
+        default_factory=lambda: jnp.full((10, 5, 10), 0.1, jnp.float32))
+    max_steps_in_episode: int = 10
+
+
+class TabularMDP(environment.Environment[EnvState, EnvParams]):
+    """`num_states` states, `num_actions` actions, Gaussian rewards, tabular transitions."""
+
+    def __init__(self, num_states: int = 10, num_actions: int = 5):
+        super().__init__()
+        self.num_states = num_states
+        self._num_actions = num_actions
+
+    @property
+    def default_params(self) -> EnvParams:
+        shape = (self.num_states, self._num_actions)
+        return EnvParams(reward_means=jnp.ones(shape, jnp.float32),
+                         transitions=jnp.full(shape + (self.num_states,), 1 / self.num_states))
+
+    def step_env(self, key, state: EnvState, action, params: EnvParams):
+        k_reward, k_next = jax.random.split(key)
+        mean = params.reward_means[state.state, action]
+        reward = mean + jax.random.normal(k_reward, (), jnp.float32)
+        next_state = jax.random.categorical(k_next, jnp.log(params.transitions[state.state, action]))
+        state = EnvState(state=next_state.astype(jnp.int32), time=state.time + 1)
+        return self._obs(state, params), state, reward, jnp.array(False), {}
+
+    def reset_env(self, key, params: EnvParams):
+        start = jax.random.randint(key, (), 0, self.num_states, jnp.int32)
+        state = EnvState(state=start, time=0)
+        return self._obs(state, params), state
+
+    def _obs(self, state: EnvState, params: EnvParams) -> chex.Array:
+        one_hot = jax.nn.one_hot(state.state, self.num_states, dtype=jnp.float32)
+        elapsed = jnp.asarray(state.time / params.max_steps_in_episode, jnp.float32)
+        return jnp.concatenate([one_hot, elapsed[None]])
+
+    def is_terminated(self, state: EnvState, params: EnvParams) -> chex.Array:
+        return jnp.array(False)  # episodes end by their step budget (truncation)
+
+    @property
+    def name(self) -> str:
+        return "TabularMDP"
+
+    @property
+    def num_actions(self) -> int:
+        return self._num_actions
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self._num_actions)
+
+    def observation_space(self, params: EnvParams) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (self.num_states + 1,), jnp.float32)
+
+
+def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length: int = 10,
+                     **family_kwargs: Any) -> TaskFamily:
+    """The `tabular-mdp` family (RL² defaults: 10 states, 5 actions, 10-step episodes)."""
+    for name, value in (("num_states", num_states), ("num_actions", num_actions),
+                        ("episode_length", episode_length)):
+        check_positive_int("tabular-mdp", name, value)
+
+    def sample_params(key: chex.PRNGKey) -> EnvParams:
+        k_mu, k_p = jax.random.split(key)
+        shape = (num_states, num_actions)
+        means = 1.0 + jax.random.normal(k_mu, shape, jnp.float32)
+        transitions = jax.random.dirichlet(k_p, jnp.ones(num_states, jnp.float32), shape)
+        return EnvParams(reward_means=means, transitions=transitions,
+                         max_steps_in_episode=episode_length)
+
+    return TaskFamily(
+        name="tabular-mdp",
+        env=TabularMDP(num_states, num_actions),
+        sample_params=sample_params,
+        description=f"random MDP (RL²): {num_states} states, {num_actions} actions, rewards "
+                    f"~ N(μ,1) with μ ~ N(1,1), transitions ~ Dirichlet(1), {episode_length}-step episodes",
+        **family_kwargs,
+    )
