@@ -83,12 +83,12 @@ class _Log:
         self.tb.close()
 
 
-def _meta_steps(update, state: MetaState, run_key, config: MetaConfig, options: runs.RunOptions,
-                mgr: ocp.CheckpointManager, log: _Log, run_dir: str,
+def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.CheckpointManager, log: _Log,
                 on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
-    """Meta-steps from `state.step` to `config.meta_steps`, logging and checkpointing as told."""
-    metrics = None
-    for step in range(int(state.step), config.meta_steps):
+    """Meta-steps from `run.state.step` to `meta_steps`, logging and checkpointing as told."""
+    state, run_key, metrics = run.state, run.run_key, None
+    update = jax.jit(run.learner.update)  # no donation: a skipped update needs the state before it
+    for step in range(int(state.step), run.config.meta_steps):
         new_state, metrics = update(state, step_key(run_key, step))
         metrics = jax.device_get(metrics)
         finite = _is_finite(metrics)
@@ -97,7 +97,7 @@ def _meta_steps(update, state: MetaState, run_key, config: MetaConfig, options: 
         if not finite and not options.skip_nonfinite:
             raise NonFiniteError(
                 f"meta-step {step}: non-finite meta-loss {float(metrics.meta_loss)} or meta-gradient "
-                f"norm {float(metrics.grad_norm)}; stopped, last good checkpoint: {_last_good(mgr, run_dir)} "
+                f"norm {float(metrics.grad_norm)}; stopped, last good checkpoint: {_last_good(mgr, run.run_dir)} "
                 "(lower --inner-lr or --outer-lr, or pass --skip-nonfinite)")
         # a skipped update keeps the previous state but counts the step, so keys move on
         state = new_state if finite else state._replace(step=state.step + 1)
@@ -151,9 +151,7 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
     try:
         if not run.resumed:
             checkpoints.save(mgr, state, run.run_key)  # step 0: a run can be resumed from its start
-        # No donation: a skipped update needs the state from before it.
-        state, last = _meta_steps(jax.jit(run.learner.update), state, run.run_key, config, options,
-                                  mgr, log, run_dir, on_step)
+        state, last = _meta_steps(run, options, mgr, log, on_step)
         if mgr.latest_step() != int(state.step):
             checkpoints.save(mgr, state, run.run_key)
     finally:
