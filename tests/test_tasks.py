@@ -165,7 +165,7 @@ def test_registry_accepts_a_users_own_environment():
     config = mq.MetaConfig(family="test-constant", num_tasks=2, num_envs=2, rollout_length=3,
                            hidden_sizes=(4,))
     learner = mq.make_meta_learner(config, family)
-    state, metrics = learner.update(learner.init(jax.random.key(0)), jax.random.key(1))
+    state, metrics = jax.jit(learner.update)(learner.init(jax.random.key(0)), jax.random.key(1))
     assert np.isfinite(float(metrics.meta_loss))
     with pytest.raises(ValueError, match="already registered"):
         mq.register_family("test-constant", factory)
