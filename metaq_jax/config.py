@@ -35,6 +35,8 @@ class MetaConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers
     activation: str = "relu"  # relu | tanh | gelu | silu
     remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
+    meta_sgd: bool = False  # learn a per-parameter inner lr (Meta-SGD), starting at inner_lr
+    meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs
     seed: int = 0
 
     def __post_init__(self):
@@ -59,8 +61,13 @@ class MetaConfig:
             raise ValueError(
                 f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers"
             )
-        if not isinstance(self.remat, bool):
-            raise ValueError(f"MetaConfig.remat = {self.remat!r}: must be true or false")
+        for name in ("remat", "meta_sgd"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
+        _check_float("meta_sgd_lr", self.meta_sgd_lr, low=0.0, low_open=True)
+        if self.meta_sgd and (self.algo == "reptile" or self.inner_lr == 0):
+            raise ValueError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
+                             f"(got algo {self.algo}, inner_lr {self.inner_lr})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""

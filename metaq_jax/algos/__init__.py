@@ -5,7 +5,8 @@ import functools
 import flax.linen as nn
 import optax
 
-from metaq_jax.algos.base import MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer
+from metaq_jax.algos.base import (MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer,
+                                  with_meta_sgd)
 from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
@@ -39,14 +40,15 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       config: the settings.
       family: a `TaskFamily`; default `make_family(config.family)`.
       network: any flax module `obs[..., *obs] -> q[..., A]`; default the config's MLP.
-      optimizer: any optax transformation for the outer step; default from the config.
+      optimizer: any optax transformation for the outer step of the network; default from the
+        config. With `config.meta_sgd` the learned rates get Adam at `config.meta_sgd_lr`.
 
     Returns:
       `MetaLearner(init, update, adapt, evaluate)`.
     """
     problem = make_problem(config, family, network)
     optimizer = make_optimizer(config) if optimizer is None else optimizer
-    return build_learner(problem, optimizer, TASK_GRADS[config.algo])
+    return build_learner(problem, with_meta_sgd(config, optimizer), TASK_GRADS[config.algo])
 
 
 __all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",

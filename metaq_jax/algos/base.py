@@ -56,30 +56,49 @@ class MetaQProblem:
     network: nn.Module
 
     def init_params(self, key: chex.PRNGKey) -> Params:
+        """Network variables; with Meta-SGD `{"net": variables, "log_lr": log α like them}`."""
         k_obs, k_net = jax.random.split(key)
         obs, _ = self.family.env.reset(k_obs, self.family.default_params)
-        return self.network.init(k_net, obs)
+        net = self.network.init(k_net, obs)
+        if not self.config.meta_sgd:
+            return net
+        log_lr = jax.tree.map(lambda x: jnp.full_like(x, jnp.log(self.config.inner_lr)), net)
+        return {"net": net, "log_lr": log_lr}
+
+    def net(self, params: Params) -> Params:
+        """The network variables inside meta-parameters."""
+        return params["net"] if self.config.meta_sgd else params
+
+    def inner_lr(self, params: Params):
+        """α: the config's scalar, or Meta-SGD's learned per-parameter rates."""
+        return jax.tree.map(jnp.exp, params["log_lr"]) if self.config.meta_sgd else self.config.inner_lr
 
     def collect(self, params: Params, task_params: EnvParams, key: chex.PRNGKey,
                 epsilon: float) -> Transition:
         """`[L, M]` transitions of one task with ε-greedy on Q(params)."""
-        return rollout.collect(self.family.env, self.network.apply, params, task_params, key,
+        return rollout.collect(self.family.env, self.network.apply, self.net(params), task_params, key,
                                num_envs=self.config.num_envs, length=self.config.rollout_length,
                                epsilon=epsilon)
 
     def td_loss(self, params: Params, target_params: Params, batch: Transition) -> chex.Array:
-        return losses.td_loss(self.network.apply, params, target_params, batch, self.config.gamma)
+        return self.loss_fn(target_params)(self.net(params), batch)
 
     def loss_fn(self, target_params: Params) -> LossFn:
-        """The inner loss `(params, transitions) -> scalar` against a fixed target network."""
-        return lambda params, batch: self.td_loss(params, target_params, batch)
+        """The inner loss `(network variables, transitions) -> scalar` against a fixed target."""
+        target = self.net(target_params)
+        return lambda net, batch: losses.td_loss(self.network.apply, net, target, batch, self.config.gamma)
 
     def inner(self, params: Params, target_params: Params, support: Transition, *,
               first_order: bool, steps: int | None = None) -> Params:
-        """Adapt `params` on one task's support data: K SGD steps of the TD loss."""
+        """Adapt `params` on one task's support data: K SGD steps of the TD loss.
+
+        Only the network adapts; Meta-SGD's rates ride along unchanged, so the result has the
+        structure of `params`.
+        """
         steps = self.config.inner_steps if steps is None else steps
-        return inner.adapt(params, self.loss_fn(target_params), support, steps=steps,
-                           lr=self.config.inner_lr, first_order=first_order, remat=self.config.remat)
+        adapted = inner.adapt(self.net(params), self.loss_fn(target_params), support, steps=steps,
+                              lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat)
+        return {**params, "net": adapted} if self.config.meta_sgd else adapted
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
         return self.collect(params, task_params, key, self.config.support_epsilon)
@@ -97,6 +116,17 @@ def make_optimizer(config: MetaConfig) -> optax.GradientTransformation:
     if config.max_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
     return base
+
+
+def with_meta_sgd(config: MetaConfig, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`optimizer` for the network; with Meta-SGD, Adam at `meta_sgd_lr` for the log-rates.
+
+    The rates get their own step size: at the network's (≈1e-3) log α barely moves.
+    """
+    if not config.meta_sgd:
+        return optimizer
+    return optax.multi_transform({"net": optimizer, "log_lr": optax.adam(config.meta_sgd_lr)},
+                                 {"net": "net", "log_lr": "log_lr"})
 
 
 def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation,
