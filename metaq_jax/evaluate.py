@@ -35,9 +35,19 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
     keys = jax.random.split(key, (num_seeds, num_tasks))
     per_task = jax.vmap(lambda t, k: learner.evaluate(params, t, k, num_steps))
     returns = jax.jit(jax.vmap(per_task, in_axes=(None, 0)))(tasks, keys).reshape(-1, num_steps + 1)
+    return summarize(returns)
+
+
+def summarize(returns: chex.Array) -> AdaptationCurve:
+    """Mean and normal 95% interval half-width over the trials of `returns[N, K + 1]`."""
     n = returns.shape[0]
-    ci95 = 1.96 * jnp.std(returns, axis=0, ddof=1) / jnp.sqrt(n) if n > 1 else jnp.zeros(num_steps + 1)
+    ci95 = 1.96 * jnp.std(returns, axis=0, ddof=1) / jnp.sqrt(n) if n > 1 else jnp.zeros(returns.shape[1])
     return AdaptationCurve(mean=jnp.mean(returns, axis=0), ci95=ci95, returns=returns)
+
+
+def as_list(values: chex.Array) -> list[float]:
+    """Host floats for JSON, rounded to 4 decimals."""
+    return [round(float(v), 4) for v in values]
 
 
 def meta_test(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -50,7 +60,6 @@ def meta_test(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.
     meta = adaptation_curve(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
     random_params = learner.init(jax.random.key(baseline_seed)).params
     rand = adaptation_curve(learner, random_params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    as_list = lambda x: [round(float(v), 4) for v in x]  # noqa: E731
     return {
         "inner_steps": list(range(num_steps + 1)),
         "returns": as_list(meta.mean),

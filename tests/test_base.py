@@ -13,7 +13,7 @@ from metaq_jax.algos import TASK_GRADS
 
 from helpers import assert_trees_close, tiny_config, trees_equal
 
-ALGOS = ["maml", "fomaml", "reptile"]
+ALGOS = ["maml", "fomaml", "reptile", "pretrain"]
 
 
 def loop_update(config, state, key, optimizer):

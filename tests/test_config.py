@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_round_trip():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("algo", "sgd", "must be one of maml, fomaml, reptile"),
+    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain"),
     ("family", "atari", "must be one of acrobot, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),
     ("num_tasks", 2.5, "must be a positive integer"),

@@ -8,6 +8,7 @@ import optax
 from metaq_jax.algos.base import (MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer,
                                   with_meta_sgd)
 from metaq_jax.algos.maml import maml_loss, maml_task_grad
+from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
 from metaq_jax.networks import make_q_network
@@ -18,6 +19,7 @@ TASK_GRADS = {
     "maml": functools.partial(maml_task_grad, first_order=False),
     "fomaml": functools.partial(maml_task_grad, first_order=True),
     "reptile": reptile_task_grad,
+    "pretrain": pretrain_task_grad,
 }
 
 
@@ -52,4 +54,4 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
 
 
 __all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",
-           "make_problem", "maml_loss", "maml_task_grad", "reptile_task_grad"]
+           "make_problem", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]

@@ -108,7 +108,12 @@ def _bandit_family(name: str, env: BernoulliBandit, draw_means: Callable, num_pu
         return EnvParams(arm_means=means, max_steps_in_episode=num_pulls)
 
     return TaskFamily(name=name, env=env, sample_params=sample_params, description=description,
-                      **family_kwargs)
+                      oracle_return=_best_arm_return, **family_kwargs)
+
+
+def _best_arm_return(params: EnvParams) -> chex.Array:
+    """The optimal expected return of a trial: every pull on the best arm."""
+    return params.max_steps_in_episode * jnp.max(params.arm_means)
 
 
 def make_bandit(num_arms: int = 5, num_pulls: int = 100, **family_kwargs: Any) -> TaskFamily:

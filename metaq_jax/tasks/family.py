@@ -36,6 +36,9 @@ class TaskFamily:
       description: one line for listings.
       sample_test_params: for a finite task set, `key -> EnvParams` over its held-out part, used
         for the test indices; `None` (continuous tasks) uses `sample_params` for every index.
+      test_params: a fixed batch `[num_test_tasks]` of held-out tasks (e.g. a paper's test set),
+        returned by `test_tasks()` instead of the indexed ones.
+      oracle_return: `task -> []` the exact optimal expected return of one episode, where known.
     """
 
     name: str
@@ -45,6 +48,8 @@ class TaskFamily:
     split_seed: int = 0
     description: str = ""
     sample_test_params: Callable[[chex.PRNGKey], EnvParams] | None = None
+    test_params: EnvParams | None = None
+    oracle_return: Callable[[EnvParams], chex.Array] | None = None
 
     @property
     def num_actions(self) -> int:
@@ -83,6 +88,8 @@ class TaskFamily:
         num = self.num_test_tasks if num is None else num
         if not 1 <= num <= self.num_test_tasks:
             raise ValueError(f"num = {num}: must be between 1 and num_test_tasks = {self.num_test_tasks}")
+        if self.test_params is not None:
+            return jax.tree.map(lambda x: x[:num], self.test_params)
         return self.tasks(jnp.arange(num, dtype=jnp.int32))
 
 
