@@ -35,3 +35,22 @@ def make_q_network(
 ) -> QNetwork:
     """The default `QNetwork` from config values (`activation` is a name in `ACTIVATIONS`)."""
     return QNetwork(num_actions, tuple(hidden_sizes), ACTIVATIONS[activation], obs_ndim)
+
+
+class TabularQ(nn.Module):
+    """A Q-table over one-hot states: `q[..., A] = obs[..., :num_states] @ table[S, A]`.
+
+    An SGD step of the TD loss on a transition (s, a, r, s') then changes only Q(s, a), by
+    α·δ: the tabular Q-learning update. `num_states=0` is a single state (a bandit's Q(a)).
+    Zero-initialised, the usual start of tabular Q-learning.
+    """
+
+    num_states: int
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs):
+        table = self.param("table", nn.initializers.zeros, (max(self.num_states, 1), self.num_actions))
+        if self.num_states == 0:
+            return jnp.broadcast_to(table[0], obs.shape[:-1] + (self.num_actions,))
+        return obs[..., : self.num_states] @ table

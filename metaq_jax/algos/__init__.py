@@ -11,7 +11,7 @@ from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
-from metaq_jax.networks import make_q_network
+from metaq_jax.networks import TabularQ, make_q_network
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
@@ -28,9 +28,19 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
     """The static meta-Q problem: the family (default: `config.family`) and Q-network."""
     family = make_family(config.family) if family is None else family
     if network is None:
-        obs_ndim = len(family.env.observation_space(family.default_params).shape)
-        network = make_q_network(family.num_actions, config.hidden_sizes, config.activation, obs_ndim)
+        network = default_network(config, family)
     return MetaQProblem(config=config, family=family, network=network)
+
+
+def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
+    """The Q-network `config.network` names, shaped for `family`."""
+    if config.network == "tabular":
+        if family.num_states is None:
+            raise ValueError(f"MetaConfig.network = 'tabular': family {family.name} has no tabular form; "
+                             "use it with a tabular family (bandit, bandit-*, tabular-mdp, gridworld)")
+        return TabularQ(family.num_states, family.num_actions)
+    obs_ndim = len(family.env.observation_space(family.default_params).shape)
+    return make_q_network(family.num_actions, config.hidden_sizes, config.activation, obs_ndim)
 
 
 def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
@@ -41,7 +51,7 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
     Args:
       config: the settings.
       family: a `TaskFamily`; default `make_family(config.family)`.
-      network: any flax module `obs[..., *obs] -> q[..., A]`; default the config's MLP.
+      network: any flax module `obs[..., *obs] -> q[..., A]`; default `config.network`.
       optimizer: any optax transformation for the outer step of the network; default from the
         config. With `config.meta_sgd` the learned rates get Adam at `config.meta_sgd_lr`.
 

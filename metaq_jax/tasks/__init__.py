@@ -4,6 +4,7 @@ from metaq_jax.tasks.bandit import BANDIT_GRID, make_bandit, make_gaussian_bandi
 from metaq_jax.tasks.cartpole import cartpole_params, make_cartpole
 from metaq_jax.tasks.classic_control import acrobot_params, make_acrobot, make_mountaincar, make_pendulum
 from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.tasks.gridworld import make_gridworld
 from metaq_jax.tasks.meta_gymnax import make_metamaze, make_pointrobot
 from metaq_jax.tasks.minatar import make_asterix
 from metaq_jax.tasks.nav2d import make_nav2d
@@ -25,6 +26,7 @@ register_family("metamaze", make_metamaze)
 register_family("pointrobot", make_pointrobot)
 register_family("asterix", make_asterix)
 register_family("recsys", make_recsys)
+register_family("gridworld", make_gridworld)
 
 __all__ = [
     "TaskFamily",
@@ -37,6 +39,7 @@ __all__ = [
     "make_cartpole",
     "make_family",
     "make_gaussian_bandit",
+    "make_gridworld",
     "make_metamaze",
     "make_mountaincar",
     "make_nav2d",

@@ -108,7 +108,7 @@ def _bandit_family(name: str, env: BernoulliBandit, draw_means: Callable, num_pu
         return EnvParams(arm_means=means, max_steps_in_episode=num_pulls)
 
     return TaskFamily(name=name, env=env, sample_params=sample_params, description=description,
-                      oracle_return=_best_arm_return, **family_kwargs)
+                      oracle_return=_best_arm_return, num_states=0, **family_kwargs)
 
 
 def _best_arm_return(params: EnvParams) -> chex.Array:

@@ -39,6 +39,8 @@ class TaskFamily:
       test_params: a fixed batch `[num_test_tasks]` of held-out tasks (e.g. a paper's test set),
         returned by `test_tasks()` instead of the indexed ones.
       oracle_return: `task -> []` the exact optimal expected return of one episode, where known.
+      num_states: for tabular families, S: observations begin with a one-hot state `[S]`
+        (0: a single state, as in a bandit); `None` for families with no tabular form.
     """
 
     name: str
@@ -50,6 +52,7 @@ class TaskFamily:
     sample_test_params: Callable[[chex.PRNGKey], EnvParams] | None = None
     test_params: EnvParams | None = None
     oracle_return: Callable[[EnvParams], chex.Array] | None = None
+    num_states: int | None = None
 
     @property
     def num_actions(self) -> int:

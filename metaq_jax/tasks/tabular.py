@@ -6,6 +6,7 @@ start in a uniformly drawn state (the start is not part of the task). The observ
 state one-hot plus the fraction of the episode elapsed, `[S + 1]`.
 """
 
+import functools
 from typing import Any
 
 import chex
@@ -81,6 +82,20 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
         return spaces.Box(0.0, 1.0, (self.num_states + 1,), jnp.float32)
 
 
+def optimal_return(params: EnvParams, horizon: int) -> chex.Array:
+    """Expected return of the optimal policy over `horizon` steps from a uniform start state.
+
+    Finite-horizon value iteration: V_h(s) = max_a μ(s, a) + Σ_s' P(s' | s, a) V_{h-1}(s').
+    """
+
+    def backup(value, _):  # value: [S]
+        q = params.reward_means + jnp.einsum("sat,t->sa", params.transitions, value)
+        return jnp.max(q, axis=1), None
+
+    value, _ = jax.lax.scan(backup, jnp.zeros(params.reward_means.shape[0]), None, length=horizon)
+    return jnp.mean(value)
+
+
 def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length: int = 10,
                      **family_kwargs: Any) -> TaskFamily:
     """The `tabular-mdp` family (RL² defaults: 10 states, 5 actions, 10-step episodes)."""
@@ -100,6 +115,8 @@ def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length:
         name="tabular-mdp",
         env=TabularMDP(num_states, num_actions),
         sample_params=sample_params,
+        oracle_return=functools.partial(optimal_return, horizon=episode_length),
+        num_states=num_states,
         description=f"random MDP (RL²): {num_states} states, {num_actions} actions, rewards "
                     f"~ N(μ,1) with μ ~ N(1,1), transitions ~ Dirichlet(1), {episode_length}-step episodes",
         **family_kwargs,

@@ -1,0 +1,110 @@
+"""`gridworld`: a small grid with a per-task goal cell, for the tabular learner.
+
+The agent starts in the centre of an N×N grid (N odd) and moves up, right, down or left (walls
+stop it). Reaching the goal pays 1 and ends the episode; every other step costs 0.01; episodes
+are truncated after `max_steps`. The observation is the one-hot cell `[N²]`. Every 5th
+possible goal cell is held out for testing.
+"""
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, choose, hold_out
+
+MOVES = jnp.array([[-1, 0], [0, 1], [1, 0], [0, -1]], jnp.int32)  # up, right, down, left
+
+
+@struct.dataclass
+class EnvState(environment.EnvState):
+    cell: chex.Array  # [2] int32 (row, column)
+    time: int
+
+
+@struct.dataclass
+class EnvParams(environment.EnvParams):
+    goal: chex.Array = struct.field(default_factory=lambda: jnp.zeros(2, jnp.int32))  # [2] int32
+    max_steps_in_episode: int = 20
+
+
+class GridWorld(environment.Environment[EnvState, EnvParams]):
+    """An N×N grid; the task is the goal cell."""
+
+    def __init__(self, size: int = 5):
+        super().__init__()
+        self.size = size
+
+    @property
+    def start(self) -> chex.Array:
+        return jnp.full(2, self.size // 2, jnp.int32)
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams(goal=jnp.zeros(2, jnp.int32))
+
+    def step_env(self, key, state: EnvState, action, params: EnvParams):
+        del key
+        cell = jnp.clip(state.cell + MOVES[action], 0, self.size - 1)
+        state = EnvState(cell=cell, time=state.time + 1)
+        terminated = self.is_terminated(state, params)
+        reward = jnp.where(terminated, 1.0, -0.01)
+        return self._obs(state), state, reward, terminated, {}
+
+    def reset_env(self, key, params: EnvParams):
+        del key, params  # the goal stays in params: the task never changes at reset
+        state = EnvState(cell=self.start, time=0)
+        return self._obs(state), state
+
+    def _obs(self, state: EnvState) -> chex.Array:
+        return jax.nn.one_hot(state.cell[0] * self.size + state.cell[1], self.size**2, dtype=jnp.float32)
+
+    def is_terminated(self, state: EnvState, params: EnvParams) -> chex.Array:
+        return jnp.all(state.cell == params.goal)
+
+    def goal_cells(self) -> np.ndarray:
+        """Every cell but the start, `[N² - 1, 2]`."""
+        cells = np.stack(np.divmod(np.arange(self.size**2), self.size), axis=1).astype(np.int32)
+        return cells[np.any(cells != self.size // 2, axis=1)]
+
+    @property
+    def name(self) -> str:
+        return "GridWorld"
+
+    @property
+    def num_actions(self) -> int:
+        return 4
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(4)
+
+    def observation_space(self, params: EnvParams) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (self.size**2,), jnp.float32)
+
+
+def make_gridworld(size: int = 5, max_steps: int = 20, **family_kwargs: Any) -> TaskFamily:
+    """The `gridworld` family: an odd `size`, goals on every cell but the centre."""
+    check_positive_int("gridworld", "size", size, minimum=3)
+    check_positive_int("gridworld", "max_steps", max_steps)
+    if size % 2 == 0:
+        raise ValueError(f"gridworld size = {size}: must be odd (the start is the centre cell)")
+    env = GridWorld(size)
+    train_goals, test_goals = hold_out(env.goal_cells())
+
+    def sampler(goals):
+        return lambda key: EnvParams(goal=choose(key, goals), max_steps_in_episode=max_steps)
+
+    return TaskFamily(
+        name="gridworld",
+        env=env,
+        sample_params=sampler(train_goals),
+        sample_test_params=sampler(test_goals),
+        num_test_tasks=len(test_goals),
+        num_states=size**2,
+        description=f"{size}×{size} grid, goal cell per task (every 5th held out), one-hot cell observation",
+        **family_kwargs,
+    )
