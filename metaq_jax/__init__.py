@@ -4,6 +4,10 @@ The public surface: task families, the differentiable inner loop, meta-learners 
 `(init, update)` pairs, and the pieces they are made of.
 """
 
+from metaq_jax import hosts as _hosts
+
+_hosts.join_from_environment()  # multi-host: before any import below starts JAX's backend
+
 from metaq_jax.algos import (MetaLearner, MetaQProblem, make_meta_learner, make_optimizer,
                              make_problem, maml_loss)
 from metaq_jax.config import MetaConfig

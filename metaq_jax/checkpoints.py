@@ -47,9 +47,32 @@ def is_finite(tree) -> bool:
                if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
 
 
+class NoCheckpoints:
+    """The checkpoint manager of a process that writes none (every process but 0 of a multi-host run)."""
+
+    def save(self, step, args) -> None:
+        del step, args
+
+    def latest_step(self) -> None:
+        return None
+
+    def wait_until_finished(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def manager(directory: str, *, keep_last: int) -> ocp.CheckpointManager:
-    """A checkpoint manager over `directory`, which must be absolute (orbax fails otherwise)."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep_last, create=True)
+    """A checkpoint manager over `directory`, which must be absolute (orbax fails otherwise).
+
+    Only this process writes: the saved state is a host copy of a replicated one, so the other
+    processes of a multi-host run need not take part (they use `NoCheckpoints`).
+    """
+    os.makedirs(directory, exist_ok=True)  # orbax refuses to create it with `active_processes`
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep_last, create=False,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0}))
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
@@ -61,7 +84,8 @@ def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) ->
     step = int(state.step)
     if not is_finite(state):
         raise NonFiniteError(f"refusing to checkpoint a non-finite state at meta-step {step}")
-    payload = {"state": state, "run_key": jax.random.key_data(run_key)}
+    # host copies: replicated arrays of a multi-host mesh are written once, by this process alone
+    payload = jax.device_get({"state": state, "run_key": jax.random.key_data(run_key)})
     meta = {"step": step, "sha256": tree_digest(payload)}
     mgr.save(step, args=ocp.args.Composite(payload=ocp.args.StandardSave(payload),
                                            meta=ocp.args.JsonSave(meta)))

@@ -15,9 +15,22 @@ from typing import Annotated, Union
 
 import tyro
 
+from metaq_jax import hosts
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.runs import RunOptions, default_run_dir, load_config_file, stored_config
+
+
+@dataclasses.dataclass(frozen=True)
+class Hosts:
+    """How this process joins a multi-host run (`jax.distributed.initialize`); none: one process.
+
+    A flag left out is read from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID.
+    """
+
+    coordinator_address: str | None = None  # host:port of process 0, the same for every process
+    num_processes: int | None = None  # processes in the run
+    process_id: int | None = None  # this process, 0 to num_processes - 1; 0 writes logs and checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +39,7 @@ class Train:
 
     config: Annotated[MetaConfig, tyro.conf.arg(name="")] = MetaConfig()
     options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
+    hosts: Annotated[Hosts, tyro.conf.arg(name="")] = Hosts()
     # a saved config.json to start from; flags given on the command line override it
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     run_dir: str | None = None  # default: a new timestamped folder under runs/
@@ -91,20 +105,36 @@ def _parse(argv: list[str] | None) -> Train | Eval | Families:
         raise
 
 
+def _join_hosts(flags: Hosts, argv: list[str] | None) -> None:
+    """Make this process part of the multi-host run the flags describe.
+
+    `metaq_jax` joined the run its environment describes when imported (JAX cannot join later),
+    so flags that add to the environment restart the command with them as environment variables.
+    """
+    given = {k: v for k, v in dataclasses.asdict(flags).items() if v is not None}
+    environ = {**os.environ, **hosts.as_environ(given)}
+    if hosts.settings_from(environ) == hosts.settings_from(os.environ):
+        return
+    if argv is not None:
+        raise ValueError("--coordinator-address, --num-processes, --process-id: only on the command line; "
+                         f"in a Python process set {', '.join(hosts.ENV_VARS.values())} before importing metaq_jax")
+    os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
+
+
 def train(args: Train) -> None:
     """Check everything, then train with a progress bar and print a one-line summary."""
     import jax
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from metaq_jax import session
+    from metaq_jax import distributed, session
     from metaq_jax.train import env_steps_per_update
 
-    config = args.config
     run_dir = args.run_dir or default_run_dir()
-    run = session.prepare_run(config, run_dir, resume=args.resume)
-    first = int(run.state.step)
+    run = session.prepare_run(args.config, run_dir, resume=args.resume)
+    config, first = run.config, int(run.state.step)
     print(f"metaq train: {config.algo} on {config.family}, {config.num_tasks} tasks × {config.num_envs} envs × "
-          f"{config.rollout_length} steps, K={config.inner_steps}, device {jax.devices()[0].platform}, "
+          f"{config.rollout_length} steps, K={config.inner_steps}, {jax.devices()[0].platform} mesh "
+          f"{distributed.mesh_shape(run.mesh)} ({config.devices} device(s) × {jax.process_count()} process(es)), "
           f"{'resuming at meta-step ' + str(first) if run.resumed else 'new run'} in {run_dir}")
     columns = [TextColumn("meta-step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn()]
@@ -153,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = _parse(argv)
         if isinstance(command, Train):
+            _join_hosts(command.hosts, argv)
             train(command)
         elif isinstance(command, Eval):
             evaluate(command)

@@ -1,7 +1,7 @@
 """Run directories: checked before anything is written, then config, metrics, logs, checkpoints.
 
 A run directory holds
-  config.json     the full resolved `MetaConfig`
+  config.json     the full resolved `MetaConfig`, and the device mesh it ran on as "mesh"
   metrics.csv     one row per logged meta-step (deterministic: no wall-clock columns)
   tensorboard/    a TensorBoard event log of the same scalars and the throughput
   checkpoints/    orbax checkpoints `<step>/` of the whole state (see `metaq_jax.checkpoints`)
@@ -17,12 +17,13 @@ from typing import IO
 import numpy as np
 
 from metaq_jax import checkpoints
-from metaq_jax.config import MetaConfig
+from metaq_jax.config import SCALE_FIELDS, MetaConfig
 from metaq_jax.types import Metrics
 
 CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT = (
     "config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png")
 METRIC_COLUMNS = ("step", "env_steps", *Metrics._fields)
+MESH = "mesh"  # the key of config.json that records the mesh: a result of `devices`, not a setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ def load_config_file(file: str) -> dict:
         raise ValueError(f"config file {file}: not valid JSON (line {error.lineno}); give a saved config.json") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {file}: must hold a JSON object of MetaConfig fields")
+    values.pop(MESH, None)
     return values
 
 
@@ -98,8 +100,9 @@ def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | No
     """
     check_writable(run_dir)
     stored = stored_config(run_dir)
-    if stored is not None and stored != config:
-        changed = [f"{k}={v!r}" for k, v in config.to_dict().items() if stored.to_dict()[k] != v]
+    changed = [] if stored is None else [f"{k}={v!r}" for k, v in config.to_dict().items()
+                                         if stored.to_dict()[k] != v and k not in SCALE_FIELDS]
+    if changed:
         raise ValueError(f"run dir {run_dir} holds another config (differs in {', '.join(changed)}); "
                          "resume it with its own config or give another --run-dir")
     step = checkpoints.latest_step(path(run_dir, CHECKPOINTS))
@@ -119,8 +122,9 @@ def _write_atomic(file: str, text: str) -> None:
     os.replace(file + ".tmp", file)
 
 
-def write_config(run_dir: str, config: MetaConfig) -> None:
-    _write_atomic(path(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2) + "\n")
+def write_config(run_dir: str, config: MetaConfig, mesh: dict[str, int]) -> None:
+    """config.json: `config` and the shape of the mesh it runs on, e.g. `{"task": 4}`."""
+    _write_atomic(path(run_dir, CONFIG), json.dumps({**config.to_dict(), MESH: mesh}, indent=2) + "\n")
 
 
 def format_row(step: int, env_steps: int, metrics: Metrics) -> str:

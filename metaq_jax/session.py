@@ -14,7 +14,9 @@ import jax
 import orbax.checkpoint as ocp
 from tensorboardX import SummaryWriter
 
-from metaq_jax import checkpoints, runs
+from jax.sharding import Mesh
+
+from metaq_jax import checkpoints, distributed, runs
 from metaq_jax.algos import make_meta_learner
 from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
@@ -58,6 +60,16 @@ def _last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
     return "none" if step is None else f"{runs.path(run_dir, runs.CHECKPOINTS)}/{step}"
 
 
+class _NoLog:
+    """The log of a process that writes none (every process but 0 of a multi-host run)."""
+
+    def write(self, step: int, metrics: Metrics) -> None:
+        del step, metrics
+
+    def close(self) -> None:
+        pass
+
+
 class _Log:
     """metrics.csv and TensorBoard, written together every `log_every` meta-steps."""
 
@@ -87,7 +99,8 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
                 on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
     """Meta-steps from `run.state.step` to `meta_steps`, logging and checkpointing as told."""
     state, run_key, metrics = run.state, run.run_key, None
-    update = jax.jit(run.learner.update)  # no donation: a skipped update needs the state before it
+    # no donation: a skipped update needs the state before it
+    update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks)
     for step in range(int(state.step), run.config.meta_steps):
         new_state, metrics = update(state, step_key(run_key, step))
         metrics = jax.device_get(metrics)
@@ -118,21 +131,28 @@ class PreparedRun(NamedTuple):
     state: MetaState  # the initial state, or the one restored from the latest checkpoint
     run_key: jax.Array
     resumed: bool
+    mesh: Mesh  # devices along the task axis; state and run key are replicated on it
 
 
 def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> PreparedRun:
     """Check `run_dir` for `config` and restore its latest checkpoint when `resume`.
 
+    The run's config has `devices` resolved to the number each process puts on the mesh.
     Reads only: a refusal raises `ValueError` in one line (another config in the run dir, no
-    checkpoint to resume, a corrupt checkpoint, an unwritable folder) and changes nothing.
+    checkpoint to resume, a corrupt checkpoint, an unwritable folder, a task batch that does not
+    divide by the devices) and changes nothing.
     """
+    mesh = distributed.make_mesh(config.devices)
+    distributed.check_divisible(config.num_tasks, mesh)
+    config = config.replace(devices=mesh.size // jax.process_count())
     family = make_family(config.family)
     learner = make_meta_learner(config, family)
     start = runs.check_run_dir(run_dir, config, resume=resume)
     state, run_key = initial_state(learner, config.seed)
-    if start is not None:
+    if start is not None:  # a checkpoint of any number of processes: it holds host arrays
         _, state, run_key = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, state, run_key)
-    return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None)
+    state, run_key = distributed.replicate((state, run_key), mesh)
+    return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None, mesh=mesh)
 
 
 def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
@@ -140,14 +160,17 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
     """Meta-train a prepared run to `config.meta_steps`, then meta-test it and plot the curve.
 
     Raises `NonFiniteError` on a non-finite meta-loss or meta-gradient unless
-    `options.skip_nonfinite`.
+    `options.skip_nonfinite`. Every process of a multi-host run calls this; only process 0 writes.
     """
     config, run_dir, state = run.config, run.run_dir, run.state
-    os.makedirs(run_dir, exist_ok=True)
-    runs.write_config(run_dir, config)
-    runs.keep_metrics_before(run_dir, int(state.step))
-    mgr = checkpoints.manager(runs.path(run_dir, runs.CHECKPOINTS), keep_last=options.keep_last)
-    log = _Log(run_dir, config, int(state.step))
+    writer = distributed.is_writer()
+    if writer:
+        os.makedirs(run_dir, exist_ok=True)
+        runs.write_config(run_dir, config, distributed.mesh_shape(run.mesh))
+        runs.keep_metrics_before(run_dir, int(state.step))
+    mgr = (checkpoints.manager(runs.path(run_dir, runs.CHECKPOINTS), keep_last=options.keep_last)
+           if writer else checkpoints.NoCheckpoints())
+    log = _Log(run_dir, config, int(state.step)) if writer else _NoLog()
     try:
         if not run.resumed:
             checkpoints.save(mgr, state, run.run_key)  # step 0: a run can be resumed from its start
@@ -159,7 +182,8 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
         mgr.close()
         log.close()
     report = evaluation_report(config, run.learner, run.family, state.params)
-    save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
+    if writer:
+        save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
     return RunResult(state=state, last=last, report=report)
 
 

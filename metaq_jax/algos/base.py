@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaq_jax import inner, losses, rollout
+from metaq_jax import distributed, inner, losses, rollout
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, LossFn, MetaState, Metrics,
@@ -146,10 +146,10 @@ def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation
 
     def update(state: MetaState, key: chex.PRNGKey) -> tuple[MetaState, Metrics]:
         k_tasks, k_run = jax.random.split(key)
-        tasks = family.train_tasks(k_tasks, config.num_tasks)
+        tasks, keys = distributed.along_tasks(  # split over the mesh's devices, if any
+            (family.train_tasks(k_tasks, config.num_tasks), jax.random.split(k_run, config.num_tasks)))
         grads, stats = jax.vmap(batch_grad, in_axes=(None, None, 0, 0), out_axes=(None, 0),
-                                axis_name="task")(state.params, state.target_params, tasks,
-                                                  jax.random.split(k_run, config.num_tasks))
+                                axis_name="task")(state.params, state.target_params, tasks, keys)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         step = state.step + 1

@@ -1,0 +1,136 @@
+"""The task axis sharded over 2 and 4 simulated CPU devices and over two processes gives the
+one-device result; a batch that does not divide by the devices is refused before compiling.
+
+Devices are simulated with XLA_FLAGS, which JAX reads when it starts: every case runs in a
+subprocess. One subprocess computes all device counts and algorithms and prints JSON.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from metaq_jax import session
+
+ALGOS = ("maml", "fomaml", "reptile")
+DEVICE_COUNTS = (2, 4)  # against plain jit on one device; a one-device mesh runs in every CLI test
+UPDATES = 3
+SGD_LR = 0.1  # the meta-gradient is (θ0 - θ1) / lr after one plain SGD step
+TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_sizes=(8,),
+            inner_steps=1)
+
+# For each algorithm: the parameters after 1 and after UPDATES updates, plain jit on one device
+# ("ref") and sharded over each device count; then the refusal of a batch of 6 on 4 devices.
+SCRIPT = f"""
+import json, jax, numpy as np
+from metaq_jax import MetaConfig, make_meta_learner, distributed
+from metaq_jax.train import initial_state, step_key
+
+def flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
+
+def run(update, learner, mesh=None):
+    state, run_key = initial_state(learner, 0)
+    if mesh is not None:
+        state, run_key = distributed.replicate((state, run_key), mesh)
+    after = []
+    for step in range({UPDATES}):
+        state, _ = update(state, step_key(run_key, step))
+        after.append(flat(state.params))
+    return {{"init": flat(initial_state(learner, 0)[0].params), "one": after[0], "last": after[-1]}}
+
+out = {{}}
+for algo in {ALGOS!r}:
+    config = MetaConfig(algo=algo, outer_optimizer="sgd", outer_lr={SGD_LR}, **{TINY!r})
+    learner = make_meta_learner(config)
+    out[algo] = {{"ref": run(jax.jit(learner.update), learner)}}
+    for n in {DEVICE_COUNTS!r}:
+        mesh = distributed.make_mesh(n)
+        out[algo][str(n)] = run(distributed.shard_update(learner.update, mesh, config.num_tasks), learner, mesh)
+try:
+    distributed.shard_update(learner.update, distributed.make_mesh(4), 6)
+except ValueError as error:
+    out["refusal"] = str(error)
+print(json.dumps(out))
+"""
+
+
+def _env(devices: int, **extra) -> dict:
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", **extra}
+
+
+@pytest.fixture(scope="module")
+def sharded():
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(4), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _errors(a, b) -> tuple[float, float]:
+    """(max abs difference, max abs difference / max |b|)."""
+    a, b = np.asarray(a), np.asarray(b)
+    diff = float(np.max(np.abs(a - b)))
+    return diff, diff / float(np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("devices", DEVICE_COUNTS)
+def test_devices_give_the_one_device_meta_gradient_and_params(sharded, algo, devices):
+    ref, got = sharded[algo]["ref"], sharded[algo][str(devices)]
+    init = np.asarray(ref["init"])
+    grad_ref = (init - np.asarray(ref["one"])) / SGD_LR
+    grad = (init - np.asarray(got["one"])) / SGD_LR
+    assert np.abs(grad_ref).max() > 1e-3  # a real gradient, not zeros on both sides
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-5 * np.abs(grad_ref).max())
+    np.testing.assert_allclose(got["last"], ref["last"], rtol=1e-5, atol=1e-6)
+    print(f"{algo} {devices} devices: meta-gradient err (abs, rel) {_errors(grad, grad_ref)}, "
+          f"params after {UPDATES} updates {_errors(got['last'], ref['last'])}")
+
+
+def test_a_batch_not_dividing_by_the_devices_is_refused(sharded):
+    assert sharded["refusal"] == ("MetaConfig.num_tasks = 6: does not divide by the 4 devices of the mesh's "
+                                  "task axis; give a multiple of 4, or fewer devices (--devices) whose total "
+                                  "divides 6")
+
+
+CLI_TINY = ["--family", "bandit", "--num-tasks", "4", "--num-envs", "2", "--rollout-length", "10",
+            "--hidden-sizes", "8", "--inner-steps", "1", "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR),
+            "--meta-steps", str(UPDATES)]  # the maml config of SCRIPT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_and_only_process_0_writes(sharded, tmp_path):
+    """Two processes of 2 devices each, joined by flags (process 0) and by environment variables
+    (process 1), train UPDATES steps; process 0's checkpoint, restored here in one process,
+    matches the one-process run of SCRIPT. Process 1 was given its own run dir: it stays absent."""
+    port = _free_port()
+    command = [sys.executable, "-m", "metaq_jax", "train", *CLI_TINY, "--run-dir"]
+    procs = [
+        subprocess.Popen([*command, str(tmp_path / "p0"), "--coordinator-address", f"localhost:{port}",
+                          "--num-processes", "2", "--process-id", "0"],
+                         env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        subprocess.Popen([*command, str(tmp_path / "p1")],
+                         env=_env(2, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
+                                  JAX_PROCESS_ID="1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "cpu mesh {'task': 4} (2 device(s) × 2 process(es)), new run" in outs[0]
+    assert not os.path.exists(tmp_path / "p1")
+    with open(tmp_path / "p0" / "config.json") as f:
+        assert json.load(f)["mesh"] == {"task": 4}
+    got = np.concatenate([np.ravel(x) for x in jax.tree.leaves(session.load_run(str(tmp_path / "p0"))[3].params)])
+    want = sharded["maml"]["ref"]["last"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    print(f"2 processes vs 1, maml params after {UPDATES} updates: err (abs, rel) {_errors(got, want)}")
