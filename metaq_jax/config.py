@@ -4,9 +4,10 @@ import dataclasses
 import math
 from typing import Any
 
-ALGOS = ("maml", "fomaml", "reptile")
+ALGOS = ("maml", "fomaml", "reptile", "pretrain")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
+NETWORKS = ("mlp", "tabular")
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
 SCALE_FIELDS = ("devices",)
 
@@ -19,7 +20,7 @@ class MetaConfig:
     """
 
     family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
-    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile
+    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline)
     num_tasks: int = 16  # T: tasks per meta-batch
     inner_steps: int = 1  # K: SGD steps of adaptation per task
     inner_lr: float = 0.3  # α: inner SGD step size
@@ -34,6 +35,7 @@ class MetaConfig:
     eval_epsilon: float = 0.0  # ε of the rollouts that measure returns at meta-test time
     gamma: float = 0.2  # discount γ of the TD target
     target_update_period: int = 10  # meta-steps between copies of θ into the target network
+    network: str = "mlp"  # mlp | tabular (a Q-table over one-hot states, for tabular families)
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers
     activation: str = "relu"  # relu | tanh | gelu | silu
     remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
@@ -48,6 +50,7 @@ class MetaConfig:
         _check_choice("algo", self.algo, ALGOS)
         _check_choice("outer_optimizer", self.outer_optimizer, OPTIMIZERS)
         _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("network", self.network, NETWORKS)
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period"):
             _check_int(name, getattr(self, name), minimum=1)
@@ -69,7 +72,7 @@ class MetaConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
         _check_float("meta_sgd_lr", self.meta_sgd_lr, low=0.0, low_open=True)
-        if self.meta_sgd and (self.algo == "reptile" or self.inner_lr == 0):
+        if self.meta_sgd and (self.algo not in ("maml", "fomaml") or self.inner_lr == 0):
             raise ValueError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
                              f"(got algo {self.algo}, inner_lr {self.inner_lr})")
 
