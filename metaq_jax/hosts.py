@@ -57,4 +57,5 @@ def join_from_environment() -> None:
     try:
         join(settings_from(os.environ))
     except ValueError as error:
-        sys.exit(f"metaq: error: {error}")
+        print(f"metaq: error: {error}", file=sys.stderr)
+        sys.exit(2)

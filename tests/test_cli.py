@@ -184,7 +184,7 @@ def _setup(kind, tmp_path, reference_dir) -> str:
 
 BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
     (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
-    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile"),
+    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain"),
     (["train", "--num-tasks", "0"], "new", None, "MetaConfig.num_tasks = 0: must be a positive integer"),
     (["train", "--num-tasks", "-3"], "new", None, "MetaConfig.num_tasks = -3: must be a positive integer"),
     (["train", "--num-tasks", "abc"], "new", None, "Error parsing --num-tasks: invalid literal for int()"),
