@@ -55,6 +55,15 @@ class Eval:
 
 
 @dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Meta-train, and pretrain with the same budget, then meta-test beside every baseline."""
+
+    config: Annotated[MetaConfig, tyro.conf.arg(name="")] = MetaConfig()
+    num_seeds: int = 1  # independent trials per held-out task
+    out: str = "results"  # folder for protocol.json, protocol.md (the table) and protocol.png
+
+
+@dataclasses.dataclass(frozen=True)
 class Families:
     """List the registered task families, one line each."""
 
@@ -86,12 +95,13 @@ def _tyro_message(text: str) -> str:
     return head
 
 
-def _parse(argv: list[str] | None) -> Train | Eval | Families:
+def _parse(argv: list[str] | None) -> Train | Eval | Protocol | Families:
     argv = sys.argv[1:] if argv is None else list(argv)
     train_default = Train(config=_base_config(argv)) if argv[:1] == ["train"] else Train()
     commands = Union[
         Annotated[Train, tyro.conf.subcommand("train", default=train_default)],
         Annotated[Eval, tyro.conf.subcommand("eval")],
+        Annotated[Protocol, tyro.conf.subcommand("protocol")],
         Annotated[Families, tyro.conf.subcommand("families")],
     ]
     stderr = io.StringIO()
@@ -159,16 +169,40 @@ def train(args: Train) -> None:
 def evaluate(args: Eval) -> None:
     """Print the meta-test of a run, as a table or as one JSON object."""
     from metaq_jax import session
+    from metaq_jax.protocol import markdown_table
 
     report = session.evaluate_run(args.run_dir)
     if args.json:
         print(json.dumps(report))
         return
     print(f"{report['family']} / {report['algo']}: mean return on held-out tasks (± 95% CI)")
-    print(f"{'inner steps':>11}  {'meta-learned':>18}  {'random init':>18}")
-    rand, rand_ci = report["baselines"]["random_init"], report["baselines_ci95"]["random_init"]
-    for k, mean, ci, r, rci in zip(report["inner_steps"], report["returns"], report["ci95"], rand, rand_ci):
-        print(f"{k:>11}  {mean:>10.2f} ± {ci:<5.2f}  {r:>10.2f} ± {rci:<5.2f}")
+    print(markdown_table(report))
+
+
+def protocol(args: Protocol) -> None:
+    """Run the meta-test protocol and write its report, table and plot to `args.out`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from metaq_jax.plots import save_adaptation_plot
+    from metaq_jax.protocol import markdown_table, run_protocol
+
+    if not isinstance(args.num_seeds, int) or args.num_seeds < 1:
+        raise ValueError(f"--num-seeds = {args.num_seeds!r}: must be a positive integer")
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn()) as progress:
+        bars = {name: progress.add_task(name, total=args.config.meta_steps) for name in ("meta", "pretrain")}
+        report = run_protocol(args.config, num_seeds=args.num_seeds,
+                              callback=lambda name, step, m: progress.update(bars[name], completed=step + 1))
+    report["config"] = args.config.to_dict()
+    table = markdown_table(report)
+    with open(os.path.join(args.out, "protocol.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(args.out, "protocol.md"), "w") as f:
+        f.write(table + "\n")
+    save_adaptation_plot(report, os.path.join(args.out, "protocol.png"))
+    print(table)
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}}")
 
 
 def families() -> None:
@@ -187,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
             train(command)
         elif isinstance(command, Eval):
             evaluate(command)
+        elif isinstance(command, Protocol):
+            protocol(command)
         else:
             families()
     except ValueError as error:  # a user's bad input: one line, no traceback

@@ -22,6 +22,7 @@ from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import meta_test
+from metaq_jax.protocol import MIN_EVAL_STEPS, fixed_baselines
 from metaq_jax.plots import save_adaptation_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
@@ -31,7 +32,6 @@ from metaq_jax.types import MetaState, Metrics, Params
 # A diverged step is logged on purpose (the row names it); tensorboardX's warning would repeat it.
 logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
-MIN_EVAL_STEPS = 3  # meta-test curves run to this many inner steps, or to K if larger
 
 StepCallback = Callable[[int, Metrics], None]
 """`on_step(step, metrics)` after meta-step `step` (0-based), metrics on the host."""
@@ -44,10 +44,19 @@ class RunResult(NamedTuple):
 
 
 def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, params: Params) -> dict:
-    """`meta_test` of `params` on the family's held-out tasks, labelled with family and algo."""
-    report = meta_test(learner, params, family.test_tasks(), jax.random.key(config.seed + 1),
-                       num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
-    return {"family": config.family, "algo": config.algo, **report}
+    """`meta_test` of `params` on the family's held-out tasks, labelled with family and algo.
+
+    Beside the random initialisation it carries the baselines that need no training: the
+    family's oracle and, on Bernoulli bandits, UCB1, Thompson sampling and random play.
+    """
+    tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
+    num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
+    report = {"family": config.family, "algo": config.algo,
+              **meta_test(learner, params, tasks, key, num_steps=num_steps)}
+    for name, (mean, ci95) in fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=1).items():
+        report["baselines"][name] = mean
+        report["baselines_ci95"][name] = ci95
+    return report
 
 
 def _is_finite(metrics: Metrics) -> bool:

@@ -65,12 +65,23 @@ def test_eval_json_is_one_object(reference, capsys):
     report = json.loads(capsys.readouterr().out)
     assert (report["family"], report["algo"], report["inner_steps"]) == ("bandit", "maml", [0, 1, 2, 3])
     assert len(report["returns"]) == len(report["ci95"]) == len(report["baselines"]["random_init"]) == 4
+    assert {"random_init", "oracle", "ucb1", "thompson", "random_play"} == set(report["baselines"])
+
+
+def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "results"
+    cli.main(["protocol", *TINY, "--meta-steps", "2", "--out", str(out)])
+    table = (out / "protocol.md").read_text()
+    assert table.startswith("| start | 0 steps |") and "| pretrain |" in table and "| oracle |" in table
+    report = json.loads((out / "protocol.json").read_text())
+    assert report["config"]["meta_steps"] == 2 and "pretrain" in report["baselines"]
+    assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
 
 
 def test_config_file_with_flags_over_it(reference, tmp_path, capsys):
     """`--config` loads a saved config; a flag overrides it (checked by the config it refuses)."""
     cli.main(["eval", "--run-dir", reference[0]])
-    assert "random init" in capsys.readouterr().out
+    assert "| random_init |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["train", "--config", os.path.join(reference[0], "config.json"), "--meta-steps", "7",
                   "--run-dir", reference[0], "--resume"])
