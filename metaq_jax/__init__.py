@@ -11,8 +11,8 @@ _hosts.join_from_environment()  # multi-host: before any import below starts JAX
 from metaq_jax.algos import (MetaLearner, MetaQProblem, make_meta_learner, make_optimizer,
                              make_problem, maml_loss)
 from metaq_jax.config import MetaConfig
-from metaq_jax import evaluate
 from metaq_jax.evaluate import AdaptationCurve, adaptation_curve, meta_test
+from metaq_jax.protocol import markdown_table, run_protocol
 from metaq_jax.inner import adapt
 from metaq_jax.losses import td_error, td_loss
 from metaq_jax.networks import QNetwork, make_q_network
@@ -26,6 +26,7 @@ __all__ = [
     "AdaptationCurve", "MetaConfig", "MetaLearner", "MetaQProblem", "MetaState", "Metrics",
     "QNetwork", "TaskFamily", "Transition", "adapt", "adaptation_curve", "cartpole_params",
     "collect", "episode_return", "epsilon_greedy", "list_families", "make_family",
-    "make_meta_learner", "make_optimizer", "make_problem", "make_q_network", "maml_loss", "meta_test",
+    "make_meta_learner", "make_optimizer", "make_problem", "make_q_network", "maml_loss", "markdown_table",
+    "meta_test", "run_protocol",
     "register_family", "td_error", "td_loss", "train",
 ]

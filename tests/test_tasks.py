@@ -21,7 +21,7 @@ def run_episodes(family, task, steps, actions, seed=0):
     for t in range(steps):
         key, k = jax.random.split(key)
         step = env.step(k, state, actions(t), task)
-        obs, state = step[0], step[1]
+        state = step[1]
         out.append(step)
     return out
 

@@ -8,7 +8,6 @@ state; the dynamics are gymnax's own.
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
