@@ -1,0 +1,65 @@
+"""Environment throughput alone: our collection vs gymnax's raw rollouts vs gymnasium's numpy CartPole."""
+
+import jax
+import numpy as np
+
+from metaq_jax.algos import make_problem
+from metaq_jax.bench.measure import interleaved, spread
+from metaq_jax.config import MetaConfig
+
+
+def gymnax_rollout(env, env_params, num_envs: int, length: int, *, auto_reset: bool):
+    """A jit-able `key -> final obs [M, 4]`: `length` random-action steps of M vmapped envs.
+
+    `auto_reset=False` calls the bare `step_env` (episodes run past their end, which costs
+    nothing here): what the physics alone costs, the floor for any collector.
+    """
+    step_fn = env.step if auto_reset else env.step_env
+
+    def run(key):
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
+
+        def step(carry, k):
+            k_act, k_env = jax.random.split(k)
+            actions = jax.random.randint(k_act, (num_envs,), 0, 2)
+            obs, state, *_ = jax.vmap(step_fn, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, num_envs), carry[1], actions, env_params)
+            return (obs, state), None
+
+        (obs, _), _ = jax.lax.scan(step, (obs, state), jax.random.split(k_run, length))
+        return obs
+
+    return run
+
+
+def gymnasium_rollout(num_envs: int, length: int):
+    """`() -> final obs`: `length` random-action steps of gymnasium's numpy `CartPoleVectorEnv`."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    env = CartPoleVectorEnv(num_envs=num_envs)
+    rng = np.random.default_rng(0)
+
+    def run():
+        env.reset(seed=0)
+        for _ in range(length):
+            obs, *_ = env.step(rng.integers(0, 2, num_envs))
+        return obs
+
+    return run
+
+
+def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
+    """Env steps per second of each collector at `num_envs` envs, `length` steps, median of `rounds`."""
+    problem = make_problem(MetaConfig(family="cartpole", num_envs=num_envs, rollout_length=length,
+                                      hidden_sizes=(64, 64)))
+    env, env_params = problem.family.env, problem.family.default_params
+    params = problem.init_params(jax.random.key(0))
+    key = jax.random.key(1)
+    ours = jax.jit(lambda k: problem.collect(params, env_params, k, 0.1).obs)
+    auto = jax.jit(gymnax_rollout(env, env_params, num_envs, length, auto_reset=True))
+    bare = jax.jit(gymnax_rollout(env, env_params, num_envs, length, auto_reset=False))
+    fns = {"metaq_collect": lambda: ours(key), "gymnax_auto_reset": lambda: auto(key),
+           "gymnax_bare_step_env": lambda: bare(key), "gymnasium_numpy": gymnasium_rollout(num_envs, length)}
+    times = interleaved(fns, rounds)
+    return {name: num_envs * length / spread(t)["median"] for name, t in times.items()}

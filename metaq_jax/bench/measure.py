@@ -1,0 +1,53 @@
+"""Timing and XLA statistics: the measuring instruments of the benchmark suite."""
+
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Wall seconds of each `fn()` over `rounds` rounds, run A B C A B C ... after one warm-up round.
+
+    Interleaving makes every contender share the machine's drift and noise; each result is
+    blocked on (`jax.block_until_ready`) so asynchronous dispatch is not mistaken for speed.
+    """
+    times = {name: [] for name in fns}
+    for i in range(rounds + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            if i:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def spread(times: list[float]) -> dict[str, float]:
+    """Median and range of repeated timings, in seconds."""
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "n": len(times)}
+
+
+def compile_timed(fn: Callable, *args) -> tuple[jax.stages.Compiled, float]:
+    """`jax.jit(fn)` compiled for `args`, and the seconds lowering and compiling took."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def xla_stats(compiled: jax.stages.Compiled) -> dict[str, float | None]:
+    """XLA's temp (scratch) bytes and analytic FLOPs of one compiled call; None where unreported."""
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # a list per device in older jax
+    return {"temp_bytes": None if memory is None else int(memory.temp_size_in_bytes),
+            "flops": None if not cost else float(cost.get("flops", 0.0))}
+
+
+def matmul_rate(n: int = 2048, rounds: int = 5) -> float:
+    """This machine's attainable fp32 rate: FLOP/s of one `[n, n] @ [n, n]` matmul, median."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    seconds = spread(interleaved({"matmul": lambda: matmul(a, a)}, rounds)["matmul"])["median"]
+    return 2.0 * n**3 / seconds

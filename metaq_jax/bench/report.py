@@ -1,0 +1,50 @@
+"""The suite's result as markdown tables."""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _ms(spread: dict) -> str:
+    """`median [min–max]` in milliseconds."""
+    return f"{1e3 * spread['median']:.0f} [{1e3 * spread['min']:.0f}–{1e3 * spread['max']:.0f}]"
+
+
+def markdown(result: dict) -> str:
+    """Summary, meta-step, memory, environment and torch tables of one `run_suite` result."""
+    m = result["machine"]
+    lines = [f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['device']}), load average "
+             f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at start, {m['date']}; python {m['python']}, "
+             f"jax {m['jax']}, flax {m['flax']}, gymnax {m['gymnax']}, gymnasium {m['gymnasium']}, "
+             f"torch {m['torch']}.", ""]
+    lines += ["| summary | value |", "|---|---:|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in result["summary"].items()]
+    if "gate_max_rel_error" in result:
+        lines += ["", "Correctness gate, max |Δ| / max |g| vs PyTorch: " +
+                  ", ".join(f"{a} {e:.1e}" for a, e in result["gate_max_rel_error"].items())]
+    lines += ["", f"Attainable fp32 rate (2048³ matmul): {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s", "",
+              "| algo | T | K | meta-step ms [range] | meta-steps/s | tasks/s | env steps/s | collect ms | "
+              "learn ms | compile s | GFLOP | % of matmul rate | temp MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in result["configs"]:
+        flops = c["flops"] or 0.0
+        peak = 100 * flops / c["step_s"]["median"] / result["matmul_flops_per_s"]
+        temp = None if c["temp_bytes"] is None else c["temp_bytes"] / 2**20
+        lines.append(f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {_ms(c['step_s'])} | "
+                     f"{c['meta_steps_per_s']:.3g} | {c['tasks_per_s']:.3g} | {c['env_steps_per_s']:.3g} | "
+                     f"{_ms(c['collect_s'])} | {_ms(c['learn_s'])} | {c['compile_s']:.1f} | {flops / 1e9:.2f} | "
+                     f"{peak:.1f} | {_fmt(temp)} |")
+    lines += ["", f"XLA temp MiB at T={result['plan']['main_tasks']}, K={result['plan']['memory_inner_steps']}: " + ", ".join(
+        f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]
+    lines += ["", "| envs | " + " | ".join(next(iter(result["envs"].values()))) + " |",
+              "|---:|" + "---:|" * len(next(iter(result["envs"].values())))]
+    for n, row in result["envs"].items():
+        lines.append(f"| {n} | " + " | ".join(f"{v:.3g}" for v in row.values()) + " |")
+    if result["torch_vs_jax"]:
+        plan = result["plan"]
+        lines += ["", f"| contender (so, T={plan['main_tasks']}, K={plan['main_inner_steps']}) | meta-step ms [range] |",
+                  "|---|---:|"]
+        lines += [f"| {k} | {_ms(v)} |" for k, v in result["torch_vs_jax"].items()]
+    return "\n".join(lines)

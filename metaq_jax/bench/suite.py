@@ -1,0 +1,252 @@
+"""The benchmark suite: workload W in metaq_jax, beside the PyTorch reference, gated on correctness.
+
+Workload W: T tasks × 32 envs × 50 collection steps on `cartpole`, K inner SGD steps (5 by
+default), a 4-64-64-2 MLP, query data collected with the adapted parameters, Adam outer.
+"""
+
+import dataclasses
+import datetime
+import functools
+import os
+import platform
+from importlib import metadata
+
+import jax
+import jax.numpy as jnp
+
+from metaq_jax.algos import make_meta_learner, make_problem
+from metaq_jax.bench import envs, gate
+from metaq_jax.bench.measure import compile_timed, interleaved, matmul_rate, spread, xla_stats
+from metaq_jax.config import MetaConfig
+
+ALGOS = gate.ALGOS
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one run of the suite measures; `quick()` and `full()` are the two presets."""
+
+    main_tasks: int  # T of the headline comparison (torch, so/fo, peak fraction)
+    task_counts: tuple[int, ...]  # T values swept at K = 5
+    inner_steps: tuple[int, ...]  # K values swept at T = main_tasks
+    env_counts: tuple[int, ...]  # M values of the environment-throughput table
+    rounds: int  # timed repeats of each JAX configuration (after a warm-up)
+    torch_pairs: int  # interleaved JAX / torch pairs
+    main_inner_steps: int = 5  # K of the headline comparison
+    memory_inner_steps: int = 20  # K of the remat memory comparison
+    num_envs: int = 32
+    rollout_length: int = 50
+
+    @classmethod
+    def quick(cls) -> "Plan":
+        return cls(main_tasks=8, task_counts=(8,), inner_steps=(5,), env_counts=(64, 1024), rounds=3,
+                   torch_pairs=5)
+
+    @classmethod
+    def full(cls) -> "Plan":
+        return cls(main_tasks=64, task_counts=(1, 8, 64, 256), inner_steps=(1, 5, 20),
+                   env_counts=(1, 64, 1024, 8192), rounds=5, torch_pairs=5)
+
+
+def workload(algo: str, num_tasks: int, inner_steps: int = 5, *, remat: bool = False, num_envs: int = 32,
+             rollout_length: int = 50) -> MetaConfig:
+    """Workload W's config for one algorithm and size."""
+    return MetaConfig(family="cartpole", algo=algo, num_tasks=num_tasks, num_envs=num_envs,
+                      rollout_length=rollout_length, inner_steps=inner_steps, inner_lr=0.01, gamma=0.99,
+                      epsilon=0.1, support_epsilon=1.0, hidden_sizes=(64, 64), remat=remat)
+
+
+def compiled_meta_step(config: MetaConfig):
+    """`(compiled update, its initial state, compile seconds)` of one meta-step."""
+    learner = make_meta_learner(config)
+    state = learner.init(jax.random.key(config.seed))
+    compiled, seconds = compile_timed(learner.update, state, jax.random.key(1))
+    return compiled, state, seconds
+
+
+def stepper(compiled, state):
+    """A `() -> metrics` closure advancing its own meta-state (the compiled update is not donating)."""
+    box = [state]
+
+    def step():
+        box[0], metrics = compiled(box[0], jax.random.fold_in(jax.random.key(2), box[0].step))
+        return metrics
+
+    return step
+
+
+def collection_part(config: MetaConfig, state):
+    """Collection alone of one meta-step: `(() -> (support, query) [T, L, M], the data)`.
+
+    The support and the query rollouts of T tasks, both with θ: the query policy's
+    parameters do not change the cost. The same for every algorithm.
+    """
+    problem = make_problem(config)
+    tasks = problem.family.train_tasks(jax.random.key(3), config.num_tasks)
+    keys = jax.random.split(jax.random.key(4), config.num_tasks)
+
+    def collect(params, tasks, keys):
+        def one(task, key):
+            k_s, k_q = jax.random.split(key)
+            return (problem.collect(params, task, k_s, config.support_epsilon),
+                    problem.collect(params, task, k_q, config.epsilon))
+        return jax.vmap(one)(tasks, keys)
+
+    compiled, _ = compile_timed(collect, state.params, tasks, keys)
+    return (lambda: compiled(state.params, tasks, keys)), compiled(state.params, tasks, keys)
+
+
+def learning_part(config: MetaConfig, state, support, query):
+    """Learning alone: `() -> direction`, every task's direction on fixed data, averaged over tasks.
+
+    The meta-step without its environments.
+    """
+    direction = functools.partial(gate.jax_direction, config)
+
+    def learn(params, target, support, query):
+        directions = jax.vmap(direction, in_axes=(None, None, 0, 0))(params, target, support, query)
+        return jax.tree.map(lambda d: jnp.mean(d, axis=0), directions)
+
+    compiled, _ = compile_timed(learn, state.params, state.target_params, support, query)
+    return lambda: compiled(state.params, state.target_params, support, query)
+
+
+def rates(config: MetaConfig, seconds: float) -> dict[str, float]:
+    """Meta-steps/s, tasks/s and env steps/s (support + query) of a meta-step taking `seconds`."""
+    env_steps = 2 * config.num_tasks * config.num_envs * config.rollout_length
+    return {"meta_steps_per_s": 1 / seconds, "tasks_per_s": config.num_tasks / seconds,
+            "env_steps_per_s": env_steps / seconds}
+
+
+def measure_size(plan: Plan, num_tasks: int, inner_steps: int) -> tuple[dict[str, dict], dict]:
+    """Every algorithm at one (T, K): compile, XLA stats, interleaved step / collect / learn times.
+
+    Returns the results per algorithm and the `() -> metrics` meta-step closures, for reuse.
+    """
+    configs = {a: workload(a, num_tasks, inner_steps, num_envs=plan.num_envs,
+                           rollout_length=plan.rollout_length) for a in ALGOS}
+    fns, out, data = {}, {}, None
+    for algo, config in configs.items():
+        compiled, state, compile_s = compiled_meta_step(config)
+        if data is None:
+            fns["collect"], data = collection_part(config, state)
+        fns.update({f"{algo}/step": stepper(compiled, state),
+                    f"{algo}/learn": learning_part(config, state, *data)})
+        out[algo] = {"num_tasks": num_tasks, "inner_steps": inner_steps, "compile_s": compile_s,
+                     **xla_stats(compiled)}
+    times = interleaved(fns, plan.rounds)
+    for algo, config in configs.items():
+        step = spread(times[f"{algo}/step"])
+        out[algo].update(step_s=step, **rates(config, step["median"]),
+                         collect_s=spread(times["collect"]), learn_s=spread(times[f"{algo}/learn"]))
+    return out, {algo: fns[f"{algo}/step"] for algo in ALGOS}
+
+
+def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
+    """XLA temp bytes of a meta-step at T = main, K = `plan.memory_inner_steps`: second order with
+    and without remat, and first order; taken from `measured` configs where there, else compiled."""
+    inner_steps, sizes = plan.memory_inner_steps, dict(num_envs=plan.num_envs, rollout_length=plan.rollout_length)
+    known = {c["algo"]: c["temp_bytes"] for c in measured
+             if (c["num_tasks"], c["inner_steps"]) == (plan.main_tasks, inner_steps)}
+    cases = {"maml": workload("maml", plan.main_tasks, inner_steps, **sizes),
+             "maml_remat": workload("maml", plan.main_tasks, inner_steps, remat=True, **sizes),
+             "fomaml": workload("fomaml", plan.main_tasks, inner_steps, **sizes)}
+    return {name: known[name] if name in known else xla_stats(compiled_meta_step(config)[0])["temp_bytes"]
+            for name, config in cases.items()}
+
+
+def torch_vs_jax(plan: Plan, jax_step, algo: str = "maml") -> dict[str, dict]:
+    """Interleaved meta-steps of metaq_jax and the PyTorch reference (1 thread and torch's default).
+
+    Both start from the same flax initialisation. Returns `{contender: spread of seconds}`.
+    """
+    import torch
+
+    from metaq_jax.bench.torch_reference import TorchMetaLearner
+
+    config = workload(algo, plan.main_tasks, plan.main_inner_steps, num_envs=plan.num_envs, rollout_length=plan.rollout_length)
+    variables = make_problem(config).init_params(jax.random.key(config.seed))
+    learner = TorchMetaLearner(variables, algo=algo, num_tasks=config.num_tasks, num_envs=config.num_envs,
+                               rollout_length=config.rollout_length, inner_steps=config.inner_steps,
+                               inner_lr=config.inner_lr, gamma=config.gamma, outer_lr=config.outer_lr,
+                               epsilon=config.epsilon, support_epsilon=config.support_epsilon,
+                               target_update_period=config.target_update_period)
+    default_threads = torch.get_num_threads()
+
+    def torch_step(threads):
+        def run():
+            torch.set_num_threads(threads)
+            learner.step()
+        return run
+
+    times = interleaved({"metaq_jax": jax_step, "torch_1_thread": torch_step(1),
+                         f"torch_{default_threads}_threads": torch_step(default_threads)}, plan.torch_pairs)
+    torch.set_num_threads(default_threads)
+    return {name: spread(t) for name, t in times.items()}
+
+
+def machine() -> dict[str, object]:
+    """The machine and library versions the numbers belong to."""
+    versions = {"python": platform.python_version()}
+    for package in ("jax", "flax", "gymnax", "gymnasium", "torch"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "device": jax.devices()[0].device_kind, "load_average": os.getloadavg(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **versions}
+
+
+def summarise(result: dict, main: dict[str, dict], memory: dict, torch_times: dict | None) -> dict:
+    """The issue's headline ratios from the measured parts; None where not measured."""
+    so, fo = main["maml"], main["fomaml"]
+    envs_1k = result["envs"].get("1024")  # the issue's reference size
+    best_torch = None if torch_times is None else min(
+        v["median"] for k, v in torch_times.items() if k.startswith("torch"))
+    return {
+        "speedup_vs_torch": None if best_torch is None else best_torch / torch_times["metaq_jax"]["median"],
+        "so_over_fo": so["step_s"]["median"] / fo["step_s"]["median"],
+        "peak_fraction": so["flops"] / so["step_s"]["median"] / result["matmul_flops_per_s"],
+        "mem_so_over_fo_k20": memory["maml_remat"] / memory["fomaml"] if memory.get("fomaml") else None,
+        "collect_over_bare": None if envs_1k is None else
+        envs_1k["metaq_collect"] / envs_1k["gymnax_bare_step_env"],
+        "compile_s": so["compile_s"],
+    }
+
+
+def run_suite(plan: Plan, *, with_torch: bool = True, log=lambda message: None) -> dict:
+    """Gate, then measure everything `plan` asks for. Returns one JSON-ready dict.
+
+    Raises `gate.GateError` before any timing if the frameworks disagree. `with_torch=False`
+    (torch not installed) skips the gate and the torch timings; they are then None.
+    """
+    result = {"machine": machine(), "plan": dataclasses.asdict(plan)}
+    if with_torch:
+        log("correctness gate (metaq_jax vs PyTorch meta-gradients)")
+        result["gate_max_rel_error"] = gate.check_gate(workload("maml", 1, plan.main_inner_steps, num_envs=plan.num_envs,
+                                                                 rollout_length=plan.rollout_length))
+    log("attainable fp32 rate: 2048³ matmul")
+    result["matmul_flops_per_s"] = matmul_rate()
+    sizes = sorted({(t, plan.main_inner_steps) for t in plan.task_counts} |
+                   {(plan.main_tasks, k) for k in plan.inner_steps})
+    result["configs"], main_steps = [], None
+    for num_tasks, inner_steps in sizes:
+        log(f"meta-step T={num_tasks} K={inner_steps}: so, fo, reptile")
+        out, steps = measure_size(plan, num_tasks, inner_steps)
+        result["configs"] += [{"algo": a, **v} for a, v in out.items()]
+        if (num_tasks, inner_steps) == (plan.main_tasks, plan.main_inner_steps):
+            main, main_steps = out, steps
+    log(f"XLA temp bytes at K={plan.memory_inner_steps} with and without remat")
+    result["temp_bytes_k20"] = remat_memory(plan, result["configs"])
+    result["envs"] = {}
+    for num_envs in plan.env_counts:
+        log(f"environment throughput at {num_envs} envs")
+        result["envs"][str(num_envs)] = envs.env_throughput(num_envs, 100, plan.rounds)
+    torch_times = None
+    if with_torch:
+        log(f"metaq_jax vs PyTorch, {plan.torch_pairs} interleaved rounds")
+        torch_times = torch_vs_jax(plan, main_steps["maml"])
+    result["torch_vs_jax"] = torch_times
+    result["summary"] = summarise(result, main, result["temp_bytes_k20"], torch_times)
+    return result
