@@ -64,6 +64,15 @@ class Protocol:
 
 
 @dataclasses.dataclass(frozen=True)
+class Bench:
+    """Benchmark workload W beside the PyTorch reference, after a meta-gradient correctness gate."""
+
+    json: bool = False  # print one JSON object on stdout instead of the tables
+    quick: bool = False  # T=8, K=5 only, two env counts, 3 rounds: under 3 minutes on 2 cores
+    out: str | None = None  # also write bench.json and bench.md into this folder
+
+
+@dataclasses.dataclass(frozen=True)
 class Families:
     """List the registered task families, one line each."""
 
@@ -95,13 +104,14 @@ def _tyro_message(text: str) -> str:
     return head
 
 
-def _parse(argv: list[str] | None) -> Train | Eval | Protocol | Families:
+def _parse(argv: list[str] | None) -> Train | Eval | Protocol | Bench | Families:
     argv = sys.argv[1:] if argv is None else list(argv)
     train_default = Train(config=_base_config(argv)) if argv[:1] == ["train"] else Train()
     commands = Union[
         Annotated[Train, tyro.conf.subcommand("train", default=train_default)],
         Annotated[Eval, tyro.conf.subcommand("eval")],
         Annotated[Protocol, tyro.conf.subcommand("protocol")],
+        Annotated[Bench, tyro.conf.subcommand("bench")],
         Annotated[Families, tyro.conf.subcommand("families")],
     ]
     stderr = io.StringIO()
@@ -205,6 +215,31 @@ def protocol(args: Protocol) -> None:
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}}")
 
 
+def bench(args: Bench) -> None:
+    """Run the benchmark suite; print its tables (progress on stderr) or one JSON object."""
+    import importlib.util
+
+    from metaq_jax.bench import report, suite
+
+    with_torch = importlib.util.find_spec("torch") is not None
+    if not with_torch:
+        print("metaq bench: torch is not installed (pip install 'metaq-jax[bench]'): no gate, no torch timings",
+              file=sys.stderr)
+    plan = suite.Plan.quick() if args.quick else suite.Plan.full()
+    start = time.perf_counter()
+    result = suite.run_suite(plan, with_torch=with_torch,
+                             log=lambda m: print(f"[{time.perf_counter() - start:4.0f} s] {m}", file=sys.stderr))
+    result["wall_s"] = time.perf_counter() - start
+    table = report.markdown(result)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "bench.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        with open(os.path.join(args.out, "bench.md"), "w") as f:
+            f.write(table + "\n")
+    print(json.dumps(result) if args.json else table)
+
+
 def families() -> None:
     """List the registered task families, one line each."""
     import metaq_jax as mq
@@ -223,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
             evaluate(command)
         elif isinstance(command, Protocol):
             protocol(command)
+        elif isinstance(command, Bench):
+            bench(command)
         else:
             families()
     except ValueError as error:  # a user's bad input: one line, no traceback

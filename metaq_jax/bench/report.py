@@ -44,7 +44,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {n} | " + " | ".join(f"{v:.3g}" for v in row.values()) + " |")
     if result["torch_vs_jax"]:
         plan = result["plan"]
-        lines += ["", f"| contender (so, T={plan['main_tasks']}, K={plan['main_inner_steps']}) | meta-step ms [range] |",
+        lines += ["", f"| contender (so, T={plan['torch_tasks'] or plan['main_tasks']}, K={plan['main_inner_steps']}) "
+                  "| meta-step ms [range] |",
                   "|---|---:|"]
         lines += [f"| {k} | {_ms(v)} |" for k, v in result["torch_vs_jax"].items()]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ class Plan:
     env_counts: tuple[int, ...]  # M values of the environment-throughput table
     rounds: int  # timed repeats of each JAX configuration (after a warm-up)
     torch_pairs: int  # interleaved JAX / torch pairs
+    torch_tasks: int | None = None  # T of the torch comparison, one of task_counts; None: main_tasks
     main_inner_steps: int = 5  # K of the headline comparison
     memory_inner_steps: int = 20  # K of the remat memory comparison
     num_envs: int = 32
@@ -155,7 +156,7 @@ def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
             for name, config in cases.items()}
 
 
-def torch_vs_jax(plan: Plan, jax_step, algo: str = "maml") -> dict[str, dict]:
+def torch_vs_jax(plan: Plan, num_tasks: int, jax_step, algo: str = "maml") -> dict[str, dict]:
     """Interleaved meta-steps of metaq_jax and the PyTorch reference (1 thread and torch's default).
 
     Both start from the same flax initialisation. Returns `{contender: spread of seconds}`.
@@ -164,7 +165,7 @@ def torch_vs_jax(plan: Plan, jax_step, algo: str = "maml") -> dict[str, dict]:
 
     from metaq_jax.bench.torch_reference import TorchMetaLearner
 
-    config = workload(algo, plan.main_tasks, plan.main_inner_steps, num_envs=plan.num_envs, rollout_length=plan.rollout_length)
+    config = workload(algo, num_tasks, plan.main_inner_steps, num_envs=plan.num_envs, rollout_length=plan.rollout_length)
     variables = make_problem(config).init_params(jax.random.key(config.seed))
     learner = TorchMetaLearner(variables, algo=algo, num_tasks=config.num_tasks, num_envs=config.num_envs,
                                rollout_length=config.rollout_length, inner_steps=config.inner_steps,
@@ -230,13 +231,16 @@ def run_suite(plan: Plan, *, with_torch: bool = True, log=lambda message: None) 
     result["matmul_flops_per_s"] = matmul_rate()
     sizes = sorted({(t, plan.main_inner_steps) for t in plan.task_counts} |
                    {(plan.main_tasks, k) for k in plan.inner_steps})
-    result["configs"], main_steps = [], None
+    torch_tasks = plan.main_tasks if plan.torch_tasks is None else plan.torch_tasks
+    result["configs"], torch_step = [], None
     for num_tasks, inner_steps in sizes:
         log(f"meta-step T={num_tasks} K={inner_steps}: so, fo, reptile")
         out, steps = measure_size(plan, num_tasks, inner_steps)
         result["configs"] += [{"algo": a, **v} for a, v in out.items()]
         if (num_tasks, inner_steps) == (plan.main_tasks, plan.main_inner_steps):
-            main, main_steps = out, steps
+            main = out
+        if (num_tasks, inner_steps) == (torch_tasks, plan.main_inner_steps):
+            torch_step = steps["maml"]
     log(f"XLA temp bytes at K={plan.memory_inner_steps} with and without remat")
     result["temp_bytes_k20"] = remat_memory(plan, result["configs"])
     result["envs"] = {}
@@ -246,7 +250,7 @@ def run_suite(plan: Plan, *, with_torch: bool = True, log=lambda message: None) 
     torch_times = None
     if with_torch:
         log(f"metaq_jax vs PyTorch, {plan.torch_pairs} interleaved rounds")
-        torch_times = torch_vs_jax(plan, main_steps["maml"])
+        torch_times = torch_vs_jax(plan, torch_tasks, torch_step)
     result["torch_vs_jax"] = torch_times
     result["summary"] = summarise(result, main, result["temp_bytes_k20"], torch_times)
     return result

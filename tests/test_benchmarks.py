@@ -1,0 +1,55 @@
+"""The benchmark suite: the correctness gate holds, and the suite runs on a tiny size. Never a time.
+
+torch is in the dev extra (a local CPU wheel), so the gate against PyTorch runs in CI.
+"""
+
+import json
+
+import jax
+import pytest
+
+from metaq_jax import cli
+from metaq_jax.bench import gate, report, suite
+
+TINY_PLAN = suite.Plan(main_tasks=2, task_counts=(2,), inner_steps=(2,), env_counts=(4,), rounds=1,
+                       torch_pairs=1, main_inner_steps=2, memory_inner_steps=2, num_envs=4, rollout_length=5)
+SUMMARY_KEYS = {"speedup_vs_torch", "so_over_fo", "peak_fraction", "mem_so_over_fo_k20", "collect_over_bare",
+                "compile_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    return suite.run_suite(TINY_PLAN)
+
+
+def test_the_gate_holds_for_every_algorithm_on_the_workload(tiny_result):
+    errors = tiny_result["gate_max_rel_error"]
+    assert set(errors) == {"maml", "fomaml", "reptile"}
+    assert all(e <= gate.RTOL for e in errors.values()), errors
+
+
+def test_the_gate_tells_second_from_first_order():
+    config = suite.workload("maml", 1, 2, num_envs=4, rollout_length=5).replace(inner_lr=0.3)
+    data = gate.gate_data(config, jax.random.key(0))
+    second = gate.jax_direction(config, *data)
+    first = gate.torch_direction(config.replace(algo="fomaml"), *data)
+    assert gate.relative_error(first, second) > 100 * gate.RTOL
+
+
+def test_the_suite_runs_on_a_tiny_size(tiny_result):
+    assert set(tiny_result["summary"]) == SUMMARY_KEYS
+    assert tiny_result["summary"]["collect_over_bare"] is None  # no 1024-env row in the tiny plan
+    assert {c["algo"] for c in tiny_result["configs"]} == {"maml", "fomaml", "reptile"}
+    assert all(c["flops"] > 0 and c["temp_bytes"] > 0 for c in tiny_result["configs"])
+    assert set(tiny_result["envs"]["4"]) == {"metaq_collect", "gymnax_auto_reset", "gymnax_bare_step_env",
+                                             "gymnasium_numpy"}
+    assert len(tiny_result["torch_vs_jax"]) == 3
+    json.dumps(tiny_result)  # the JSON `metaq bench --json` prints
+    table = report.markdown(tiny_result)
+    assert "| summary | value |" in table and "torch_1_thread" in table
+
+
+def test_bench_command_parses_its_flags():
+    assert cli._parse(["bench", "--quick", "--json"]) == cli.Bench(json=True, quick=True)
+    with pytest.raises(ValueError):
+        cli._parse(["bench", "--quick", "yes"])
