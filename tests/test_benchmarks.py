@@ -40,7 +40,7 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
     assert set(tiny_result["summary"]) == SUMMARY_KEYS
     assert tiny_result["summary"]["collect_over_bare"] is None  # no 1024-env row in the tiny plan
     assert {c["algo"] for c in tiny_result["configs"]} == {"maml", "fomaml", "reptile"}
-    assert all(c["flops"] > 0 and c["temp_bytes"] > 0 for c in tiny_result["configs"])
+    assert all(c["flops"] > 0 and c["xla_flops"] > 0 and c["temp_bytes"] > 0 for c in tiny_result["configs"])
     assert set(tiny_result["envs"]["4"]) == {"metaq_collect", "gymnax_auto_reset", "gymnax_bare_step_env",
                                              "gymnasium_numpy"}
     assert len(tiny_result["torch_vs_jax"]) == 3
@@ -53,3 +53,10 @@ def test_bench_command_parses_its_flags():
     assert cli._parse(["bench", "--quick", "--json"]) == cli.Bench(json=True, quick=True)
     with pytest.raises(ValueError):
         cli._parse(["bench", "--quick", "yes"])
+
+
+def test_analytic_flops_count_every_inner_step():
+    so, fo = (suite.analytic_flops(suite.workload(a, 64, 5)) for a in ("maml", "fomaml"))
+    forward = 2 * (4 * 64 + 64 * 64 + 64 * 2)
+    assert so == 64 * (7 + 9 * 5) * 1600 * forward
+    assert 1.75 < so / fo < 2.5  # the second- over first-order FLOP ratio

@@ -37,12 +37,17 @@ def compile_timed(fn: Callable, *args) -> tuple[jax.stages.Compiled, float]:
 
 
 def xla_stats(compiled: jax.stages.Compiled) -> dict[str, float | None]:
-    """XLA's temp (scratch) bytes and analytic FLOPs of one compiled call; None where unreported."""
+    """XLA's temp (scratch) bytes and FLOP count of one compiled call; None where unreported.
+
+    XLA counts a loop's body once whatever its trip count (a `lax.scan` of length 10 reports
+    the FLOPs of length 1), so `xla_flops` undercounts the scanned rollouts and inner steps;
+    `metaq_jax.bench.suite.analytic_flops` gives the full count.
+    """
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # a list per device in older jax
     return {"temp_bytes": None if memory is None else int(memory.temp_size_in_bytes),
-            "flops": None if not cost else float(cost.get("flops", 0.0))}
+            "xla_flops": None if not cost else float(cost.get("flops", 0.0))}
 
 
 def matmul_rate(n: int = 2048, rounds: int = 5) -> float:

@@ -26,15 +26,16 @@ def markdown(result: dict) -> str:
                   ", ".join(f"{a} {e:.1e}" for a, e in result["gate_max_rel_error"].items())]
     lines += ["", f"Attainable fp32 rate (2048³ matmul): {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s", "",
               "| algo | T | K | meta-step ms [range] | meta-steps/s | tasks/s | env steps/s | collect ms | "
-              "learn ms | compile s | GFLOP | % of matmul rate | temp MiB |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "learn ms | compile s | GFLOP | XLA's GFLOP | % of matmul rate | temp MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["configs"]:
-        flops = c["flops"] or 0.0
+        flops = c["flops"]
         peak = 100 * flops / c["step_s"]["median"] / result["matmul_flops_per_s"]
         temp = None if c["temp_bytes"] is None else c["temp_bytes"] / 2**20
         lines.append(f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {_ms(c['step_s'])} | "
                      f"{c['meta_steps_per_s']:.3g} | {c['tasks_per_s']:.3g} | {c['env_steps_per_s']:.3g} | "
                      f"{_ms(c['collect_s'])} | {_ms(c['learn_s'])} | {c['compile_s']:.1f} | {flops / 1e9:.2f} | "
+                     f"{_fmt(None if c['xla_flops'] is None else c['xla_flops'] / 1e9)} | "
                      f"{peak:.1f} | {_fmt(temp)} |")
     lines += ["", f"XLA temp MiB at T={result['plan']['main_tasks']}, K={result['plan']['memory_inner_steps']}: " + ", ".join(
         f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]

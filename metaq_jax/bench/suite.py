@@ -112,6 +112,23 @@ def learning_part(config: MetaConfig, state, support, query):
     return lambda: compiled(state.params, state.target_params, support, query)
 
 
+def analytic_flops(config: MetaConfig, obs_dim: int = 4, num_actions: int = 2) -> float:
+    """Matmul FLOPs of one meta-step of `config`'s MLP, counted by hand (elementwise work left out).
+
+    A floor, not what XLA happens to run: with F = 2 Σ fan_in·fan_out, the FLOPs of one
+    sample's forward pass, N = M·L samples per rollout, and a backward pass costing 2F, per task:
+    two rollouts 2NF; the target network on the support data once, NF (it is loop-invariant);
+    each inner step 3NF (online forward and backward); the query loss 2NF (online and target
+    forwards) plus 2NF for its gradient (not Reptile's). Second order adds, per inner step, the
+    backward through that step's gradient, about twice its 3NF: 6NF.
+    """
+    sizes = (obs_dim, *config.hidden_sizes, num_actions)
+    forward = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n, k = config.num_envs * config.rollout_length, config.inner_steps
+    per_task = {"maml": 7 + 9 * k, "fomaml": 7 + 3 * k, "reptile": 5 + 3 * k}[config.algo]
+    return float(config.num_tasks * per_task * n * forward)
+
+
 def rates(config: MetaConfig, seconds: float) -> dict[str, float]:
     """Meta-steps/s, tasks/s and env steps/s (support + query) of a meta-step taking `seconds`."""
     env_steps = 2 * config.num_tasks * config.num_envs * config.rollout_length
@@ -134,7 +151,7 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int) -> tuple[dict[str
         fns.update({f"{algo}/step": stepper(compiled, state),
                     f"{algo}/learn": learning_part(config, state, *data)})
         out[algo] = {"num_tasks": num_tasks, "inner_steps": inner_steps, "compile_s": compile_s,
-                     **xla_stats(compiled)}
+                     "flops": analytic_flops(config), **xla_stats(compiled)}
     times = interleaved(fns, plan.rounds)
     for algo, config in configs.items():
         step = spread(times[f"{algo}/step"])
