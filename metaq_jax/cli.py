@@ -70,6 +70,7 @@ class Bench:
     json: bool = False  # print one JSON object on stdout instead of the tables
     quick: bool = False  # T=8, K=5 only, two env counts, 3 rounds: under 3 minutes on 2 cores
     out: str | None = None  # also write bench.json and bench.md into this folder
+    scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,8 +230,14 @@ def bench(args: Bench) -> None:
     start = time.perf_counter()
     result = suite.run_suite(plan, with_torch=with_torch,
                              log=lambda m: print(f"[{time.perf_counter() - start:4.0f} s] {m}", file=sys.stderr))
-    result["wall_s"] = time.perf_counter() - start
     table = report.markdown(result)
+    if args.scaling:
+        from metaq_jax.bench import scaling
+
+        result["scaling"] = scaling.scaling()
+        table += "\n\n## Scaling over simulated CPU devices (maml, cartpole, 16 tasks × 16 envs × 50 steps, K=2)\n\n"
+        table += scaling.markdown(result["scaling"])
+    result["wall_s"] = time.perf_counter() - start
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "bench.json"), "w") as f:

@@ -60,3 +60,12 @@ def test_analytic_flops_count_every_inner_step():
     forward = 2 * (4 * 64 + 64 * 64 + 64 * 2)
     assert so == 64 * (7 + 9 * 5) * 1600 * forward
     assert 1.75 < so / fo < 2.5  # the second- over first-order FLOP ratio
+
+
+def test_scaling_over_simulated_devices_runs_and_agrees():
+    from metaq_jax.bench import scaling
+
+    rows = scaling.scaling(num_tasks=2, num_envs=2, length=5, repeats=1, device_counts=(1, 2))
+    assert [r["devices"] for r in rows] == [1, 2] and rows[0]["vs_first"] == 1.0
+    assert rows[1]["max_abs_param_diff"] < 1e-5
+    assert scaling.markdown(rows).count("\n") == 3

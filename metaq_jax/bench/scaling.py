@@ -4,7 +4,7 @@ overhead view (simulated devices share this machine's cores, so no speed-up is e
 Each device count runs in its own process, since XLA_FLAGS is read when JAX starts. The
 parameters after the timed steps are compared with the one-device run's.
 
-    python -m benchmarks.scaling [--algo maml] [--num-tasks 16] [--repeats 5]
+    metaq bench --scaling        (or python -m metaq_jax.bench.scaling)
 """
 
 import argparse
@@ -25,8 +25,8 @@ import metaq_jax as mq
 from metaq_jax import distributed
 from metaq_jax.train import initial_state, step_key
 
-algo, num_tasks, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-config = mq.MetaConfig(family="cartpole", algo=algo, num_tasks=num_tasks, num_envs=16, rollout_length=50,
+algo, num_tasks, num_envs, length, repeats = sys.argv[1], *map(int, sys.argv[2:6])
+config = mq.MetaConfig(family="cartpole", algo=algo, num_tasks=num_tasks, num_envs=num_envs, rollout_length=length,
                        inner_steps=2, inner_lr=0.01, gamma=0.99, hidden_sizes=(64, 64))
 learner = mq.make_meta_learner(config)
 mesh = distributed.make_mesh()
@@ -45,11 +45,32 @@ print(json.dumps({"compile_s": compile_s, "step_s": statistics.median(times), "p
 """
 
 
-def run(devices: int, algo: str, num_tasks: int, repeats: int) -> dict:
+def run(devices: int, algo: str, num_tasks: int, num_envs: int, length: int, repeats: int) -> dict:
+    """One device count's compile time, median meta-step time and final parameters."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    out = subprocess.run([sys.executable, "-c", CHILD, algo, str(num_tasks), str(repeats)], env=env,
-                         check=True, capture_output=True, text=True).stdout
+    argv = [algo, str(num_tasks), str(num_envs), str(length), str(repeats)]
+    out = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, check=True, capture_output=True,
+                         text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def scaling(algo: str = "maml", num_tasks: int = 16, num_envs: int = 16, length: int = 50, repeats: int = 5,
+            device_counts: tuple[int, ...] = DEVICE_COUNTS) -> list[dict]:
+    """Rows per device count: devices, compile_s, step_s, ratio to one device, max |Δparams| vs one."""
+    results = {n: run(n, algo, num_tasks, num_envs, length, repeats) for n in device_counts}
+    base = results[device_counts[0]]
+    return [{"devices": n, "compile_s": r["compile_s"], "step_s": r["step_s"],
+             "vs_first": r["step_s"] / base["step_s"],
+             "max_abs_param_diff": float(np.max(np.abs(np.asarray(r["params"]) - np.asarray(base["params"]))))}
+            for n, r in results.items()]
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| devices | compile + first step (s) | meta-step (ms) | vs 1 device | max abs param diff vs 1 |",
+             "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['devices']} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | {r['vs_first']:.2f}× | "
+              f"{r['max_abs_param_diff']:.1e} |" for r in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -58,16 +79,9 @@ def main() -> None:
     parser.add_argument("--num-tasks", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    results = {n: run(n, args.algo, args.num_tasks, args.repeats) for n in DEVICE_COUNTS}
-    base = np.asarray(results[1]["params"])
     print(f"{args.algo}, {args.num_tasks} tasks × 16 envs × 50 steps on cartpole, K=2, "
           f"{args.repeats} timed meta-steps after the first\n")
-    print("| devices | compile + first step (s) | meta-step (ms) | vs 1 device | max abs param diff vs 1 |")
-    print("|---:|---:|---:|---:|---:|")
-    for n, r in results.items():
-        diff = float(np.max(np.abs(np.asarray(r["params"]) - base)))
-        print(f"| {n} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | "
-              f"{r['step_s'] / results[1]['step_s']:.2f}× | {diff:.1e} |")
+    print(markdown(scaling(args.algo, args.num_tasks, repeats=args.repeats)))
 
 
 if __name__ == "__main__":
