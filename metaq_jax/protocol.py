@@ -66,8 +66,13 @@ def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pret
               **meta_test(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
     pre_learner = make_meta_learner(pretrain_config(config), family)
     pre = adaptation_curve(pre_learner, pretrained, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    named = {"pretrain": (as_list(pre.mean), as_list(pre.ci95)),
-             **fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
+    return add_baselines(report, {"pretrain": (as_list(pre.mean), as_list(pre.ci95)),
+                                  **fixed_baselines(family, tasks, key, num_steps=num_steps,
+                                                    num_seeds=num_seeds)})
+
+
+def add_baselines(report: dict, named: dict[str, tuple[list, list]]) -> dict:
+    """`report` with each `name -> (mean, ci95)` added to its `baselines` / `baselines_ci95`."""
     for name, (mean, ci95) in named.items():
         report["baselines"][name] = mean
         report["baselines_ci95"][name] = ci95

@@ -22,7 +22,7 @@ from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import meta_test
-from metaq_jax.protocol import MIN_EVAL_STEPS, fixed_baselines
+from metaq_jax.protocol import MIN_EVAL_STEPS, add_baselines, fixed_baselines
 from metaq_jax.plots import save_adaptation_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
@@ -53,10 +53,7 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
     num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
     report = {"family": config.family, "algo": config.algo,
               **meta_test(learner, params, tasks, key, num_steps=num_steps)}
-    for name, (mean, ci95) in fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=1).items():
-        report["baselines"][name] = mean
-        report["baselines_ci95"][name] = ci95
-    return report
+    return add_baselines(report, fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=1))
 
 
 def _is_finite(metrics: Metrics) -> bool:
