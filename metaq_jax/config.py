@@ -9,7 +9,7 @@ OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
 NETWORKS = ("mlp", "tabular")
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
-SCALE_FIELDS = ("devices",)
+SCALE_FIELDS = ("devices", "task_batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,7 @@ class MetaConfig:
     meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
+    task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
 
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):  # JSON round trip gives a list
@@ -57,6 +58,7 @@ class MetaConfig:
         _check_int("inner_steps", self.inner_steps, minimum=0)
         _check_int("seed", self.seed, minimum=0)
         _check_int("devices", self.devices, minimum=0)
+        _check_int("task_batch", self.task_batch, minimum=0)
         _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)

@@ -55,6 +55,12 @@ def check_divisible(num_tasks: int, mesh: Mesh) -> None:
                          f"whose total divides {num_tasks}")
 
 
+def task_groups() -> int:
+    """Devices on the `task` axis of the mesh in use while tracing; 1 outside a mesh."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return mesh.shape[TASK_AXIS] if TASK_AXIS in mesh.axis_names else 1
+
+
 def along_tasks(tree):
     """Shard the leading (task) axis of every leaf over the mesh in use; identity outside one.
 

@@ -1,6 +1,7 @@
 """ε-greedy collection of transitions in M vmapped environments with `lax.scan`.
 
-This is the one place that unpacks gymnax 1.0's six-value `step`.
+This is the one place that steps gymnax environments during training, with gymnax 1.0's
+auto-reset semantics.
 """
 
 import chex
@@ -12,21 +13,56 @@ from metaq_jax.types import ApplyFn, EnvParams, Params, Transition
 
 
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeric) -> chex.Array:
-    """One action from `q_values[A]`: uniform with probability ε, else the argmax. `[]` int32."""
-    chex.assert_rank(q_values, 1)
+    """Actions from `q_values[..., A]`: each uniform with probability ε, else the argmax. `[...]` int32.
+
+    One batched draw for the whole batch rather than a key per environment: on a CPU the
+    per-environment key splits cost more than the environments' physics.
+    """
+    chex.assert_rank(q_values, {1, 2, 3})
+    batch, num_actions = q_values.shape[:-1], q_values.shape[-1]
     k_explore, k_action = jax.random.split(key)
-    random_action = jax.random.randint(k_action, (), 0, q_values.shape[-1])
-    greedy = jnp.argmax(q_values).astype(jnp.int32)
-    return jnp.where(jax.random.uniform(k_explore) < epsilon, random_action, greedy)
+    random_action = jax.random.randint(k_action, batch, 0, num_actions)
+    greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+    return jnp.where(jax.random.uniform(k_explore, batch) < epsilon, random_action, greedy)
+
+
+def step_with_reset(env: environment.Environment, key: chex.PRNGKey, state, action: chex.Array,
+                    env_params: EnvParams):
+    """gymnax 1.0's auto-resetting `step` for a batch of M environments of one task.
+
+    The same transition as `vmap(env.step)` (step, truncation, reset where done), with the keys
+    of all environments split in two batched calls instead of once more inside each environment:
+    the reset's random numbers are most of a CartPole step's cost.
+
+    Returns:
+      `(obs[M], state[M], reward[M], terminated[M], truncated[M], final_obs[M])`, where `obs` is
+      after the reset and `final_obs` before it.
+    """
+    num_envs = action.shape[0]
+    k_step, k_reset = jax.random.split(key)
+    final_obs, next_state, reward, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
+        jax.random.split(k_step, num_envs), state, action, env_params)
+    truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(next_state, env_params)
+    reset_obs, reset_state = jax.vmap(env.reset_env, in_axes=(0, None))(
+        jax.random.split(k_reset, num_envs), env_params)
+    done = jnp.logical_or(terminated, truncated)
+
+    def where_done(reset_leaf, leaf):
+        return jnp.where(done.reshape(done.shape + (1,) * (leaf.ndim - 1)), reset_leaf, leaf)
+
+    obs = jax.tree.map(where_done, reset_obs, final_obs)
+    next_state = jax.tree.map(where_done, reset_state, next_state)
+    return obs, next_state, reward, terminated, truncated, final_obs
 
 
 def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env_params: EnvParams,
             key: chex.PRNGKey, *, num_envs: int, length: int, epsilon: chex.Numeric) -> Transition:
     """Roll out ε-greedy on Q(params) in `num_envs` fresh environments of one task.
 
-    Every environment starts from a reset; episodes that end are reset by gymnax inside the
-    rollout, with the same `env_params`, so the task never changes. Gradients do not flow into
-    the data (actions are argmaxes; observations come from the simulator).
+    Every environment starts from a reset; episodes that end are reset inside the rollout, with
+    the same `env_params`, so the task never changes. Gradients do not flow into the data
+    (actions are argmaxes; observations come from the simulator). A Python ε ≥ 1 (a uniform
+    random walk) never evaluates the network.
 
     Args:
       env: a gymnax environment.
@@ -44,24 +80,21 @@ def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env
     params = jax.lax.stop_gradient(params)
     k_reset, k_steps = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    act = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))
+    random_walk = isinstance(epsilon, (int, float)) and epsilon >= 1
+
+    def q_values(obs):
+        if random_walk:  # only the shape is used: every action is uniform
+            return jnp.zeros(jax.eval_shape(apply_fn, params, obs).shape)
+        return apply_fn(params, obs)
 
     def step(carry, step_key):
         obs, state = carry
         k_act, k_env = jax.random.split(step_key)
-        actions = act(jax.random.split(k_act, num_envs), apply_fn(params, obs), epsilon)
-        next_obs, state, reward, terminated, truncated, info = step_env(
-            jax.random.split(k_env, num_envs), state, actions, env_params
-        )
-        transition = Transition(
-            obs=obs,
-            action=actions,
-            reward=reward.astype(jnp.float32),
-            next_obs=info["final_observation"],
-            terminated=terminated,
-            truncated=truncated,
-        )
+        actions = epsilon_greedy(k_act, q_values(obs), epsilon)
+        next_obs, state, reward, terminated, truncated, final_obs = step_with_reset(
+            env, k_env, state, actions, env_params)
+        transition = Transition(obs=obs, action=actions, reward=reward.astype(jnp.float32),
+                                next_obs=final_obs, terminated=terminated, truncated=truncated)
         return (next_obs, state), transition
 
     _, transitions = jax.lax.scan(step, (obs, state), jax.random.split(k_steps, length))

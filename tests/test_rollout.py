@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import metaq_jax as mq
+from metaq_jax import rollout
 from metaq_jax.tasks import nav2d
 
 
@@ -59,4 +60,29 @@ def test_episode_return_counts_episodes_begun():
 
 def test_epsilon_greedy_breaks_no_rank_rules():
     with pytest.raises(AssertionError):
-        mq.epsilon_greedy(jax.random.key(0), jnp.zeros((2, 3)), 0.1)
+        mq.epsilon_greedy(jax.random.key(0), jnp.zeros(()), 0.1)
+
+
+def test_epsilon_greedy_is_batched():
+    q = jnp.zeros((4000, 3)).at[:, 1].set(1.0)
+    actions = np.asarray(mq.epsilon_greedy(jax.random.key(0), q, 0.3))
+    # greedy 70% of the time, plus a third of the 30% uniform draws
+    np.testing.assert_allclose(np.bincount(actions, minlength=3) / actions.size, [0.1, 0.8, 0.1], atol=0.03)
+
+
+def test_step_with_reset_is_gymnax_step(nav):
+    """Our batched auto-reset gives gymnax's `step` transition, resets included (nav2d resets to 0)."""
+    family, task = nav
+    env, num_envs = family.env, 3
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), num_envs), task)
+    ours, theirs, resets = (obs, state), (obs, state), 0
+    for t in range(12):
+        actions = jax.random.randint(jax.random.key(t), (num_envs,), 0, 9)
+        got = rollout.step_with_reset(env, jax.random.key(100 + t), ours[1], actions, task)
+        want = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(jax.random.key(100 + t), num_envs), theirs[1], actions, task)
+        for g, w in zip(got[:5], want[:5]):
+            jax.tree.map(np.testing.assert_array_equal, g, w)
+        np.testing.assert_array_equal(got[5], want[5]["final_observation"])
+        ours, theirs, resets = got[:2], want[:2], resets + int(jnp.sum(want[4]))
+    assert resets == 2 * num_envs  # the 5-step episodes were truncated and reset on the way
