@@ -71,6 +71,7 @@ class Bench:
     quick: bool = False  # T=8, K=5 only, two env counts, 3 rounds: under 3 minutes on 2 cores
     out: str | None = None  # also write bench.json and bench.md into this folder
     scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
+    cpu_devices: int = 0  # on a CPU, JAX devices to split it into for the sharded rows; 0: one per core
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,24 @@ def _join_hosts(flags: Hosts, argv: list[str] | None) -> None:
     if argv is not None:
         raise ValueError("--coordinator-address, --num-processes, --process-id: only on the command line; "
                          f"in a Python process set {', '.join(hosts.ENV_VARS.values())} before importing metaq_jax")
+    os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
+
+
+def _split_cpu(devices: int, argv: list[str] | None) -> None:
+    """Restart the command with the CPU split into `devices` JAX devices (0: one per core).
+
+    XLA runs one device's work on one core at a time; the task axis sharded over one device per
+    core is how a meta-step uses the whole CPU. The flag is read when JAX starts, hence the
+    restart; nothing happens when JAX has other devices or the split is already in place.
+    """
+    import jax
+
+    devices = devices or os.cpu_count() or 1
+    flag = "--xla_force_host_platform_device_count"
+    if argv is not None or jax.default_backend() != "cpu" or jax.device_count() == devices or \
+            flag in os.environ.get("XLA_FLAGS", ""):
+        return
+    environ = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices}".strip()}
     os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
 
 
@@ -266,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         elif isinstance(command, Protocol):
             protocol(command)
         elif isinstance(command, Bench):
+            _split_cpu(command.cpu_devices, argv)
             bench(command)
         else:
             families()

@@ -4,6 +4,9 @@ torch is in the dev extra (a local CPU wheel), so the gate against PyTorch runs 
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -41,12 +44,31 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
     assert tiny_result["summary"]["collect_over_bare"] is None  # no 1024-env row in the tiny plan
     assert {c["algo"] for c in tiny_result["configs"]} == {"maml", "fomaml", "reptile"}
     assert all(c["flops"] > 0 and c["xla_flops"] > 0 and c["temp_bytes"] > 0 for c in tiny_result["configs"])
-    assert set(tiny_result["envs"]["4"]) == {"metaq_collect", "gymnax_auto_reset", "gymnax_bare_step_env",
-                                             "gymnasium_numpy"}
+    assert set(tiny_result["envs"]["4"]) == {"metaq_random_walk", "metaq_epsilon_greedy", "gymnax_auto_reset",
+                                             "gymnax_bare_step_env", "gymnasium_numpy"}
     assert len(tiny_result["torch_vs_jax"]) == 3
     json.dumps(tiny_result)  # the JSON `metaq bench --json` prints
     table = report.markdown(tiny_result)
     assert "| summary | value |" in table and "torch_1_thread" in table
+
+
+SHARDED_CHILD = """
+import json
+from metaq_jax.bench import suite
+plan = suite.Plan(main_tasks=2, task_counts=(2,), inner_steps=(2,), env_counts=(4,), rounds=1, torch_pairs=1,
+                  main_inner_steps=2, num_envs=4, rollout_length=5)
+out, steps = suite.measure_size(plan, 2, 2, all_devices=True)
+print(json.dumps({a: [v["devices"], v["best_step_s"]["median"] <= v["step_s"]["median"]] for a, v in out.items()}))
+"""
+
+
+def test_the_suite_times_the_meta_step_sharded_over_every_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = subprocess.run([sys.executable, "-c", SHARDED_CHILD], env=env, check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # each algorithm keeps its faster setting: sharded over both devices, or one device
+    assert set(result) == {"maml", "fomaml", "reptile"}
+    assert all(devices in (1, 2) and faster for devices, faster in result.values()), result
 
 
 def test_bench_command_parses_its_flags():

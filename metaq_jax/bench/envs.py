@@ -1,4 +1,9 @@
-"""Environment throughput alone: our collection vs gymnax's raw rollouts vs gymnasium's numpy CartPole."""
+"""Environment throughput alone: our collection vs gymnax's raw rollouts vs gymnasium's numpy CartPole.
+
+Our collector is timed as a uniform random walk (the support rollouts of workload W, and what
+the other contenders do) and ε-greedy on the Q-network (the query rollouts), which adds a
+forward pass of the network per step.
+"""
 
 import jax
 import numpy as np
@@ -56,10 +61,12 @@ def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
     env, env_params = problem.family.env, problem.family.default_params
     params = problem.init_params(jax.random.key(0))
     key = jax.random.key(1)
-    ours = jax.jit(lambda k: problem.collect(params, env_params, k, 0.1).obs)
+    random_walk = jax.jit(lambda k: problem.collect(params, env_params, k, 1.0).obs)  # like the others
+    epsilon_greedy = jax.jit(lambda k: problem.collect(params, env_params, k, 0.1).obs)  # + the Q-network
     auto = jax.jit(gymnax_rollout(env, env_params, num_envs, length, auto_reset=True))
     bare = jax.jit(gymnax_rollout(env, env_params, num_envs, length, auto_reset=False))
-    fns = {"metaq_collect": lambda: ours(key), "gymnax_auto_reset": lambda: auto(key),
+    fns = {"metaq_random_walk": lambda: random_walk(key), "metaq_epsilon_greedy": lambda: epsilon_greedy(key),
+           "gymnax_auto_reset": lambda: auto(key),
            "gymnax_bare_step_env": lambda: bare(key), "gymnasium_numpy": gymnasium_rollout(num_envs, length)}
     times = interleaved(fns, rounds)
     return {name: num_envs * length / spread(t)["median"] for name, t in times.items()}

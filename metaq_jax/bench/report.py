@@ -37,6 +37,15 @@ def markdown(result: dict) -> str:
                      f"{_ms(c['collect_s'])} | {_ms(c['learn_s'])} | {c['compile_s']:.1f} | {flops / 1e9:.2f} | "
                      f"{_fmt(None if c['xla_flops'] is None else c['xla_flops'] / 1e9)} | "
                      f"{peak:.1f} | {_fmt(temp)} |")
+    sharded, plan = [c for c in result["configs"] if c["devices"] > 1], result["plan"]
+    if sharded:
+        lines += ["", "Fastest setting where the task axis was also sharded over every device (the tables' "
+                  "ratios use it):", "", "| algo | T | K | devices | meta-step ms [range] | env steps/s | "
+                  "% of matmul rate |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {c['devices']} | {_ms(c['best_step_s'])} | "
+                  f"{2 * c['num_tasks'] * plan['num_envs'] * plan['rollout_length'] / c['best_step_s']['median']:.3g} | "
+                  f"{100 * c['flops'] / c['best_step_s']['median'] / result['matmul_flops_per_s']:.1f} |"
+                  for c in sharded]
     lines += ["", f"XLA temp MiB at T={result['plan']['main_tasks']}, K={result['plan']['memory_inner_steps']}: " + ", ".join(
         f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]
     lines += ["", "| envs | " + " | ".join(next(iter(result["envs"].values()))) + " |",
@@ -44,7 +53,6 @@ def markdown(result: dict) -> str:
     for n, row in result["envs"].items():
         lines.append(f"| {n} | " + " | ".join(f"{v:.3g}" for v in row.values()) + " |")
     if result["torch_vs_jax"]:
-        plan = result["plan"]
         lines += ["", f"| contender (so, T={plan['torch_tasks'] or plan['main_tasks']}, K={plan['main_inner_steps']}) "
                   "| meta-step ms [range] |",
                   "|---|---:|"]
