@@ -25,8 +25,8 @@ def td_error(q_tm1: chex.Array, a_tm1: chex.Array, r_t: chex.Array, discount_t: 
     return r_t + discount_t * jnp.max(q_t) - q_tm1[a_tm1]
 
 
-def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params, batch: Transition,
-            gamma: float) -> chex.Array:
+def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params | None, batch: Transition,
+            gamma: float, *, q_t: chex.Array | None = None) -> chex.Array:
     """Mean of `0.5 * td_error²` over a batch of transitions of any leading shape.
 
     The target network's parameters are an argument of their own, not a `stop_gradient` of
@@ -38,12 +38,14 @@ def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params, batch: Tra
       target_params: target-network parameters for the bootstrap values.
       batch: transitions with leading shape `[...]`.
       gamma: discount.
+      q_t: `[..., A]` the target network's values at `batch.next_obs`, when already known: they
+        do not depend on `params`, so an inner loop computes them once, not at every step.
 
     Returns:
       `[]` the loss.
     """
     q_tm1 = apply_fn(params, batch.obs)
-    q_t = apply_fn(target_params, batch.next_obs)
+    q_t = apply_fn(target_params, batch.next_obs) if q_t is None else q_t
     num_actions = q_tm1.shape[-1]
     discount = gamma * (1.0 - batch.terminated.astype(q_tm1.dtype))
     errors = jax.vmap(td_error)(

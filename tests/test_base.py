@@ -34,9 +34,11 @@ def loop_update(config, state, key, optimizer):
     return optax.apply_updates(state.params, updates), stats
 
 
-@pytest.mark.parametrize("algo", ALGOS)
-def test_batched_update_equals_loop_over_tasks(algo):
-    config = tiny_config(algo=algo)
+@pytest.mark.parametrize("algo,task_batch", [(a, 0) for a in ALGOS] + [("maml", 2), ("reptile", 3)])
+def test_batched_update_equals_loop_over_tasks(algo, task_batch):
+    """Every way of batching tasks (0: one at a time on this CPU; 2, 3: vmapped in groups, the
+    last group short) gives the per-task loop's update."""
+    config = tiny_config(algo=algo, task_batch=task_batch)
     learner = mq.make_meta_learner(config)
     state = learner.init(jax.random.key(0))
     key = jax.random.key(1)

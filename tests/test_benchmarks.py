@@ -43,13 +43,14 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
     assert set(tiny_result["summary"]) == SUMMARY_KEYS
     assert tiny_result["summary"]["collect_over_bare"] is None  # no 1024-env row in the tiny plan
     assert {c["algo"] for c in tiny_result["configs"]} == {"maml", "fomaml", "reptile"}
-    assert all(c["flops"] > 0 and c["xla_flops"] > 0 and c["temp_bytes"] > 0 for c in tiny_result["configs"])
+    assert all(c["flops"] > 0 and c["xla_flops"] > 0 and 0 < c["temp_bytes"] < c["peak_bytes"]
+               for c in tiny_result["configs"])
     assert set(tiny_result["envs"]["4"]) == {"metaq_random_walk", "metaq_epsilon_greedy", "gymnax_auto_reset",
-                                             "gymnax_bare_step_env", "gymnasium_numpy"}
+                                             "gymnax_bare_step_env", "gymnasium_numpy", "gymnasium_python_loop"}
     assert len(tiny_result["torch_vs_jax"]) == 3
     json.dumps(tiny_result)  # the JSON `metaq bench --json` prints
     table = report.markdown(tiny_result)
-    assert "| summary | value |" in table and "torch_1_thread" in table
+    assert "| summary | value |" in table and "torch_1_thread" in table and "Peak resident memory" in table
 
 
 SHARDED_CHILD = """

@@ -45,6 +45,16 @@ def test_td_loss_hand_computed_with_termination_and_truncation():
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
 
+def test_td_loss_takes_precomputed_target_values():
+    online, target = jnp.eye(2), jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    batch = Transition(obs=jnp.array([[1.0, 2.0], [3.0, 0.0]]), action=jnp.array([1, 0]),
+                       reward=jnp.array([1.0, -1.0]), next_obs=jnp.array([[1.0, 5.0], [2.0, 1.0]]),
+                       terminated=jnp.array([False, True]), truncated=jnp.array([False, False]))
+    q_t = linear_q(target, batch.next_obs)
+    assert float(td_loss(linear_q, online, None, batch, 0.9, q_t=q_t)) == float(
+        td_loss(linear_q, online, target, batch, 0.9))
+
+
 def test_td_loss_gradient_ignores_target_network():
     """The bootstrap uses `target_params` only: ∂loss/∂params comes from Q(s, a) alone."""
     import jax

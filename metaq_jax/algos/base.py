@@ -12,7 +12,7 @@ import optax
 from metaq_jax import distributed, inner, losses, rollout
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, LossFn, MetaState, Metrics,
+from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, MetaState, Metrics,
                              Params, Transition, UpdateFn)
 
 
@@ -81,12 +81,13 @@ class MetaQProblem:
                                epsilon=epsilon)
 
     def td_loss(self, params: Params, target_params: Params, batch: Transition) -> chex.Array:
-        return self.loss_fn(target_params)(self.net(params), batch)
+        return losses.td_loss(self.network.apply, self.net(params), self.net(target_params), batch,
+                              self.config.gamma)
 
-    def loss_fn(self, target_params: Params) -> LossFn:
-        """The inner loss `(network variables, transitions) -> scalar` against a fixed target."""
-        target = self.net(target_params)
-        return lambda net, batch: losses.td_loss(self.network.apply, net, target, batch, self.config.gamma)
+    def inner_loss(self, net: Params, data: tuple[Transition, chex.Array]) -> chex.Array:
+        """The inner loss of network variables on `(transitions, target values at next_obs)`."""
+        batch, q_t = data
+        return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t)
 
     def inner(self, params: Params, target_params: Params, support: Transition, *,
               first_order: bool, steps: int | None = None) -> Params:
@@ -96,7 +97,8 @@ class MetaQProblem:
         structure of `params`.
         """
         steps = self.config.inner_steps if steps is None else steps
-        adapted = inner.adapt(self.net(params), self.loss_fn(target_params), support, steps=steps,
+        q_t = self.network.apply(self.net(target_params), support.next_obs)  # the same at every step
+        adapted = inner.adapt(self.net(params), self.inner_loss, (support, q_t), steps=steps,
                               lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat)
         return {**params, "net": adapted} if self.config.meta_sgd else adapted
 

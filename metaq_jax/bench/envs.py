@@ -54,6 +54,26 @@ def gymnasium_rollout(num_envs: int, length: int):
     return run
 
 
+def gymnasium_loop_rollout(num_envs: int, length: int):
+    """`() -> final obs`: `length` random-action steps of `num_envs` gymnasium `CartPole-v1`
+    environments stepped one by one in Python (`SyncVectorEnv`), the way most PyTorch code runs them."""
+    import gymnasium
+
+    env = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1") for _ in range(num_envs)])
+    rng = np.random.default_rng(0)
+
+    def run():
+        env.reset(seed=0)
+        for _ in range(length):
+            obs, *_ = env.step(rng.integers(0, 2, num_envs))
+        return obs
+
+    return run
+
+
+PYTHON_LOOP_MAX_ENVS = 1024  # beyond this one round of the Python loop takes longer than the rest of a row
+
+
 def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
     """Env steps per second of each collector at `num_envs` envs, `length` steps, median of `rounds`."""
     problem = make_problem(MetaConfig(family="cartpole", num_envs=num_envs, rollout_length=length,
@@ -68,5 +88,8 @@ def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
     fns = {"metaq_random_walk": lambda: random_walk(key), "metaq_epsilon_greedy": lambda: epsilon_greedy(key),
            "gymnax_auto_reset": lambda: auto(key),
            "gymnax_bare_step_env": lambda: bare(key), "gymnasium_numpy": gymnasium_rollout(num_envs, length)}
+    if num_envs <= PYTHON_LOOP_MAX_ENVS:
+        fns["gymnasium_python_loop"] = gymnasium_loop_rollout(num_envs, length)
     times = interleaved(fns, rounds)
-    return {name: num_envs * length / spread(t)["median"] for name, t in times.items()}
+    rates = {name: num_envs * length / spread(t)["median"] for name, t in times.items()}
+    return {**rates, "gymnasium_python_loop": rates.get("gymnasium_python_loop")}

@@ -37,7 +37,8 @@ def compile_timed(fn: Callable, *args) -> tuple[jax.stages.Compiled, float]:
 
 
 def xla_stats(compiled: jax.stages.Compiled) -> dict[str, float | None]:
-    """XLA's temp (scratch) bytes and FLOP count of one compiled call; None where unreported.
+    """XLA's temp (scratch) bytes, peak bytes (arguments + outputs + temp) and FLOP count of one
+    compiled call; None where unreported.
 
     XLA counts a loop's body once whatever its trip count (a `lax.scan` of length 10 reports
     the FLOPs of length 1), so `xla_flops` undercounts the scanned rollouts and inner steps;
@@ -46,7 +47,9 @@ def xla_stats(compiled: jax.stages.Compiled) -> dict[str, float | None]:
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # a list per device in older jax
-    return {"temp_bytes": None if memory is None else int(memory.temp_size_in_bytes),
+    peak = None if memory is None else int(memory.argument_size_in_bytes + memory.output_size_in_bytes
+                                            - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
+    return {"temp_bytes": None if memory is None else int(memory.temp_size_in_bytes), "peak_bytes": peak,
             "xla_flops": None if not cost else float(cost.get("flops", 0.0))}
 
 

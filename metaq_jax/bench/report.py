@@ -26,17 +26,17 @@ def markdown(result: dict) -> str:
                   ", ".join(f"{a} {e:.1e}" for a, e in result["gate_max_rel_error"].items())]
     lines += ["", f"Attainable fp32 rate (2048³ matmul): {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s", "",
               "| algo | T | K | meta-step ms [range] | meta-steps/s | tasks/s | env steps/s | collect ms | "
-              "learn ms | compile s | GFLOP | XLA's GFLOP | % of matmul rate | temp MiB |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "learn ms | compile s | GFLOP | XLA's GFLOP | % of matmul rate | temp MiB | peak MiB |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["configs"]:
         flops = c["flops"]
         peak = 100 * flops / c["step_s"]["median"] / result["matmul_flops_per_s"]
-        temp = None if c["temp_bytes"] is None else c["temp_bytes"] / 2**20
+        temp, peak_mib = (None if c[k] is None else c[k] / 2**20 for k in ("temp_bytes", "peak_bytes"))
         lines.append(f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {_ms(c['step_s'])} | "
                      f"{c['meta_steps_per_s']:.3g} | {c['tasks_per_s']:.3g} | {c['env_steps_per_s']:.3g} | "
                      f"{_ms(c['collect_s'])} | {_ms(c['learn_s'])} | {c['compile_s']:.1f} | {flops / 1e9:.2f} | "
                      f"{_fmt(None if c['xla_flops'] is None else c['xla_flops'] / 1e9)} | "
-                     f"{peak:.1f} | {_fmt(temp)} |")
+                     f"{peak:.1f} | {_fmt(temp)} | {_fmt(peak_mib)} |")
     sharded, plan = [c for c in result["configs"] if c["devices"] > 1], result["plan"]
     if sharded:
         lines += ["", "Fastest setting where the task axis was also sharded over every device (the tables' "
@@ -48,10 +48,11 @@ def markdown(result: dict) -> str:
                   for c in sharded]
     lines += ["", f"XLA temp MiB at T={result['plan']['main_tasks']}, K={result['plan']['memory_inner_steps']}: " + ", ".join(
         f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]
+    lines += ["", f"Peak resident memory of the whole benchmark process: {result['max_rss_mib']:.0f} MiB."]
     lines += ["", "| envs | " + " | ".join(next(iter(result["envs"].values()))) + " |",
               "|---:|" + "---:|" * len(next(iter(result["envs"].values())))]
     for n, row in result["envs"].items():
-        lines.append(f"| {n} | " + " | ".join(f"{v:.3g}" for v in row.values()) + " |")
+        lines.append(f"| {n} | " + " | ".join(_fmt(v) for v in row.values()) + " |")
     if result["torch_vs_jax"]:
         lines += ["", f"| contender (so, T={plan['torch_tasks'] or plan['main_tasks']}, K={plan['main_inner_steps']}) "
                   "| meta-step ms [range] |",

@@ -9,6 +9,7 @@ import datetime
 import functools
 import os
 import platform
+import resource
 import time
 from importlib import metadata
 
@@ -310,5 +311,6 @@ def run_suite(plan: Plan, *, with_torch: bool = True, log=lambda message: None) 
         log(f"metaq_jax vs PyTorch, {plan.torch_pairs} interleaved rounds")
         torch_times = torch_vs_jax(plan, torch_tasks, torch_step)
     result["torch_vs_jax"] = torch_times
+    result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     result["summary"] = summarise(result, main, result["temp_bytes_k20"], torch_times)
     return result

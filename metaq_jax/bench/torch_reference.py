@@ -67,12 +67,21 @@ def transitions_to_torch(batch: Transition) -> Transition:
                       truncated=torch.tensor(np.asarray(batch.truncated, bool)).reshape(n))
 
 
+def next_values(net: torch.nn.Module, target: TorchParams, batch: Transition) -> torch.Tensor:
+    """`max_a Q_target(s', a)`, `[N]`, without a graph: the target network is not differentiated."""
+    with torch.no_grad():
+        return functional_call(net, target, (batch.next_obs,)).max(dim=1).values
+
+
 def td_loss(net: torch.nn.Module, params: TorchParams, target: TorchParams, batch: Transition,
-            gamma: float) -> torch.Tensor:
-    """`0.5 * mean(δ²)`, δ = r + γ (1 − terminated) max_a Q_target(s', a) − Q(s, a). `[]`."""
+            gamma: float, q_next: torch.Tensor | None = None) -> torch.Tensor:
+    """`0.5 * mean(δ²)`, δ = r + γ (1 − terminated) max_a Q_target(s', a) − Q(s, a). `[]`.
+
+    `q_next`: `next_values(net, target, batch)` when already computed (once per inner loop).
+    """
     q = functional_call(net, params, (batch.obs,))  # [N, A]
     q_sa = q.gather(1, batch.action[:, None])[:, 0]
-    q_next = functional_call(net, target, (batch.next_obs,)).max(dim=1).values
+    q_next = next_values(net, target, batch) if q_next is None else q_next
     discount = gamma * (1.0 - batch.terminated.to(q.dtype))
     delta = batch.reward + discount * q_next - q_sa
     return 0.5 * torch.mean(delta**2)
@@ -85,8 +94,9 @@ def adapt(net: torch.nn.Module, params: TorchParams, target: TorchParams, suppor
     Second order keeps each inner gradient's graph (`create_graph=True`); first order takes
     the gradients as constants, so d adapted / d params is the identity.
     """
+    q_next = next_values(net, target, support)  # the same at every step, as in metaq_jax
     for _ in range(steps):
-        loss = td_loss(net, params, target, support, gamma)
+        loss = td_loss(net, params, target, support, gamma, q_next)
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
         params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
     return params
