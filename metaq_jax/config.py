@@ -41,6 +41,7 @@ class MetaConfig:
     remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
     meta_sgd: bool = False  # learn a per-parameter inner lr (Meta-SGD), starting at inner_lr
     meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs
+    step_losses: bool = False  # meta-loss: mean of the query losses after each inner step 1..K (MAML++)
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
@@ -70,13 +71,17 @@ class MetaConfig:
             raise ValueError(
                 f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers"
             )
-        for name in ("remat", "meta_sgd"):
+        for name in ("remat", "meta_sgd", "step_losses"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
         _check_float("meta_sgd_lr", self.meta_sgd_lr, low=0.0, low_open=True)
         if self.meta_sgd and (self.algo not in ("maml", "fomaml") or self.inner_lr == 0):
             raise ValueError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
                              f"(got algo {self.algo}, inner_lr {self.inner_lr})")
+
+        if self.step_losses and (self.algo not in ("maml", "fomaml") or self.inner_steps == 0):
+            raise ValueError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
+                             f"(got algo {self.algo}, inner_steps {self.inner_steps})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""

@@ -6,7 +6,7 @@ from metaq_jax.types import Data, LossFn, Params
 
 
 def adapt(params: Params, loss_fn: LossFn, data: Data, *, steps: int, lr, first_order: bool = False,
-          remat: bool = False) -> Params:
+          remat: bool = False, path: bool = False) -> Params:
     """`steps` SGD steps `params <- params - lr * grad(loss_fn)(params, data)`, in `lax.scan`.
 
     Differentiating the result with respect to `params` gives the exact (second-order) MAML
@@ -22,9 +22,10 @@ def adapt(params: Params, loss_fn: LossFn, data: Data, *, steps: int, lr, first_
         d adapt / d θ is the identity.
       remat: wrap the scanned step in `jax.checkpoint`: the backward pass recomputes each
         step instead of storing it, the result being identical.
+      path: return the parameters after every step, stacked `[steps, ...]`, not only the last.
 
     Returns:
-      The adapted parameters, same structure as `params`.
+      The adapted parameters, same structure as `params` (with a leading `[steps]` if `path`).
     """
     per_leaf_lr = jax.tree.structure(lr) == jax.tree.structure(params)
 
@@ -33,10 +34,12 @@ def adapt(params: Params, loss_fn: LossFn, data: Data, *, steps: int, lr, first_
         if first_order:
             grads = jax.lax.stop_gradient(grads)
         if per_leaf_lr:
-            return jax.tree.map(lambda x, g, a: x - a * g, p, grads, lr), None
-        return jax.tree.map(lambda x, g: x - lr * g, p, grads), None
+            p = jax.tree.map(lambda x, g, a: x - a * g, p, grads, lr)
+        else:
+            p = jax.tree.map(lambda x, g: x - lr * g, p, grads)
+        return p, p if path else None
 
     if remat:
         step = jax.checkpoint(step)
-    adapted, _ = jax.lax.scan(step, params, None, length=steps)
-    return adapted
+    adapted, trajectory = jax.lax.scan(step, params, None, length=steps)
+    return trajectory if path else adapted

@@ -75,6 +75,15 @@ def test_adapted_params_match_closed_form(quadratic):
     np.testing.assert_allclose(got, adapted_point(q, 3), rtol=1e-12)
 
 
+def test_path_gives_every_step(quadratic):
+    q = quadratic
+    with jax.enable_x64(True):
+        got = adapt(q["theta"], inner_loss, (q["A"], q["b"]), steps=3, lr=LR, path=True)
+    assert got.shape == (3, 4)
+    for k in range(3):
+        np.testing.assert_allclose(got[k], adapted_point(q, k + 1), rtol=1e-12)
+
+
 def test_zero_steps_is_identity(quadratic):
     q = quadratic
     with jax.enable_x64(True):

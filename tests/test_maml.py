@@ -129,3 +129,28 @@ def test_meta_sgd_rates_get_exact_gradients_and_move():
 def test_meta_sgd_needs_maml():
     with pytest.raises(ValueError, match="MetaConfig.meta_sgd = True: needs algo maml or fomaml"):
         tiny_config(algo="reptile", meta_sgd=True)
+
+
+@pytest.mark.parametrize("meta_sgd", [False, True])
+def test_step_losses_average_the_meta_losses_of_every_step_count(meta_sgd):
+    """With `step_losses` the objective, and so its gradient, is the mean over k = 1..K of the
+    plain K=k MAML objective on the same data (each k's adaptation is the first k steps)."""
+    config = tiny_config(inner_steps=2, inner_lr=0.3, meta_sgd=meta_sgd)
+    problem = mq.make_problem(config)
+    params, target = problem.init_params(jax.random.key(0)), problem.init_params(jax.random.key(1))
+    task = jax.tree.map(lambda x: x[0], problem.family.train_tasks(jax.random.key(2), 1))
+    support, query = collect_task_data(problem, params, target, task, jax.random.key(3))
+    def grad(problem):
+        return jax.value_and_grad(mq.maml_loss, argnums=1)(problem, params, target, support, query)
+
+    loss, got = grad(mq.make_problem(config.replace(step_losses=True)))
+    per_k = [grad(mq.make_problem(config.replace(inner_steps=k))) for k in (1, 2)]
+    np.testing.assert_allclose(loss, (per_k[0][0] + per_k[1][0]) / 2, rtol=1e-6)
+    assert_trees_close(got, jax.tree.map(lambda a, b: (a + b) / 2, per_k[0][1], per_k[1][1]))
+
+
+def test_step_losses_need_maml_and_an_inner_step():
+    with pytest.raises(ValueError, match="MetaConfig.step_losses = True: needs algo maml or fomaml"):
+        tiny_config(algo="reptile", step_losses=True)
+    with pytest.raises(ValueError, match="inner_steps 0"):
+        tiny_config(inner_steps=0, step_losses=True)

@@ -90,17 +90,18 @@ class MetaQProblem:
         return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t)
 
     def inner(self, params: Params, target_params: Params, support: Transition, *,
-              first_order: bool, steps: int | None = None) -> Params:
+              first_order: bool, steps: int | None = None, path: bool = False) -> Params:
         """Adapt `params` on one task's support data: K SGD steps of the TD loss.
 
         Only the network adapts; Meta-SGD's rates ride along unchanged, so the result has the
-        structure of `params`.
+        structure of `params`. With `path`, the network variables after each step, `[K, ...]`.
         """
         steps = self.config.inner_steps if steps is None else steps
         q_t = self.network.apply(self.net(target_params), support.next_obs)  # the same at every step
         adapted = inner.adapt(self.net(params), self.inner_loss, (support, q_t), steps=steps,
-                              lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat)
-        return {**params, "net": adapted} if self.config.meta_sgd else adapted
+                              lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat,
+                              path=path)
+        return {**params, "net": adapted} if self.config.meta_sgd and not path else adapted
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
         return self.collect(params, task_params, key, self.config.support_epsilon)

@@ -1,17 +1,43 @@
 """MAML on the TD loss: exact second order by `jax.grad` through the inner loop, or first order."""
 
+from typing import Callable
+
 import chex
 import jax
+import jax.numpy as jnp
 
+from metaq_jax import losses
 from metaq_jax.algos.base import MetaQProblem, TaskStats
 from metaq_jax.types import EnvParams, Params, Transition
+
+
+def adapted_and_loss(problem: MetaQProblem, params: Params, target_params: Params, support: Transition,
+                     query_fn: Callable[[Params], Transition], *, first_order: bool):
+    """`(adapted params, query data, meta-loss)` of one task; `query_fn(adapted)` gives the data.
+
+    The meta-loss is `L_query(adapt(θ, support))`, or with `config.step_losses` the mean of the
+    query losses after each inner step 1..K (MAML++'s multi-step loss), which asks every step
+    count, not only K, to do well.
+    """
+    if not problem.config.step_losses:
+        adapted = problem.inner(params, target_params, support, first_order=first_order)
+        query = query_fn(adapted)
+        return adapted, query, problem.td_loss(adapted, target_params, query)
+    path = problem.inner(params, target_params, support, first_order=first_order, path=True)  # [K, ...]
+    last = jax.tree.map(lambda x: x[-1], path)
+    adapted = {**params, "net": last} if problem.config.meta_sgd else last
+    query = query_fn(adapted)
+    target = problem.net(target_params)
+    step_losses = jax.vmap(lambda net: losses.td_loss(problem.network.apply, net, target, query,
+                                                       problem.config.gamma))(path)
+    return adapted, query, jnp.mean(step_losses)
 
 
 def maml_loss(problem: MetaQProblem, params: Params, target_params: Params, support: Transition,
               query: Transition, *, first_order: bool = False) -> chex.Array:
     """The MAML objective of one task on fixed data: `L_query(adapt(θ, support))`. `[]`."""
-    adapted = problem.inner(params, target_params, support, first_order=first_order)
-    return problem.td_loss(adapted, target_params, query)
+    return adapted_and_loss(problem, params, target_params, support, lambda _: query,
+                            first_order=first_order)[2]
 
 
 def maml_task_grad(problem: MetaQProblem, params: Params, target_params: Params,
@@ -27,9 +53,11 @@ def maml_task_grad(problem: MetaQProblem, params: Params, target_params: Params,
     support = problem.support(params, task_params, k_support)
 
     def objective(theta):
-        adapted = problem.inner(theta, target_params, support, first_order=first_order)
-        query = problem.collect(adapted, task_params, k_query, problem.config.epsilon)
-        return problem.td_loss(adapted, target_params, query), query
+        _, query, loss = adapted_and_loss(
+            problem, theta, target_params, support,
+            lambda adapted: problem.collect(adapted, task_params, k_query, problem.config.epsilon),
+            first_order=first_order)
+        return loss, query
 
     (loss, query), grad = jax.value_and_grad(objective, has_aux=True)(params)
     return grad, problem.task_stats(params, target_params, support, query, loss)
