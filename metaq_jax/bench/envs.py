@@ -38,28 +38,17 @@ def gymnax_rollout(env, env_params, num_envs: int, length: int, *, auto_reset: b
     return run
 
 
-def gymnasium_rollout(num_envs: int, length: int):
-    """`() -> final obs`: `length` random-action steps of gymnasium's numpy `CartPoleVectorEnv`."""
+def gymnasium_rollout(num_envs: int, length: int, *, python_loop: bool = False):
+    """`() -> final obs`: `length` random-action steps of `num_envs` CartPoles in gymnasium: its
+    numpy `CartPoleVectorEnv`, or with `python_loop` `CartPole-v1` envs stepped one by one in
+    Python (`SyncVectorEnv`), the way most PyTorch code runs them."""
+    import gymnasium
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-    env = CartPoleVectorEnv(num_envs=num_envs)
-    rng = np.random.default_rng(0)
-
-    def run():
-        env.reset(seed=0)
-        for _ in range(length):
-            obs, *_ = env.step(rng.integers(0, 2, num_envs))
-        return obs
-
-    return run
-
-
-def gymnasium_loop_rollout(num_envs: int, length: int):
-    """`() -> final obs`: `length` random-action steps of `num_envs` gymnasium `CartPole-v1`
-    environments stepped one by one in Python (`SyncVectorEnv`), the way most PyTorch code runs them."""
-    import gymnasium
-
-    env = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1") for _ in range(num_envs)])
+    if python_loop:
+        env = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1") for _ in range(num_envs)])
+    else:
+        env = CartPoleVectorEnv(num_envs=num_envs)
     rng = np.random.default_rng(0)
 
     def run():
@@ -89,7 +78,7 @@ def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
            "gymnax_auto_reset": lambda: auto(key),
            "gymnax_bare_step_env": lambda: bare(key), "gymnasium_numpy": gymnasium_rollout(num_envs, length)}
     if num_envs <= PYTHON_LOOP_MAX_ENVS:
-        fns["gymnasium_python_loop"] = gymnasium_loop_rollout(num_envs, length)
+        fns["gymnasium_python_loop"] = gymnasium_rollout(num_envs, length, python_loop=True)
     times = interleaved(fns, rounds)
     rates = {name: num_envs * length / spread(t)["median"] for name, t in times.items()}
     return {**rates, "gymnasium_python_loop": rates.get("gymnasium_python_loop")}
