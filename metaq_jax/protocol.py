@@ -5,14 +5,15 @@ Baselines, each under the same inner-step budget on the same test tasks and keys
   pretrain      multi-task Q-learning on the same training tasks for the same number of
                 environment steps (`algo="pretrain"`), then the same K inner steps;
   oracle        the family's exact optimal return, where it has one (a ceiling);
+  oracle_learned  elsewhere, a Q-learner trained on each test task alone (`metaq_jax.oracle`);
   ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families.
 """
 
 import jax
 import numpy as np
 
-from metaq_jax import baselines
-from metaq_jax.algos import make_meta_learner
+from metaq_jax import baselines, oracle
+from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import adaptation_curve, as_list, meta_test, summarize
 from metaq_jax.tasks.bandit import BernoulliBandit
@@ -26,7 +27,7 @@ MIN_EVAL_STEPS = 3
 
 def pretrain_config(config: MetaConfig) -> MetaConfig:
     """The pretraining baseline's config: the same budget and inner loop, no meta-objective."""
-    return config.replace(algo="pretrain", meta_sgd=False)
+    return config.replace(algo="pretrain", meta_sgd=False, step_losses=False)
 
 
 def _constant(per_trial: jax.Array, num_steps: int) -> tuple[list, list]:
@@ -53,7 +54,8 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
 
 
 def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pretrained: Params,
-                    key: jax.Array, *, num_seeds: int = 1) -> dict:
+                    key: jax.Array, *, num_seeds: int = 1,
+                    oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict:
     """The full meta-test of meta-learned `params` beside every baseline; a JSON-ready dict.
 
     Keys: family, algo, inner_steps (0..K), returns, ci95, baselines and baselines_ci95
@@ -66,9 +68,14 @@ def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pret
               **meta_test(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
     pre_learner = make_meta_learner(pretrain_config(config), family)
     pre = adaptation_curve(pre_learner, pretrained, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    return add_baselines(report, {"pretrain": (as_list(pre.mean), as_list(pre.ci95)),
-                                  **fixed_baselines(family, tasks, key, num_steps=num_steps,
-                                                    num_seeds=num_seeds)})
+    named = {"pretrain": (as_list(pre.mean), as_list(pre.ci95)),
+             **fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
+    if family.oracle_return is None:
+        problem = make_problem(pretrain_config(config), family)
+        returns = oracle.learned_oracle_returns(problem, problem.init_params(key), tasks, key, num_seeds=num_seeds,
+                                                budget=oracle_budget)
+        named["oracle_learned"] = _constant(returns, num_steps)
+    return add_baselines(report, named)
 
 
 def add_baselines(report: dict, named: dict[str, tuple[list, list]]) -> dict:

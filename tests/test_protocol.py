@@ -40,9 +40,9 @@ def test_markdown_table_has_a_row_per_curve(bandit_report):
 
 
 def test_pretrain_baseline_uses_the_same_budget():
-    config = mq.MetaConfig(meta_sgd=True)
-    pre = protocol.pretrain_config(config)
-    assert pre.algo == "pretrain" and not pre.meta_sgd
+    config = mq.MetaConfig(meta_sgd=True, step_losses=True)
+    pre = protocol.pretrain_config(config)  # valid: the meta-learning options are dropped
+    assert pre.algo == "pretrain" and not pre.meta_sgd and not pre.step_losses
     assert (pre.num_tasks, pre.num_envs, pre.rollout_length, pre.meta_steps) == (
         config.num_tasks, config.num_envs, config.rollout_length, config.meta_steps)
 
