@@ -4,6 +4,7 @@ torch is in the dev extra (a local CPU wheel), so the gate against PyTorch runs 
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,11 +56,11 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
 
 SHARDED_CHILD = """
 import json
+import jax
 from metaq_jax.bench import suite
-plan = suite.Plan(main_tasks=2, task_counts=(2,), inner_steps=(2,), env_counts=(4,), rounds=1, torch_pairs=1,
-                  main_inner_steps=2, num_envs=4, rollout_length=5)
-out, steps = suite.measure_size(plan, 2, 2, all_devices=True)
-print(json.dumps({a: [v["devices"], v["best_step_s"]["median"] <= v["step_s"]["median"]] for a, v in out.items()}))
+step, compile_s = suite.all_devices_stepper(suite.workload("maml", 2, 2, num_envs=4, rollout_length=5))
+metrics = step()
+print(json.dumps({"devices": jax.device_count(), "meta_loss": float(metrics.meta_loss), "compile_s": compile_s}))
 """
 
 
@@ -67,9 +68,8 @@ def test_the_suite_times_the_meta_step_sharded_over_every_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     out = subprocess.run([sys.executable, "-c", SHARDED_CHILD], env=env, check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    # each algorithm keeps its faster setting: sharded over both devices, or one device
-    assert set(result) == {"maml", "fomaml", "reptile"}
-    assert all(devices in (1, 2) and faster for devices, faster in result.values()), result
+    assert result["devices"] == 2 and result["compile_s"] > 0
+    assert math.isfinite(result["meta_loss"])
 
 
 def test_bench_command_parses_its_flags():
