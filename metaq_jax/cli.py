@@ -140,6 +140,11 @@ def _join_hosts(flags: Hosts, argv: list[str] | None) -> None:
     if argv is not None:
         raise ValueError("--coordinator-address, --num-processes, --process-id: only on the command line; "
                          f"in a Python process set {', '.join(hosts.ENV_VARS.values())} before importing metaq_jax")
+    _restart(environ)
+
+
+def _restart(environ: dict[str, str]) -> None:
+    """Run this command line again in a fresh process with `environ` (JAX reads it at start)."""
     os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
 
 
@@ -157,8 +162,7 @@ def _split_cpu(devices: int, argv: list[str] | None) -> None:
     if argv is not None or jax.default_backend() != "cpu" or jax.device_count() == devices or \
             flag in os.environ.get("XLA_FLAGS", ""):
         return
-    environ = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices}".strip()}
-    os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
+    _restart({**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices}".strip()})
 
 
 def train(args: Train) -> None:

@@ -33,17 +33,18 @@ def train_on_task(problem: MetaQProblem, params: Params, task: EnvParams, key: c
     """Q-learning on one task from `params` (network variables, no Meta-SGD rates). Jit-able."""
     optimizer = optax.adam(budget.lr)
 
-    def update(carry, _, batch, target):
-        net, opt_state = carry
-        grads = jax.grad(problem.td_loss)(net, target, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, net)
-        return (optax.apply_updates(net, updates), opt_state), None
-
     def one_round(carry, xs):
         round_key, epsilon = xs
-        net, _ = carry
-        batch = problem.collect(net, task, round_key, epsilon)
-        carry, _ = jax.lax.scan(lambda c, x: update(c, x, batch, net), carry, None, length=budget.updates)
+        target = carry[0]  # frozen for the round: its values at next_obs are computed once
+        batch = problem.collect(target, task, round_key, epsilon)
+        data = (batch, problem.network.apply(target, batch.next_obs))
+
+        def update(carry, _):
+            net, opt_state = carry
+            updates, opt_state = optimizer.update(jax.grad(problem.inner_loss)(net, data), opt_state, net)
+            return (optax.apply_updates(net, updates), opt_state), None
+
+        carry, _ = jax.lax.scan(update, carry, None, length=budget.updates)
         return carry, None
 
     epsilons = jnp.linspace(1.0, budget.final_epsilon, budget.rounds)

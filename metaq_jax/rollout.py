@@ -16,14 +16,22 @@ def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeri
     """Actions from `q_values[..., A]`: each uniform with probability ε, else the argmax. `[...]` int32.
 
     One batched draw for the whole batch rather than a key per environment: on a CPU the
-    per-environment key splits cost more than the environments' physics.
+    per-environment key splits cost more than the environments' physics. A Python ε ≥ 1 draws
+    the uniform actions alone (`q_values` then only gives the shape).
     """
     chex.assert_rank(q_values, {1, 2, 3})
     batch, num_actions = q_values.shape[:-1], q_values.shape[-1]
     k_explore, k_action = jax.random.split(key)
     random_action = jax.random.randint(k_action, batch, 0, num_actions)
+    if is_random_walk(epsilon):
+        return random_action
     greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
     return jnp.where(jax.random.uniform(k_explore, batch) < epsilon, random_action, greedy)
+
+
+def is_random_walk(epsilon: chex.Numeric) -> bool:
+    """Whether ε is a Python number ≥ 1, known at trace time: every action uniform."""
+    return isinstance(epsilon, (int, float)) and epsilon >= 1
 
 
 def step_with_reset(env: environment.Environment, key: chex.PRNGKey, state, action: chex.Array,
@@ -80,10 +88,9 @@ def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env
     params = jax.lax.stop_gradient(params)
     k_reset, k_steps = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
-    random_walk = isinstance(epsilon, (int, float)) and epsilon >= 1
 
     def q_values(obs):
-        if random_walk:  # only the shape is used: every action is uniform
+        if is_random_walk(epsilon):  # only the shape is used: every action is uniform
             return jnp.zeros(jax.eval_shape(apply_fn, params, obs).shape)
         return apply_fn(params, obs)
 

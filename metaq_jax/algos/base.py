@@ -69,6 +69,10 @@ class MetaQProblem:
         """The network variables inside meta-parameters."""
         return params["net"] if self.config.meta_sgd else params
 
+    def with_net(self, params: Params, net: Params) -> Params:
+        """`params` with its network variables replaced by `net` (Meta-SGD's rates kept)."""
+        return {**params, "net": net} if self.config.meta_sgd else net
+
     def inner_lr(self, params: Params):
         """α: the config's scalar, or Meta-SGD's learned per-parameter rates."""
         return jax.tree.map(jnp.exp, params["log_lr"]) if self.config.meta_sgd else self.config.inner_lr
@@ -101,7 +105,7 @@ class MetaQProblem:
         adapted = inner.adapt(self.net(params), self.inner_loss, (support, q_t), steps=steps,
                               lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat,
                               path=path)
-        return {**params, "net": adapted} if self.config.meta_sgd and not path else adapted
+        return adapted if path else self.with_net(params, adapted)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
         return self.collect(params, task_params, key, self.config.support_epsilon)
@@ -136,7 +140,7 @@ def task_batch(config: MetaConfig, num_tasks: int) -> int:
     """How many of a device's `num_tasks` tasks are vmapped at once (`config.task_batch`).
 
     Automatic (0): all of them on an accelerator; one at a time on a CPU, where a task's
-    activations stay in cache and the per-task matmuls run about twice as fast as batched ones.
+    activations stay in cache (benchmarks/RESULTS.md: the T=64 second-order step 1.6–1.7× faster).
     """
     if config.task_batch:
         return min(config.task_batch, num_tasks)

@@ -6,7 +6,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metaq_jax import losses
 from metaq_jax.algos.base import MetaQProblem, TaskStats
 from metaq_jax.types import EnvParams, Params, Transition
 
@@ -24,12 +23,10 @@ def adapted_and_loss(problem: MetaQProblem, params: Params, target_params: Param
         query = query_fn(adapted)
         return adapted, query, problem.td_loss(adapted, target_params, query)
     path = problem.inner(params, target_params, support, first_order=first_order, path=True)  # [K, ...]
-    last = jax.tree.map(lambda x: x[-1], path)
-    adapted = {**params, "net": last} if problem.config.meta_sgd else last
+    adapted = problem.with_net(params, jax.tree.map(lambda x: x[-1], path))
     query = query_fn(adapted)
-    target = problem.net(target_params)
-    step_losses = jax.vmap(lambda net: losses.td_loss(problem.network.apply, net, target, query,
-                                                       problem.config.gamma))(path)
+    q_t = problem.network.apply(problem.net(target_params), query.next_obs)  # the same for every step
+    step_losses = jax.vmap(problem.inner_loss, in_axes=(0, None))(path, (query, q_t))
     return adapted, query, jnp.mean(step_losses)
 
 

@@ -12,6 +12,11 @@ def _ms(spread: dict) -> str:
     return f"{1e3 * spread['median']:.0f} [{1e3 * spread['min']:.0f}–{1e3 * spread['max']:.0f}]"
 
 
+def _percent_of_rate(config: dict, seconds: float, result: dict) -> float:
+    """The analytic FLOPs of a measured config per second, as a % of the run's matmul rate."""
+    return 100 * config["flops"] / seconds / result["matmul_flops_per_s"]
+
+
 def markdown(result: dict) -> str:
     """Summary, meta-step, memory, environment and torch tables of one `run_suite` result."""
     m = result["machine"]
@@ -30,7 +35,7 @@ def markdown(result: dict) -> str:
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in result["configs"]:
         flops = c["flops"]
-        peak = 100 * flops / c["step_s"]["median"] / result["matmul_flops_per_s"]
+        peak = _percent_of_rate(c, c["step_s"]["median"], result)
         temp, peak_mib = (None if c[k] is None else c[k] / 2**20 for k in ("temp_bytes", "peak_bytes"))
         lines.append(f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {_ms(c['step_s'])} | "
                      f"{c['meta_steps_per_s']:.3g} | {c['tasks_per_s']:.3g} | {c['env_steps_per_s']:.3g} | "
@@ -43,8 +48,8 @@ def markdown(result: dict) -> str:
                   "ratios use it):", "", "| algo | T | K | devices | meta-step ms [range] | env steps/s | "
                   "% of matmul rate |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {c['algo']} | {c['num_tasks']} | {c['inner_steps']} | {c['devices']} | {_ms(c['best_step_s'])} | "
-                  f"{2 * c['num_tasks'] * plan['num_envs'] * plan['rollout_length'] / c['best_step_s']['median']:.3g} | "
-                  f"{100 * c['flops'] / c['best_step_s']['median'] / result['matmul_flops_per_s']:.1f} |"
+                  f"{c['best_env_steps_per_s']:.3g} | "
+                  f"{_percent_of_rate(c, c['best_step_s']['median'], result):.1f} |"
                   for c in sharded]
     lines += ["", f"XLA temp MiB at T={result['plan']['main_tasks']}, K={result['plan']['memory_inner_steps']}: " + ", ".join(
         f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]

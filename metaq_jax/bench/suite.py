@@ -70,7 +70,8 @@ def compiled_meta_step(config: MetaConfig):
 
 
 def stepper(compiled, state):
-    """A `() -> metrics` closure advancing its own meta-state (the compiled update is not donating)."""
+    """A `() -> metrics` closure advancing its own meta-state with `compiled(state, key)`, a
+    non-donating update (compiled, or jitted over a mesh)."""
     box = [state]
 
     def step():
@@ -89,12 +90,7 @@ def all_devices_stepper(config: MetaConfig):
     learner = make_meta_learner(config)
     mesh = distributed.make_mesh(0)
     update = distributed.shard_update(learner.update, mesh, config.num_tasks)
-    box = [distributed.replicate(learner.init(jax.random.key(config.seed)), mesh)]
-
-    def step():
-        box[0], metrics = update(box[0], jax.random.fold_in(jax.random.key(2), box[0].step))
-        return metrics
-
+    step = stepper(update, distributed.replicate(learner.init(jax.random.key(config.seed)), mesh))
     start = time.perf_counter()
     jax.block_until_ready(step())
     return step, time.perf_counter() - start
@@ -190,7 +186,8 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: b
                          collect_s=spread(times["collect"]), learn_s=spread(times[f"{algo}/learn"]))
         if sharded and spread(times[f"{algo}/all_devices"])["median"] < step["median"]:
             step = spread(times[f"{algo}/all_devices"])
-            out[algo].update(devices=jax.device_count(), best_step_s=step)
+            out[algo].update(devices=jax.device_count(), best_step_s=step,
+                             best_env_steps_per_s=rates(config, step["median"])["env_steps_per_s"])
         else:
             out[algo]["best_step_s"] = step
     best = {algo: fns[f"{algo}/all_devices" if out[algo]["devices"] > 1 else f"{algo}/step"] for algo in ALGOS}
