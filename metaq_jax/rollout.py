@@ -4,6 +4,8 @@ This is the one place that steps gymnax environments during training, with gymna
 auto-reset semantics.
 """
 
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -15,18 +17,35 @@ from metaq_jax.types import ApplyFn, EnvParams, Params, Transition
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeric) -> chex.Array:
     """Actions from `q_values[..., A]`: each uniform with probability ε, else the argmax. `[...]` int32.
 
-    One batched draw for the whole batch rather than a key per environment: on a CPU the
-    per-environment key splits cost more than the environments' physics. A Python ε ≥ 1 draws
-    the uniform actions alone (`q_values` then only gives the shape).
+    One batched draw for the whole batch rather than a key per environment. A Python ε ≥ 1
+    gives the uniform actions alone (`q_values` then only gives the shape).
     """
     chex.assert_rank(q_values, {1, 2, 3})
-    batch, num_actions = q_values.shape[:-1], q_values.shape[-1]
+    draws = exploration_draws(key, q_values.shape[:-1], q_values.shape[-1], epsilon)
+    return draws.random_action if is_random_walk(epsilon) else greedy_or_random(q_values, draws)
+
+
+class ExplorationDraws(NamedTuple):
+    """The random part of ε-greedy actions, drawn ahead: `random_action[...]` uniform int32 and
+    `explore[...]` bool, true with probability ε (absent for a random walk)."""
+
+    random_action: chex.Array
+    explore: chex.Array | None
+
+
+def exploration_draws(key: chex.PRNGKey, shape: tuple[int, ...], num_actions: int,
+                      epsilon: chex.Numeric) -> ExplorationDraws:
+    """ε-greedy's random numbers for a batch of any `shape`, in two batched draws."""
     k_explore, k_action = jax.random.split(key)
-    random_action = jax.random.randint(k_action, batch, 0, num_actions)
-    if is_random_walk(epsilon):
-        return random_action
+    random_action = jax.random.randint(k_action, shape, 0, num_actions)
+    explore = None if is_random_walk(epsilon) else jax.random.uniform(k_explore, shape) < epsilon
+    return ExplorationDraws(random_action, explore)
+
+
+def greedy_or_random(q_values: chex.Array, draws: ExplorationDraws) -> chex.Array:
+    """The uniform action where `draws.explore`, else the argmax of `q_values[..., A]`. `[...]`."""
     greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
-    return jnp.where(jax.random.uniform(k_explore, batch) < epsilon, random_action, greedy)
+    return jnp.where(draws.explore, draws.random_action, greedy)
 
 
 def is_random_walk(epsilon: chex.Numeric) -> bool:
@@ -34,25 +53,34 @@ def is_random_walk(epsilon: chex.Numeric) -> bool:
     return isinstance(epsilon, (int, float)) and epsilon >= 1
 
 
-def step_with_reset(env: environment.Environment, key: chex.PRNGKey, state, action: chex.Array,
-                    env_params: EnvParams):
-    """gymnax 1.0's auto-resetting `step` for a batch of M environments of one task.
+def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset_keys: chex.PRNGKey, state,
+                    action: chex.Array, env_params: EnvParams):
+    """gymnax 1.0's auto-resetting `step` for a batch of M environments of one task, keys given.
 
-    The same transition as `vmap(env.step)` (step, truncation, reset where done), with the keys
-    of all environments split in two batched calls instead of once more inside each environment:
-    the reset's random numbers are most of a CartPole step's cost.
+    The same transition as `vmap(env.step)`: step, truncation, and where an episode ended the
+    state `env.reset_env(reset_keys[i])`. The keys come from outside so that a rollout splits
+    them for all its steps at once: on a CPU each random draw inside a scanned step costs a
+    loop of its own (jax lowers threefry there as a rolled loop), and gymnax's `step` makes
+    three per environment per step.
+
+    Args:
+      env: a gymnax environment.
+      step_keys: `[M]` keys for `env.step_env`.
+      reset_keys: `[M]` keys for `env.reset_env`.
+      state: `[M]` environment states.
+      action: `[M]` actions.
+      env_params: one task's parameters.
 
     Returns:
       `(obs[M], state[M], reward[M], terminated[M], truncated[M], final_obs[M])`, where `obs` is
       after the reset and `final_obs` before it.
     """
-    num_envs = action.shape[0]
-    k_step, k_reset = jax.random.split(key)
     final_obs, next_state, reward, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
-        jax.random.split(k_step, num_envs), state, action, env_params)
+        step_keys, state, action, env_params)
     truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(next_state, env_params)
-    reset_obs, reset_state = jax.vmap(env.reset_env, in_axes=(0, None))(
-        jax.random.split(k_reset, num_envs), env_params)
+    # every env draws a reset and keeps it where done: no data-dependent control flow, which
+    # a vmap over tasks or devices would run in lockstep (sharded: an all-reduce per iteration)
+    reset_obs, reset_state = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, env_params)
     done = jnp.logical_or(terminated, truncated)
 
     def where_done(reset_leaf, leaf):
@@ -70,7 +98,9 @@ def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env
     Every environment starts from a reset; episodes that end are reset inside the rollout, with
     the same `env_params`, so the task never changes. Gradients do not flow into the data
     (actions are argmaxes; observations come from the simulator). A Python ε ≥ 1 (a uniform
-    random walk) never evaluates the network.
+    random walk) never evaluates the network. The random numbers of every step (exploration,
+    step keys, reset keys) are drawn before the scan in a few batched draws: on a CPU a draw
+    inside the loop costs a loop of its own per step.
 
     Args:
       env: a gymnax environment.
@@ -86,25 +116,26 @@ def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env
       `Transition` with leading shape `[L, M]`.
     """
     params = jax.lax.stop_gradient(params)
-    k_reset, k_steps = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
+    k_start, k_explore, k_step, k_reset = jax.random.split(key, 4)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
+    num_actions = jax.eval_shape(apply_fn, params, obs).shape[-1]
+    per_step = (exploration_draws(k_explore, (length, num_envs), num_actions, epsilon),
+                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
 
-    def q_values(obs):
-        if is_random_walk(epsilon):  # only the shape is used: every action is uniform
-            return jnp.zeros(jax.eval_shape(apply_fn, params, obs).shape)
-        return apply_fn(params, obs)
-
-    def step(carry, step_key):
+    def step(carry, xs):
         obs, state = carry
-        k_act, k_env = jax.random.split(step_key)
-        actions = epsilon_greedy(k_act, q_values(obs), epsilon)
+        draws, step_keys, reset_keys = xs
+        if is_random_walk(epsilon):
+            actions = draws.random_action
+        else:
+            actions = greedy_or_random(apply_fn(params, obs), draws)
         next_obs, state, reward, terminated, truncated, final_obs = step_with_reset(
-            env, k_env, state, actions, env_params)
+            env, step_keys, reset_keys, state, actions, env_params)
         transition = Transition(obs=obs, action=actions, reward=reward.astype(jnp.float32),
                                 next_obs=final_obs, terminated=terminated, truncated=truncated)
         return (next_obs, state), transition
 
-    _, transitions = jax.lax.scan(step, (obs, state), jax.random.split(k_steps, length))
+    _, transitions = jax.lax.scan(step, (obs, state), per_step)
     return transitions
 
 

@@ -1,5 +1,7 @@
 """ε-greedy collection: shapes, greedy and uniform actions, pre-reset bootstrap observations."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,11 +80,42 @@ def test_step_with_reset_is_gymnax_step(nav):
     ours, theirs, resets = (obs, state), (obs, state), 0
     for t in range(12):
         actions = jax.random.randint(jax.random.key(t), (num_envs,), 0, 9)
-        got = rollout.step_with_reset(env, jax.random.key(100 + t), ours[1], actions, task)
-        want = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(jax.random.key(100 + t), num_envs), theirs[1], actions, task)
+        keys = jax.random.split(jax.random.key(100 + t), num_envs)
+        step_keys, reset_keys = jax.vmap(jax.random.split, out_axes=1)(keys)  # as gymnax's step splits
+        got = rollout.step_with_reset(env, step_keys, reset_keys, ours[1], actions, task)
+        want = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, theirs[1], actions, task)
         for g, w in zip(got[:5], want[:5]):
             jax.tree.map(np.testing.assert_array_equal, g, w)
         np.testing.assert_array_equal(got[5], want[5]["final_observation"])
         ours, theirs, resets = got[:2], want[:2], resets + int(jnp.sum(want[4]))
     assert resets == 2 * num_envs  # the 5-step episodes were truncated and reset on the way
+
+
+@pytest.fixture(scope="module")
+def tipping_cartpoles():
+    """A CartPole task with 24 envs whose poles start tilted 0.1-0.3 rad: those past the 0.21 rad
+    limit end at the first step, the rest within a few, and the resets draw random states."""
+    family = mq.make_family("cartpole")
+    task = family.default_params
+    _, state = jax.vmap(family.env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 24), task)
+    return family.env, task, state.replace(theta=jnp.linspace(0.1, 0.3, 24))
+
+
+def test_step_with_reset_resets_the_done_envs_with_their_own_keys(tipping_cartpoles):
+    env, task, state = tipping_cartpoles
+    step = jax.jit(functools.partial(rollout.step_with_reset, env))  # jitted physics may round in the last bit
+    resets = 0
+    for t in range(8):
+        step_keys, reset_keys = jax.random.split(jax.random.key(t), (2, 24))
+        actions = jax.random.randint(jax.random.key(100 + t), (24,), 0, 2)
+        obs, next_state, _, terminated, truncated, final_obs = step(step_keys, reset_keys, state, actions, task)
+        stepped_obs, stepped = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(step_keys, state, actions, task)[:2]
+        reset_obs, reset = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, task)
+        for i in range(24):
+            done = bool(terminated[i] | truncated[i])
+            np.testing.assert_allclose(obs[i], (reset_obs if done else stepped_obs)[i], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(final_obs[i], stepped_obs[i], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(next_state.theta[i], (reset if done else stepped).theta[i], rtol=1e-5, atol=1e-7)
+            resets += done
+        state = next_state
+    assert 11 <= resets < 8 * 24  # the 11 poles past the limit and others ended; not every env every step

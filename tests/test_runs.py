@@ -92,7 +92,7 @@ def test_crash_mid_checkpoint_write_leaves_previous_checkpoint(reference, tmp_pa
 def test_non_finite_loss_stops_without_checkpointing_it(tmp_path):
     run_dir = str(tmp_path / "run")
     with pytest.raises(NonFiniteError) as error:
-        session.train_run(session.prepare_run(TINY.replace(inner_lr=1e6), run_dir), OPTIONS)
+        session.train_run(session.prepare_run(TINY.replace(inner_lr=1e20), run_dir), OPTIONS)
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("meta-step 0: non-finite")
@@ -102,7 +102,7 @@ def test_non_finite_loss_stops_without_checkpointing_it(tmp_path):
 
 def test_skip_nonfinite_keeps_the_last_finite_state(tmp_path):
     run_dir = str(tmp_path / "run")
-    run = session.prepare_run(TINY.replace(inner_lr=1e6, meta_steps=4), run_dir)
+    run = session.prepare_run(TINY.replace(inner_lr=1e20, meta_steps=4), run_dir)
     result = session.train_run(run, runs.RunOptions(checkpoint_every=2, skip_nonfinite=True))
     rows = (tmp_path / "run" / runs.METRICS).read_text().splitlines()[1:]
     assert int(result.state.step) == 4 and len(rows) == 4
