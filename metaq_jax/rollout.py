@@ -53,15 +53,20 @@ def is_random_walk(epsilon: chex.Numeric) -> bool:
     return isinstance(epsilon, (int, float)) and epsilon >= 1
 
 
+RESET_FRACTION = 16  # the few-resets path draws M/16 resets; a CartPole random walk ends ~M/22 episodes a step
+
+
 def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset_keys: chex.PRNGKey, state,
-                    action: chex.Array, env_params: EnvParams):
+                    action: chex.Array, env_params: EnvParams, *, max_few: int | None = None):
     """gymnax 1.0's auto-resetting `step` for a batch of M environments of one task, keys given.
 
     The same transition as `vmap(env.step)`: step, truncation, and where an episode ended the
-    state `env.reset_env(reset_keys[i])`. The keys come from outside so that a rollout splits
-    them for all its steps at once: on a CPU each random draw inside a scanned step costs a
-    loop of its own (jax lowers threefry there as a rolled loop), and gymnax's `step` makes
-    three per environment per step.
+    state `env.reset_env(reset_keys[i])`. On a CPU each random draw costs a loop of its own
+    (jax lowers threefry there as a rolled loop), and gymnax's `step` draws a reset for every
+    environment at every step to keep the few it needs. Here, when at most `max_few` (default
+    M/16) environments are done, only those draw, gathered by index; otherwise every one draws
+    and keeps it where done. Both give the same states. Under `vmap` the `lax.cond` choosing
+    between them runs both (it becomes a select), never a loop in lockstep.
 
     Args:
       env: a gymnax environment.
@@ -70,24 +75,30 @@ def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset
       state: `[M]` environment states.
       action: `[M]` actions.
       env_params: one task's parameters.
+      max_few: the most done environments the gathered path resets.
 
     Returns:
       `(obs[M], state[M], reward[M], terminated[M], truncated[M], final_obs[M])`, where `obs` is
       after the reset and `final_obs` before it.
     """
+    num_envs = action.shape[0]
+    max_few = max_few or -(-num_envs // RESET_FRACTION)
     final_obs, next_state, reward, terminated, _ = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(
         step_keys, state, action, env_params)
     truncated = jax.vmap(env.is_truncated, in_axes=(0, None))(next_state, env_params)
-    # every env draws a reset and keeps it where done: no data-dependent control flow, which
-    # a vmap over tasks or devices would run in lockstep (sharded: an all-reduce per iteration)
-    reset_obs, reset_state = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, env_params)
     done = jnp.logical_or(terminated, truncated)
+    reset = jax.vmap(env.reset_env, in_axes=(0, None))
 
-    def where_done(reset_leaf, leaf):
-        return jnp.where(done.reshape(done.shape + (1,) * (leaf.ndim - 1)), reset_leaf, leaf)
+    def reset_few(stepped):
+        idx, = jnp.nonzero(done, size=max_few, fill_value=num_envs)  # M is out of bounds: dropped
+        return jax.tree.map(lambda leaf, new: leaf.at[idx].set(new, mode="drop"),
+                            stepped, reset(reset_keys[jnp.minimum(idx, num_envs - 1)], env_params))
 
-    obs = jax.tree.map(where_done, reset_obs, final_obs)
-    next_state = jax.tree.map(where_done, reset_state, next_state)
+    def reset_all(stepped):
+        return jax.tree.map(lambda new, leaf: jnp.where(done.reshape(done.shape + (1,) * (leaf.ndim - 1)), new, leaf),
+                            reset(reset_keys, env_params), stepped)
+
+    obs, next_state = jax.lax.cond(jnp.sum(done) <= max_few, reset_few, reset_all, (final_obs, next_state))
     return obs, next_state, reward, terminated, truncated, final_obs
 
 

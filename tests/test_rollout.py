@@ -101,21 +101,28 @@ def tipping_cartpoles():
     return family.env, task, state.replace(theta=jnp.linspace(0.1, 0.3, 24))
 
 
-def test_step_with_reset_resets_the_done_envs_with_their_own_keys(tipping_cartpoles):
+@pytest.mark.parametrize("max_few", [1, 24])
+def test_step_with_reset_resets_the_done_envs_with_their_own_keys(tipping_cartpoles, max_few):
+    """Whichever path a step takes (at most `max_few` done: gathered; more: every env drawn),
+    each done env gets `reset_env(reset_keys[i])` and the others their stepped state; batched
+    over tasks (where the cond becomes a select) the same."""
     env, task, state = tipping_cartpoles
-    step = jax.jit(functools.partial(rollout.step_with_reset, env))  # jitted physics may round in the last bit
-    resets = 0
+    step = jax.jit(functools.partial(rollout.step_with_reset, env, max_few=max_few))  # jitted physics
+    batched = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None)))  # may round in the last bit
+    close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7)
+    done_counts = []
     for t in range(8):
         step_keys, reset_keys = jax.random.split(jax.random.key(t), (2, 24))
         actions = jax.random.randint(jax.random.key(100 + t), (24,), 0, 2)
         obs, next_state, _, terminated, truncated, final_obs = step(step_keys, reset_keys, state, actions, task)
         stepped_obs, stepped = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(step_keys, state, actions, task)[:2]
         reset_obs, reset = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, task)
+        done = np.asarray(terminated | truncated)
         for i in range(24):
-            done = bool(terminated[i] | truncated[i])
-            np.testing.assert_allclose(obs[i], (reset_obs if done else stepped_obs)[i], rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(final_obs[i], stepped_obs[i], rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(next_state.theta[i], (reset if done else stepped).theta[i], rtol=1e-5, atol=1e-7)
-            resets += done
-        state = next_state
-    assert 11 <= resets < 8 * 24  # the 11 poles past the limit and others ended; not every env every step
+            close(obs[i], (reset_obs if done[i] else stepped_obs)[i])
+            close(final_obs[i], stepped_obs[i])
+            close(next_state.theta[i], (reset if done[i] else stepped).theta[i])
+        twice = jax.tree.map(lambda x: jnp.stack([x, x]), (step_keys, reset_keys, state, actions))
+        jax.tree.map(lambda b, one: close(b[1], one), batched(*twice, task)[:2], (obs, next_state))
+        state, done_counts = next_state, done_counts + [int(done.sum())]
+    assert max(done_counts) > 3 and 1 in done_counts  # both paths reset some env where max_few < 24
