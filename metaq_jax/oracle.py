@@ -36,8 +36,7 @@ def train_on_task(problem: MetaQProblem, params: Params, task: EnvParams, key: c
     def one_round(carry, xs):
         round_key, epsilon = xs
         target = carry[0]  # frozen for the round: its values at next_obs are computed once
-        batch = problem.collect(target, task, round_key, epsilon)
-        data = (batch, problem.network.apply(target, batch.next_obs))
+        data = problem.inner_data(target, problem.collect(target, task, round_key, epsilon))
 
         def update(carry, _):
             net, opt_state = carry

@@ -118,10 +118,9 @@ def test_step_with_reset_resets_the_done_envs_with_their_own_keys(tipping_cartpo
         stepped_obs, stepped = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))(step_keys, state, actions, task)[:2]
         reset_obs, reset = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, task)
         done = np.asarray(terminated | truncated)
-        for i in range(24):
-            close(obs[i], (reset_obs if done[i] else stepped_obs)[i])
-            close(final_obs[i], stepped_obs[i])
-            close(next_state.theta[i], (reset if done[i] else stepped).theta[i])
+        close(obs, np.where(done[:, None], reset_obs, stepped_obs))
+        close(final_obs, stepped_obs)
+        close(next_state.theta, np.where(done, reset.theta, stepped.theta))
         twice = jax.tree.map(lambda x: jnp.stack([x, x]), (step_keys, reset_keys, state, actions))
         jax.tree.map(lambda b, one: close(b[1], one), batched(*twice, task)[:2], (obs, next_state))
         state, done_counts = next_state, done_counts + [int(done.sum())]

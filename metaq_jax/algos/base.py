@@ -88,8 +88,13 @@ class MetaQProblem:
         return losses.td_loss(self.network.apply, self.net(params), self.net(target_params), batch,
                               self.config.gamma)
 
+    def inner_data(self, target_net: Params, batch: Transition) -> tuple[Transition, chex.Array]:
+        """`(batch, target values at batch.next_obs)`, the data of `inner_loss`: the values do not
+        depend on the parameters being fitted, so a loop of steps on `batch` computes them once."""
+        return batch, self.network.apply(target_net, batch.next_obs)
+
     def inner_loss(self, net: Params, data: tuple[Transition, chex.Array]) -> chex.Array:
-        """The inner loss of network variables on `(transitions, target values at next_obs)`."""
+        """The inner loss of network variables on `inner_data`: `(transitions, target values at next_obs)`."""
         batch, q_t = data
         return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t)
 
@@ -101,10 +106,9 @@ class MetaQProblem:
         structure of `params`. With `path`, the network variables after each step, `[K, ...]`.
         """
         steps = self.config.inner_steps if steps is None else steps
-        q_t = self.network.apply(self.net(target_params), support.next_obs)  # the same at every step
-        adapted = inner.adapt(self.net(params), self.inner_loss, (support, q_t), steps=steps,
-                              lr=self.inner_lr(params), first_order=first_order, remat=self.config.remat,
-                              path=path)
+        data = self.inner_data(self.net(target_params), support)
+        adapted = inner.adapt(self.net(params), self.inner_loss, data, steps=steps, lr=self.inner_lr(params),
+                              first_order=first_order, remat=self.config.remat, path=path)
         return adapted if path else self.with_net(params, adapted)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:

@@ -25,8 +25,8 @@ def adapted_and_loss(problem: MetaQProblem, params: Params, target_params: Param
     path = problem.inner(params, target_params, support, first_order=first_order, path=True)  # [K, ...]
     adapted = problem.with_net(params, jax.tree.map(lambda x: x[-1], path))
     query = query_fn(adapted)
-    q_t = problem.network.apply(problem.net(target_params), query.next_obs)  # the same for every step
-    step_losses = jax.vmap(problem.inner_loss, in_axes=(0, None))(path, (query, q_t))
+    step_losses = jax.vmap(problem.inner_loss, in_axes=(0, None))(
+        path, problem.inner_data(problem.net(target_params), query))
     return adapted, query, jnp.mean(step_losses)
 
 
