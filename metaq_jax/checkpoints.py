@@ -6,9 +6,11 @@ stored beside the state and checked on restore, so a corrupt or truncated checkp
 rather than silently resumed from.
 """
 
+import contextlib
 import hashlib
 import os
 import sys
+import time
 from typing import NamedTuple
 
 import chex
@@ -16,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from metaq_jax.errors import InputError
 from metaq_jax.types import MetaState
 
 
@@ -31,8 +34,15 @@ class Restored(NamedTuple):
     run_key: chex.PRNGKey  # typed key; per-step keys are fold_in(run_key, step)
 
 
-def tree_digest(tree) -> str:
-    """SHA-256 over the shapes, dtypes and bytes of every leaf, in tree order."""
+def tree_digest(tree: chex.ArrayTree) -> str:
+    """SHA-256 over the shapes, dtypes and bytes of every leaf, in tree order.
+
+    Args:
+      tree: a pytree of arrays (device or host).
+
+    Returns:
+      The hex digest.
+    """
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(jax.device_get(tree)):
         leaf = np.asarray(leaf)
@@ -41,8 +51,15 @@ def tree_digest(tree) -> str:
     return digest.hexdigest()
 
 
-def is_finite(tree) -> bool:
-    """True when no floating leaf of `tree` holds a NaN or an infinity."""
+def is_finite(tree: chex.ArrayTree) -> bool:
+    """Whether every floating leaf of `tree` is finite.
+
+    Args:
+      tree: a pytree of arrays.
+
+    Returns:
+      True when no floating leaf holds a NaN or an infinity.
+    """
     return all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(jax.device_get(tree))
                if np.issubdtype(np.asarray(leaf).dtype, np.inexact))
 
@@ -50,24 +67,38 @@ def is_finite(tree) -> bool:
 class NoCheckpoints:
     """The checkpoint manager of a process that writes none (every process but 0 of a multi-host run)."""
 
-    def save(self, step, args) -> None:
+    def save(self, step: int, args: ocp.args.CheckpointArgs) -> None:
+        """Write nothing.
+
+        Args:
+          step: ignored.
+          args: ignored.
+        """
         del step, args
 
     def latest_step(self) -> None:
+        """No checkpoint is written here, so none is the latest."""
         return None
 
     def wait_until_finished(self) -> None:
-        pass
+        """Nothing is in flight."""
 
     def close(self) -> None:
-        pass
+        """Nothing to close."""
 
 
 def manager(directory: str, *, keep_last: int) -> ocp.CheckpointManager:
-    """A checkpoint manager over `directory`, which must be absolute (orbax fails otherwise).
+    """A checkpoint manager over `directory`, created if absent; only this process writes.
 
-    Only this process writes: the saved state is a host copy of a replicated one, so the other
-    processes of a multi-host run need not take part (they use `NoCheckpoints`).
+    The saved state is a host copy of a replicated one, so the other processes of a multi-host
+    run need not take part (they use `NoCheckpoints`).
+
+    Args:
+      directory: the checkpoint folder (made absolute: orbax fails on a relative one).
+      keep_last: how many of the newest checkpoints to keep.
+
+    Returns:
+      The orbax `CheckpointManager`.
     """
     os.makedirs(directory, exist_ok=True)  # orbax refuses to create it with `active_processes`
     options = ocp.CheckpointManagerOptions(
@@ -77,9 +108,16 @@ def manager(directory: str, *, keep_last: int) -> ocp.CheckpointManager:
 
 
 def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) -> None:
-    """Start writing `state` as checkpoint `state.step` (asynchronously).
+    """Start writing `state` and `run_key` as checkpoint `state.step` (asynchronously).
 
-    Raises `NonFiniteError` for a non-finite state: a checkpoint is always one worth resuming from.
+    Args:
+      mgr: from `manager`.
+      state: the whole state, replicated or on one device.
+      run_key: the run's typed key (saved as its key data).
+
+    Raises:
+      NonFiniteError: the state holds a NaN or an infinity; a checkpoint is always one worth
+        resuming from.
     """
     step = int(state.step)
     if not is_finite(state):
@@ -92,50 +130,80 @@ def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) ->
 
 
 def latest_step(directory: str) -> int | None:
-    """The step of the newest complete checkpoint in `directory`, or None; reads only."""
+    """The step of the newest complete checkpoint in `directory`, as orbax finds it; reads only.
+
+    Args:
+      directory: a run's checkpoint folder (it need not exist).
+
+    Returns:
+      The step, or None when there is no complete checkpoint.
+    """
     if not os.path.isdir(directory):
         return None
-    steps = [int(name) for name in os.listdir(directory)
-             if name.isdigit() and os.path.isfile(os.path.join(directory, name, "commit_success.txt"))]
-    return max(steps, default=None)
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    with ocp.CheckpointManager(os.path.abspath(directory), options=options) as reader:
+        return reader.latest_step()
 
 
-def _silence_closed_loop_callbacks() -> None:
-    """Drop the 'Event loop is closed' errors of reads still in flight when a restore failed.
+@contextlib.contextmanager
+def _closed_loop_errors_dropped(quiet_s: float = 0.05, limit_s: float = 1.0):
+    """Drop the 'Event loop is closed' errors of reads still in flight when a restore fails.
 
     Orbax stops at the first damaged array and closes its event loop; tensorstore then reports
-    the other reads into the closed loop as unraisable errors, which would print a traceback.
+    the other reads into the closed loop as unraisable errors, within milliseconds, which would
+    print tracebacks. The hook is in place only inside this block: after a failure it waits
+    until no such error has come for `quiet_s` (at most `limit_s`), then puts the old one back.
     """
-    previous = sys.unraisablehook
+    previous, last = sys.unraisablehook, [time.monotonic()]
 
     def hook(unraisable):
-        if not (unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value)):
+        if unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value):
+            last[0] = time.monotonic()
+        else:
             previous(unraisable)
 
     sys.unraisablehook = hook
+    try:
+        yield
+    except BaseException:
+        start = last[0] = time.monotonic()
+        while time.monotonic() - last[0] < quiet_s and time.monotonic() - start < limit_s:
+            time.sleep(quiet_s / 5)
+        raise
+    finally:
+        sys.unraisablehook = previous
 
 
 def restore(directory: str, step: int, template: MetaState, template_key: chex.PRNGKey) -> Restored:
     """Read checkpoint `step` into the structure of `template` and verify its digest.
 
-    Raises `ValueError` naming the checkpoint when it cannot be read or does not match.
+    Args:
+      directory: the checkpoint folder.
+      step: the checkpoint to read.
+      template: a state of the run's structure, shapes and dtypes (e.g. the initial one).
+      template_key: a typed key of the run key's implementation.
+
+    Returns:
+      `Restored(step, state, run_key)`, host arrays.
+
+    Raises:
+      InputError: the checkpoint cannot be read (corrupt, truncated, missing files) or fails
+        its digest.
     """
     path = os.path.join(os.path.abspath(directory), str(step))
     template_payload = {"state": template, "run_key": jax.random.key_data(template_key)}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template_payload)
     try:
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as reader:
+        with _closed_loop_errors_dropped(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as reader:
             loaded = reader.restore(path, args=ocp.args.Composite(
                 payload=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        # Orbax returns plain tuples for NamedTuples: put the leaves back into the template.
-        payload = jax.tree.unflatten(jax.tree.structure(template_payload),
-                                     jax.tree.leaves(loaded["payload"]))
-        intact = loaded["meta"]["sha256"] == tree_digest(payload)
-    except Exception as error:  # orbax and tensorstore raise many types for a damaged file
-        _silence_closed_loop_callbacks()
-        raise ValueError(f"checkpoint {path} is unreadable ({type(error).__name__}); "
+    except (ValueError, OSError) as error:  # what tensorstore and orbax raise for damaged or missing files
+        raise InputError(f"checkpoint {path} is unreadable ({type(error).__name__}); "
                          "it is corrupt or truncated: delete it to resume from an earlier one") from None
+    # Orbax returns plain tuples for NamedTuples: put the leaves back into the template.
+    payload = jax.tree.unflatten(jax.tree.structure(template_payload), jax.tree.leaves(loaded["payload"]))
+    intact = loaded["meta"]["sha256"] == tree_digest(payload)
     if not intact:
-        raise ValueError(f"checkpoint {path} fails its checksum; it is corrupt: "
+        raise InputError(f"checkpoint {path} fails its checksum; it is corrupt: "
                          "delete it to resume from an earlier one")
     return Restored(step=step, state=payload["state"], run_key=jax.random.wrap_key_data(payload["run_key"]))

@@ -1,31 +1,40 @@
 """The `metaq` command: parse, validate, call the library, report. No training logic here.
 
-Bad input of any kind (a tyro parse error included) is one line on stderr and exit status 2.
+A user's mistake (a flag tyro cannot parse, a config value, a file, a run directory) is one
+line on stderr and exit status 2; anything else is a bug: its traceback, a line asking to
+report it, and exit status 1.
 """
 
-import argparse
-import contextlib
 import dataclasses
-import io
+import importlib
 import json
 import os
 import sys
 import time
-from typing import Annotated, Union
+import traceback
+from typing import Annotated, TypedDict, Union
 
 import tyro
+from tyro import _docstrings, _errors  # tyro is pinned exactly: these are its parse-error hook and field help
 
-from metaq_jax import hosts
+from metaq_jax import runs
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
-from metaq_jax.runs import RunOptions, default_run_dir, load_config_file, stored_config
+from metaq_jax.errors import InputError
+
+ConfigFlags = TypedDict("ConfigFlags", {  # only the flags given are keys: they override --config
+    field.name: Annotated[field.type, tyro.conf.arg(
+        help=_docstrings.get_field_docstring(MetaConfig, field.name, ()),
+        help_behavior_hint=f"(default: {field.default})")]
+    for field in dataclasses.fields(MetaConfig)}, total=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class Hosts:
-    """How this process joins a multi-host run (`jax.distributed.initialize`); none: one process.
+    """How this process joins a multi-process run (`metaq_jax.distributed.initialize`).
 
-    A flag left out is read from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID.
+    A flag left out is read from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID;
+    under SLURM or Open MPI, JAX detects what is still missing.
     """
 
     coordinator_address: str | None = None  # host:port of process 0, the same for every process
@@ -37,13 +46,13 @@ class Hosts:
 class Train:
     """Meta-train a Q-network on a task family into a run directory, or resume one."""
 
-    config: Annotated[MetaConfig, tyro.conf.arg(name="")] = MetaConfig()
-    options: Annotated[RunOptions, tyro.conf.arg(name="")] = RunOptions()
+    config: Annotated[ConfigFlags, tyro.conf.arg(name="")]
+    options: Annotated[runs.RunOptions, tyro.conf.arg(name="")] = runs.RunOptions()
     hosts: Annotated[Hosts, tyro.conf.arg(name="")] = Hosts()
     # a saved config.json to start from; flags given on the command line override it
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     run_dir: str | None = None  # default: a new timestamped folder under runs/
-    resume: bool = False  # continue the interrupted run in --run-dir from its latest checkpoint
+    resume: bool = False  # continue the run in --run-dir from its latest checkpoint, with its config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +67,9 @@ class Eval:
 class Protocol:
     """Meta-train, and pretrain with the same budget, then meta-test beside every baseline."""
 
-    config: Annotated[MetaConfig, tyro.conf.arg(name="")] = MetaConfig()
+    config: Annotated[ConfigFlags, tyro.conf.arg(name="")]
+    # a saved config.json to start from; flags given on the command line override it
+    config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     num_seeds: int = 1  # independent trials per held-out task
     out: str = "results"  # folder for protocol.json, protocol.md (the table) and protocol.png
 
@@ -76,105 +87,139 @@ class Bench:
 
 @dataclasses.dataclass(frozen=True)
 class Families:
-    """List the registered task families, one line each."""
+    """List the task families, built-in, installed (entry points) and imported, one line each."""
 
 
-def _base_config(argv: list[str]) -> MetaConfig:
-    """The defaults of `train`'s flags: the resumed run's config, then `--config FILE` over it."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    pre.add_argument("--run-dir")
-    pre.add_argument("--resume", action="store_true")
-    known, _ = pre.parse_known_args(argv)
-    values = {}
-    if known.resume and known.run_dir and (stored := stored_config(known.run_dir)) is not None:
-        values = stored.to_dict()
-    if known.config:
-        values.update(load_config_file(known.config))
-    return MetaConfig.from_dict(values)
+Command = Union[
+    Annotated[Train, tyro.conf.subcommand("train")],
+    Annotated[Eval, tyro.conf.subcommand("eval")],
+    Annotated[Protocol, tyro.conf.subcommand("protocol")],
+    Annotated[Bench, tyro.conf.subcommand("bench")],
+    Annotated[Families, tyro.conf.subcommand("families")],
+]
 
 
-def _tyro_message(text: str) -> str:
-    """The first section of tyro's error box as one line, plus the argument's usage if given."""
-    lines = [line.strip().strip("│╭╰╮╯").strip() for line in text.splitlines()[1:]]
-    rules = [i for i, line in enumerate(lines) if not line or set(line) <= set("─")]
-    head = " ".join(lines[:rules[0] if rules else len(lines)])
-    if "Argument helptext:" in lines:
-        head += f" (allowed: {lines[lines.index('Argument helptext:') + 1]})"
-    else:
-        head += " (see metaq --help for the commands and flags)"
-    return head
+@dataclasses.dataclass(frozen=True)
+class Metaq:
+    """Meta-reinforcement learning built on Q-learning, in JAX."""
+
+    command: Annotated[Command, tyro.conf.arg(name="")]
+    # modules to import first, e.g. one that calls metaq_jax.register_family (repeatable)
+    imports: Annotated[tuple[str, ...], tyro.conf.arg(name="import", help_behavior_hint="(default: none)"),
+                       tyro.conf.UseAppendAction] = ()
 
 
-def _parse(argv: list[str] | None) -> Train | Eval | Protocol | Bench | Families:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    train_default = Train(config=_base_config(argv)) if argv[:1] == ["train"] else Train()
-    commands = Union[
-        Annotated[Train, tyro.conf.subcommand("train", default=train_default)],
-        Annotated[Eval, tyro.conf.subcommand("eval")],
-        Annotated[Protocol, tyro.conf.subcommand("protocol")],
-        Annotated[Bench, tyro.conf.subcommand("bench")],
-        Annotated[Families, tyro.conf.subcommand("families")],
-    ]
-    stderr = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(stderr):
-            return tyro.cli(commands, prog="metaq", args=argv)
-    except SystemExit as exit_:
-        if exit_.code == 2:  # tyro's boxed parse error becomes our one line
-            raise ValueError(_tyro_message(stderr.getvalue())) from None
-        sys.stderr.write(stderr.getvalue())
-        raise
+def _parse_error(event: "_errors.ParseErrorEvent") -> None:
+    """tyro's parse-error hook: the failure as one `InputError` line instead of tyro's box."""
+    if isinstance(event, _errors.UnrecognizedArgs):
+        message = f"Unrecognized options: {' '.join(event.tokens)}"
+    elif isinstance(event, _errors.InstantiationFailure) and event.argument is not None:
+        message = f"{event.argument.display_name()}: {event.message} (allowed: {event.argument.lowered.metavar})"
+    elif isinstance(event, _errors.InstantiationFailure):
+        message = event.message
+    elif isinstance(event, _errors.InvalidChoice):
+        message = f"{event.argument.display_name()} = {event.value!r}: must be one of {', '.join(event.choices)}"
+    elif isinstance(event, _errors.MissingSubcommand):
+        names = ", ".join(event.subcommand_spec.parser_from_name)
+        found = "none given" if event.found_token is None else f"{event.found_token!r} is not one"
+        message = f"a command is required ({found}): one of {names}"
+    elif isinstance(event, _errors.BadValue) and event.offending_value is None:
+        message = f"{event.argument.display_name()}: a value is required (allowed: {event.argument.lowered.metavar})"
+    elif isinstance(event, _errors.MissingArgs):
+        message = f"missing {', '.join(a.arg.display_name() for a in event.missing_arguments)}"
+    else:  # tyro may add kinds of parse error; each still gets one line
+        message = f"the command line cannot be parsed ({type(event).__name__})"
+    raise InputError(f"{message}; see {event.prog} --help")
 
 
-def _join_hosts(flags: Hosts, argv: list[str] | None) -> None:
-    """Make this process part of the multi-host run the flags describe.
+def parse(argv: list[str]) -> Metaq:
+    """The command `argv` asks for.
 
-    `metaq_jax` joined the run its environment describes when imported (JAX cannot join later),
-    so flags that add to the environment restart the command with them as environment variables.
+    Args:
+      argv: the command line without the program name.
+
+    Returns:
+      The parsed `Metaq`: the command and the modules to import.
+
+    Raises:
+      InputError: tyro cannot parse it.
     """
-    given = {k: v for k, v in dataclasses.asdict(flags).items() if v is not None}
-    environ = {**os.environ, **hosts.as_environ(given)}
-    if hosts.settings_from(environ) == hosts.settings_from(os.environ):
-        return
-    if argv is not None:
-        raise ValueError("--coordinator-address, --num-processes, --process-id: only on the command line; "
-                         f"in a Python process set {', '.join(hosts.ENV_VARS.values())} before importing metaq_jax")
-    _restart(environ)
+    with _errors.on_parse_error(_parse_error):
+        return tyro.cli(Metaq, prog="metaq", args=argv)
 
 
-def _restart(environ: dict[str, str]) -> None:
-    """Run this command line again in a fresh process with `environ` (JAX reads it at start)."""
-    os.execve(sys.executable, [sys.executable, "-m", "metaq_jax", *sys.argv[1:]], environ)
+def import_modules(names: tuple[str, ...]) -> None:
+    """Import each `--import` module, which may register families.
+
+    Args:
+      names: dotted module names.
+
+    Raises:
+      InputError: a module does not exist (an error inside one that exists propagates).
+    """
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
+                raise  # the module exists but fails inside: its own traceback tells why
+            raise InputError(f"--import {name}: no module named {error.name!r}; give an importable "
+                             "module (on PYTHONPATH or installed)") from None
 
 
-def _split_cpu(devices: int, argv: list[str] | None) -> None:
-    """Restart the command with the CPU split into `devices` JAX devices (0: one per core).
+def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = None,
+                   resume: bool = False) -> MetaConfig:
+    """The config a command runs: the resumed run's, then `config_file` over it, then `flags`.
+
+    Args:
+      flags: the config fields given on the command line.
+      config_file: a saved config.json, or None.
+      run_dir: the run directory (read only with `resume`).
+      resume: start from the run directory's stored config.
+
+    Returns:
+      The validated config.
+
+    Raises:
+      InputError: an unreadable file, an unknown field or a value that is not allowed.
+    """
+    values = {}
+    if resume and run_dir and (stored := runs.stored_config(run_dir)) is not None:
+        values = stored.to_dict()
+    if config_file:
+        values.update(runs.load_config_file(config_file))
+    return MetaConfig.from_dict({**values, **flags})
+
+
+def _split_cpu(devices: int) -> None:
+    """Split the CPU into `devices` JAX devices (0: one per core) for `bench`'s sharded rows.
 
     XLA runs one device's work on one core at a time; the task axis sharded over one device per
-    core is how a meta-step uses the whole CPU. The flag is read when JAX starts, hence the
-    restart; nothing happens when JAX has other devices or the split is already in place.
+    core is how a meta-step uses the whole CPU. The flag concerns the host platform only and is
+    read when JAX's backend starts, which nothing has done yet when the command begins.
     """
-    import jax
-
-    devices = devices or os.cpu_count() or 1
     flag = "--xla_force_host_platform_device_count"
-    if argv is not None or jax.default_backend() != "cpu" or jax.device_count() == devices or \
-            flag in os.environ.get("XLA_FLAGS", ""):
-        return
-    _restart({**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices}".strip()})
+    if flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices or os.cpu_count() or 1}".strip()
 
 
 def train(args: Train) -> None:
-    """Check everything, then train with a progress bar and print a one-line summary."""
-    import jax
+    """Check everything, then train with a progress bar and print a one-line summary.
+
+    Args:
+      args: the parsed `train` command.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from metaq_jax import distributed, session
-    from metaq_jax.train import env_steps_per_update
+    from metaq_jax.training import env_steps_per_update
 
-    run_dir = args.run_dir or default_run_dir()
-    run = session.prepare_run(args.config, run_dir, resume=args.resume)
+    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
+    distributed.initialize(**dataclasses.asdict(args.hosts))
+    import jax  # noqa: E402  (its backend starts below, after the run was joined)
+
+    run_dir = args.run_dir or runs.default_run_dir()
+    run = session.prepare_run(config, run_dir, resume=args.resume)
     config, first = run.config, int(run.state.step)
     print(f"metaq train: {config.algo} on {config.family}, {config.num_tasks} tasks × {config.num_envs} envs × "
           f"{config.rollout_length} steps, K={config.inner_steps}, {jax.devices()[0].platform} mesh "
@@ -201,7 +246,11 @@ def train(args: Train) -> None:
 
 
 def evaluate(args: Eval) -> None:
-    """Print the meta-test of a run, as a table or as one JSON object."""
+    """Print the meta-test of a run, as a table or as one JSON object.
+
+    Args:
+      args: the parsed `eval` command.
+    """
     from metaq_jax import session
     from metaq_jax.protocol import markdown_table
 
@@ -214,21 +263,25 @@ def evaluate(args: Eval) -> None:
 
 
 def protocol(args: Protocol) -> None:
-    """Run the meta-test protocol and write its report, table and plot to `args.out`."""
+    """Run the meta-test protocol and write its report, table and plot to `args.out`.
+
+    Args:
+      args: the parsed `protocol` command.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from metaq_jax.plots import save_adaptation_plot
     from metaq_jax.protocol import markdown_table, run_protocol
-
+    config = resolve_config(args.config, args.config_file)
     if not isinstance(args.num_seeds, int) or args.num_seeds < 1:
-        raise ValueError(f"--num-seeds = {args.num_seeds!r}: must be a positive integer")
+        raise InputError(f"--num-seeds = {args.num_seeds!r}: must be a positive integer")
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn()) as progress:
-        bars = {name: progress.add_task(name, total=args.config.meta_steps) for name in ("meta", "pretrain")}
-        report = run_protocol(args.config, num_seeds=args.num_seeds,
+        bars = {name: progress.add_task(name, total=config.meta_steps) for name in ("meta", "pretrain")}
+        report = run_protocol(config, num_seeds=args.num_seeds,
                               callback=lambda name, step, m: progress.update(bars[name], completed=step + 1))
-    report["config"] = args.config.to_dict()
+    report["config"] = config.to_dict()
     table = markdown_table(report)
     with open(os.path.join(args.out, "protocol.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -240,7 +293,11 @@ def protocol(args: Protocol) -> None:
 
 
 def bench(args: Bench) -> None:
-    """Run the benchmark suite; print its tables (progress on stderr) or one JSON object."""
+    """Run the benchmark suite; print its tables (progress on stderr) or one JSON object.
+
+    Args:
+      args: the parsed `bench` command.
+    """
     import importlib.util
 
     from metaq_jax.bench import report, suite
@@ -271,31 +328,58 @@ def bench(args: Bench) -> None:
 
 
 def families() -> None:
-    """List the registered task families, one line each."""
-    import metaq_jax as mq
+    """List the task families, one line each."""
+    from metaq_jax.tasks import list_families, make_family
 
-    for name in mq.list_families():
-        print(f"{name:12s} {mq.make_family(name).description}")
+    for name in list_families():
+        print(f"{name:12s} {make_family(name).description}")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Parse `argv` and run the command it names.
+
+    `metaq bench` from a real command line (no `argv`) splits the CPU into one JAX device per
+    core first; called with `argv`, JAX may already be running, so it is left as it is.
+
+    Args:
+      argv: the command line without the program name; None: the process's arguments.
+
+    Raises:
+      InputError: bad input of any kind.
+    """
+    parsed = parse(sys.argv[1:] if argv is None else list(argv))
+    import_modules(parsed.imports)
+    command = parsed.command
+    if isinstance(command, Train):
+        train(command)
+    elif isinstance(command, Eval):
+        evaluate(command)
+    elif isinstance(command, Protocol):
+        protocol(command)
+    elif isinstance(command, Bench):
+        if argv is None:
+            _split_cpu(command.cpu_devices)
+        bench(command)
+    else:
+        families()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The `metaq` command: `run(argv)`, with exit status 2 for bad input and 1 for a failure.
+
+    Args:
+      argv: the command line without the program name; None: the process's arguments.
+    """
     try:
-        command = _parse(argv)
-        if isinstance(command, Train):
-            _join_hosts(command.hosts, argv)
-            train(command)
-        elif isinstance(command, Eval):
-            evaluate(command)
-        elif isinstance(command, Protocol):
-            protocol(command)
-        elif isinstance(command, Bench):
-            _split_cpu(command.cpu_devices, argv)
-            bench(command)
-        else:
-            families()
-    except ValueError as error:  # a user's bad input: one line, no traceback
+        run(argv)
+    except InputError as error:  # the user's mistake: one line, no traceback
         print(f"metaq: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except NonFiniteError as error:
+    except NonFiniteError as error:  # training diverged: what happened and where to resume
         print(f"metaq: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:  # noqa: BLE001  (anything else is ours to fix: show it all)
+        traceback.print_exc()
+        print("metaq: internal error: this is a bug in metaq_jax, not in your input; please report it "
+              "with the traceback above and the command you ran", file=sys.stderr)
         sys.exit(1)

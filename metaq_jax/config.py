@@ -4,6 +4,9 @@ import dataclasses
 import math
 from typing import Any
 
+from metaq_jax.errors import InputError
+from metaq_jax.tasks.registry import list_families  # names only: builds and imports no family
+
 ALGOS = ("maml", "fomaml", "reptile", "pretrain")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
@@ -68,34 +71,59 @@ class MetaConfig:
         if not isinstance(self.hidden_sizes, tuple) or not all(
             _is_int(h) and h >= 1 for h in self.hidden_sizes
         ):
-            raise ValueError(
+            raise InputError(
                 f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers"
             )
         for name in ("remat", "meta_sgd", "step_losses"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
+                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
         _check_float("meta_sgd_lr", self.meta_sgd_lr, low=0.0, low_open=True)
         if self.meta_sgd and (self.algo not in ("maml", "fomaml") or self.inner_lr == 0):
-            raise ValueError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
+            raise InputError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
                              f"(got algo {self.algo}, inner_lr {self.inner_lr})")
 
         if self.step_losses and (self.algo not in ("maml", "fomaml") or self.inner_steps == 0):
-            raise ValueError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
+            raise InputError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
                              f"(got algo {self.algo}, inner_steps {self.inner_steps})")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
+        """Every field, ready for JSON.
+
+        Returns:
+          `{field: value}`, tuples as lists.
+        """
         return {**dataclasses.asdict(self), "hidden_sizes": list(self.hidden_sizes)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "MetaConfig":
-        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        """The inverse of `to_dict`.
+
+        Args:
+          values: `{field: value}` for any subset of the fields; the rest keep their defaults.
+
+        Returns:
+          The validated config.
+
+        Raises:
+          InputError: a key is not a field, or a value is not allowed.
+        """
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"MetaConfig: unknown field(s) {', '.join(unknown)}")
+            raise InputError(f"MetaConfig: unknown field(s) {', '.join(unknown)}")
         return cls(**values)
 
-    def replace(self, **changes) -> "MetaConfig":
+    def replace(self, **changes: Any) -> "MetaConfig":
+        """This config with some fields changed, validated again.
+
+        Args:
+          **changes: `field=value` pairs.
+
+        Returns:
+          The new config.
+
+        Raises:
+          InputError: a changed value is not allowed.
+        """
         return dataclasses.replace(self, **changes)
 
 
@@ -106,7 +134,7 @@ def _is_int(value) -> bool:
 def _check_int(name: str, value, *, minimum: int) -> None:
     if not _is_int(value) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"MetaConfig.{name} = {value!r}: must be {what}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be {what}")
 
 
 def _check_float(name, value, *, low, low_open, high=math.inf) -> None:
@@ -120,15 +148,13 @@ def _check_float(name, value, *, low, low_open, high=math.inf) -> None:
     if not ok:
         bound = f"{'>' if low_open else '>='} {low:g}"
         allowed = f"a finite number {bound}" + ("" if high == math.inf else f" and <= {high:g}")
-        raise ValueError(f"MetaConfig.{name} = {value!r}: must be {allowed}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be {allowed}")
 
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"MetaConfig.{name} = {value!r}: must be one of {', '.join(choices)}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be one of {', '.join(choices)}")
 
 
 def _check_family(name) -> None:
-    from metaq_jax.tasks.registry import list_families  # the registry imports nothing of ours
-
     _check_choice("family", name, list_families())

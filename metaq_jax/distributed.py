@@ -6,17 +6,116 @@ meta-step is plain `jax.jit` with `NamedSharding`s: `shard_map` would need care,
 silently sums gradients w.r.t. replicated parameters across devices and so mixes tasks.
 """
 
+import os
+from typing import Mapping
+
 import chex
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from metaq_jax.errors import InputError
 from metaq_jax.types import MetaState, Metrics, UpdateFn
 
 TASK_AXIS = "task"
 
+# The settings of `initialize` and the environment variables that give them. JAX itself reads
+# only JAX_COORDINATOR_ADDRESS; the other two follow its naming.
+ENV_VARS = {"coordinator_address": "JAX_COORDINATOR_ADDRESS", "num_processes": "JAX_NUM_PROCESSES",
+            "process_id": "JAX_PROCESS_ID"}
+# Schedulers whose processes join by themselves: JAX's cluster detection method, the variables
+# it reads (all present inside a job step) and the one that counts the processes.
+CLUSTERS = {
+    "slurm": (("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"),
+              "SLURM_NTASKS"),
+    "ompi": (("OMPI_MCA_orte_hnp_uri", "OMPI_COMM_WORLD_SIZE"), "OMPI_COMM_WORLD_SIZE"),
+}
+
+
+def settings_from(environ: Mapping[str, str]) -> dict:
+    """The `initialize` settings that `environ` gives (JAX_COORDINATOR_ADDRESS, ...); {} for none.
+
+    Args:
+      environ: a mapping of environment variables, e.g. `os.environ`.
+
+    Returns:
+      `{setting: value}` for each variable set, counts and ids as ints.
+
+    Raises:
+      InputError: a count or id is not a non-negative integer.
+    """
+    settings = {}
+    for name, var in ENV_VARS.items():
+        value = environ.get(var, "").strip()
+        if not value:
+            continue
+        if name != "coordinator_address":
+            if not value.isdigit():
+                raise InputError(f"{var} = {value!r}: must be a non-negative integer")
+            value = int(value)
+        settings[name] = value
+    return settings
+
+
+def detected_cluster(environ: Mapping[str, str]) -> str | None:
+    """The scheduler (`"slurm"` or `"ompi"`) that started this process as one of several, or None.
+
+    Args:
+      environ: a mapping of environment variables, e.g. `os.environ`.
+
+    Returns:
+      The name of JAX's cluster detection method to join with, when every variable it reads is
+      set and the job step has more than one process; None otherwise.
+    """
+    for method, (variables, count) in CLUSTERS.items():
+        if all(var in environ for var in variables) and environ[count].strip().isdigit() \
+                and int(environ[count]) > 1:
+            return method
+    return None
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+    """Join the multi-process run this process is part of; call it before any JAX computation.
+
+    The settings are the arguments given, else the environment variables JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID; with none of them, a job step of several processes
+    under SLURM (`srun`) or Open MPI (`mpirun`) is joined as JAX detects it. Settings left out
+    are detected by JAX the same way. Anything else is a single-process run: nothing happens.
+
+    Args:
+      coordinator_address: `host:port` of process 0, the same for every process.
+      num_processes: the processes in the run.
+      process_id: this process, 0 to `num_processes - 1`; 0 writes logs and checkpoints.
+
+    Returns:
+      True when this process joined a multi-process run, False for a single-process one.
+
+    Raises:
+      InputError: an environment variable is malformed, or JAX refuses the settings (e.g. its
+        backend was already started).
+    """
+    given = {"coordinator_address": coordinator_address, "num_processes": num_processes,
+             "process_id": process_id}
+    settings = {**settings_from(os.environ), **{k: v for k, v in given.items() if v is not None}}
+    method = None if settings else detected_cluster(os.environ)
+    if not settings and method is None:
+        return False
+    try:
+        jax.distributed.initialize(**settings, cluster_detection_method=method)
+    except (ValueError, TypeError, RuntimeError) as error:
+        first = (str(error).strip() or type(error).__name__).splitlines()[0]
+        given = ", ".join(f"{k}={v!r}" for k, v in {**settings, "cluster": method}.items() if v is not None)
+        raise InputError(f"jax.distributed.initialize({given}) failed: {first}") from None
+    return True
+
+
 def is_writer() -> bool:
-    """True on the one process that writes logs and checkpoints (process 0)."""
+    """True on the one process that writes logs and checkpoints (process 0).
+
+    Returns:
+      Whether `jax.process_index()` is 0.
+    """
     return jax.process_index() == 0
 
 
@@ -24,10 +123,19 @@ def mesh_devices(devices: int) -> list:
     """The first `devices` local devices of every process (0: all of them), in process order.
 
     Raises `ValueError` when a process has fewer local devices than asked for.
+
+    Args:
+      devices: local devices per process; 0 for all of them.
+
+    Returns:
+      The devices, grouped by process index and ordered by id within a process.
+
+    Raises:
+      InputError: `devices` is negative or more than this process's local devices.
     """
     local = jax.local_device_count()
     if not 0 <= devices <= local:
-        raise ValueError(f"MetaConfig.devices = {devices}: this process has {local} local device(s); "
+        raise InputError(f"MetaConfig.devices = {devices}: this process has {local} local device(s); "
                          f"give 1 to {local}, or 0 for all")
     per_process = devices or local
     by_process = {}
@@ -37,26 +145,58 @@ def mesh_devices(devices: int) -> list:
 
 
 def make_mesh(devices: int = 0) -> Mesh:
-    """A 1-D mesh with axis `task` over `devices` local devices of each process (0: all)."""
+    """A 1-D mesh with axis `task` over `devices` local devices of each process (0: all).
+
+    Args:
+      devices: local devices per process; 0 for all of them.
+
+    Returns:
+      The `Mesh`, its devices as `mesh_devices` orders them.
+
+    Raises:
+      InputError: `devices` is negative or more than this process's local devices.
+    """
     return Mesh(np.array(mesh_devices(devices)), (TASK_AXIS,), axis_types=(AxisType.Auto,))
 
 
 def mesh_shape(mesh: Mesh) -> dict[str, int]:
-    """`{"task": number of devices}`, as recorded in config.json and reported at start."""
+    """`{"task": number of devices}`, as recorded in config.json and reported at start.
+
+    Args:
+      mesh: the mesh.
+
+    Returns:
+      The mesh's axis sizes by name.
+    """
     return dict(mesh.shape)
 
 
 def check_divisible(num_tasks: int, mesh: Mesh) -> None:
-    """`ValueError` unless the task batch splits evenly over the mesh's `task` axis."""
+    """`ValueError` unless the task batch splits evenly over the mesh's `task` axis.
+
+    Args:
+      num_tasks: T, tasks per meta-step.
+      mesh: a mesh with a `task` axis.
+
+    Returns:
+      None.
+
+    Raises:
+      InputError: `num_tasks` is not a multiple of the `task` axis's size.
+    """
     size = mesh.shape[TASK_AXIS]
     if num_tasks % size:
-        raise ValueError(f"MetaConfig.num_tasks = {num_tasks}: does not divide by the {size} devices of the "
+        raise InputError(f"MetaConfig.num_tasks = {num_tasks}: does not divide by the {size} devices of the "
                          f"mesh's task axis; give a multiple of {size}, or fewer devices (--devices) "
                          f"whose total divides {num_tasks}")
 
 
 def task_groups() -> int:
-    """Devices on the `task` axis of the mesh in use while tracing; 1 outside a mesh."""
+    """Devices on the `task` axis of the mesh in use while tracing; 1 outside a mesh.
+
+    Returns:
+      The size of the abstract mesh's `task` axis, or 1.
+    """
     mesh = jax.sharding.get_abstract_mesh()
     return mesh.shape[TASK_AXIS] if TASK_AXIS in mesh.axis_names else 1
 
@@ -66,6 +206,12 @@ def along_tasks(tree):
 
     Called on the sampled task parameters and keys inside `update`, so that the vmapped per-task
     work is partitioned along `task` rather than replicated on every device.
+
+    Args:
+      tree (Any): a pytree of arrays whose leading axis is split (in `update`, `[devices, T / devices, ...]`).
+
+    Returns:
+      (Any): `tree` with a sharding constraint `P("task")` on every leaf, or `tree` itself.
     """
     if TASK_AXIS not in jax.sharding.get_abstract_mesh().axis_names:
         return tree
@@ -76,6 +222,13 @@ def replicate(tree, mesh: Mesh):
     """Put `tree` (typed PRNG keys allowed) on every device of `mesh`, across processes too.
 
     Each process must pass the same values: the state and run key are derived from the seed.
+
+    Args:
+      tree (Any): a pytree of arrays or typed PRNG keys.
+      mesh: the mesh to replicate over.
+
+    Returns:
+      (Any): `tree` with every leaf a global array, fully replicated over `mesh`.
     """
     sharding = NamedSharding(mesh, P())
 
@@ -91,6 +244,18 @@ def shard_update(update: UpdateFn, mesh: Mesh, num_tasks: int) -> UpdateFn:
     """A learner's `update` jitted over `mesh`: inputs and outputs replicated, tasks split.
 
     Raises `ValueError` before compiling when `num_tasks` does not divide by the mesh size.
+
+    Args:
+      update: a learner's `update(state, key) -> (state, Metrics)`.
+      mesh: a mesh with a `task` axis.
+      num_tasks: T, the learner's `config.num_tasks`.
+
+    Returns:
+      `sharded(state, key) -> (state, Metrics)`: the jitted `update`, traced and run under `mesh`
+      (`jax.set_mesh`), with replicated inputs and outputs.
+
+    Raises:
+      InputError: `num_tasks` is not a multiple of the mesh's `task` axis size.
     """
     check_divisible(num_tasks, mesh)
     replicated = NamedSharding(mesh, P())

@@ -11,7 +11,13 @@ from metaq_jax.types import EnvParams, Params
 
 
 class AdaptationCurve(NamedTuple):
-    """Return after 0..K inner steps over N = tasks × seeds trials."""
+    """Return after 0..K inner steps over N = tasks × seeds trials.
+
+    Attributes:
+      mean: `[K + 1]` mean return after k = 0..K inner steps.
+      ci95: `[K + 1]` half-width of the normal 95% interval of the mean (0 when N = 1).
+      returns: `[N, K + 1]` every trial's returns.
+    """
 
     mean: chex.Array  # [K + 1]
     ci95: chex.Array  # [K + 1] half-width of the normal 95% interval of the mean
@@ -30,6 +36,9 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
         starting point, so curves of different `params` are paired.
       num_steps: K.
       num_seeds: S independent trials per task.
+
+    Returns:
+      The curve over N = S × T trials.
     """
     num_tasks = jax.tree.leaves(tasks)[0].shape[0]
     keys = jax.random.split(key, (num_seeds, num_tasks))
@@ -39,14 +48,28 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
 
 
 def summarize(returns: chex.Array) -> AdaptationCurve:
-    """Mean and normal 95% interval half-width over the trials of `returns[N, K + 1]`."""
+    """Mean and normal 95% interval half-width over the trials of `returns[N, K + 1]`.
+
+    Args:
+      returns: `[N, K + 1]` one row per trial.
+
+    Returns:
+      The curve; its `ci95` is 1.96 × the standard error (sample std, ddof 1), or zeros when N = 1.
+    """
     n = returns.shape[0]
     ci95 = 1.96 * jnp.std(returns, axis=0, ddof=1) / jnp.sqrt(n) if n > 1 else jnp.zeros(returns.shape[1])
     return AdaptationCurve(mean=jnp.mean(returns, axis=0), ci95=ci95, returns=returns)
 
 
 def as_list(values: chex.Array) -> list[float]:
-    """Host floats for JSON, rounded to 4 decimals."""
+    """Host floats for JSON, rounded to 4 decimals.
+
+    Args:
+      values: a 1-d array (or any iterable of numbers).
+
+    Returns:
+      A list of Python floats.
+    """
     return [round(float(v), 4) for v in values]
 
 
@@ -54,8 +77,18 @@ def meta_test(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.
               num_steps: int, num_seeds: int = 1, baseline_seed: int = 12345) -> dict:
     """The meta-test report: `params` against a random initialisation, same tasks, same keys.
 
-    Returns a JSON-ready dict: `inner_steps` (0..K), `returns` and `ci95` of `params`, and
-    `baselines` / `baselines_ci95` keyed by name (`random_init`).
+    Args:
+      learner: supplies `init` (for the random initialisation) and `evaluate`.
+      params: the meta-learned starting point.
+      tasks: task parameters with a leading `[T]` axis, e.g. `family.test_tasks()`.
+      key: consumed; the same for both curves, so they are paired.
+      num_steps: K.
+      num_seeds: S independent trials per task.
+      baseline_seed: seeds the random initialisation.
+
+    Returns:
+      A JSON-ready dict: `inner_steps` (0..K), `returns` and `ci95` of `params`, and
+      `baselines` / `baselines_ci95` keyed by name (`random_init`).
     """
     meta = adaptation_curve(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
     random_params = learner.init(jax.random.key(baseline_seed)).params

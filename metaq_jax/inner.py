@@ -5,8 +5,8 @@ import jax
 from metaq_jax.types import Data, LossFn, Params
 
 
-def adapt(params: Params, loss_fn: LossFn, data: Data, *, steps: int, lr, first_order: bool = False,
-          remat: bool = False, path: bool = False) -> Params:
+def adapt(params: Params, loss_fn: LossFn, data: Data, *, steps: int, lr: float | Params,
+          first_order: bool = False, remat: bool = False, path: bool = False) -> Params:
     """`steps` SGD steps `params <- params - lr * grad(loss_fn)(params, data)`, in `lax.scan`.
 
     Differentiating the result with respect to `params` gives the exact (second-order) MAML

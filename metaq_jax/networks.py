@@ -2,16 +2,24 @@
 
 from typing import Callable, Sequence
 
+import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
 ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
+"""The activations `MetaConfig.activation` may name."""
 
 
 class QNetwork(nn.Module):
     """An MLP Q-network: `obs[..., *obs] -> q[..., num_actions]`.
 
     The last `obs_ndim` axes are the observation and are flattened (e.g. 3 for image frames).
+
+    Attributes:
+      num_actions: A, the output size.
+      hidden_sizes: the width of each hidden `Dense` layer.
+      activation: applied after each hidden layer.
+      obs_ndim: how many trailing axes of the input are the observation.
     """
 
     num_actions: int
@@ -20,7 +28,15 @@ class QNetwork(nn.Module):
     obs_ndim: int = 1
 
     @nn.compact
-    def __call__(self, obs):
+    def __call__(self, obs: chex.Array) -> chex.Array:
+        """Q-values of every action.
+
+        Args:
+          obs: `[..., *obs]` observations; non-float inputs (e.g. boolean frames) become float32.
+
+        Returns:
+          `[..., A]` Q-values.
+        """
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         x = jnp.reshape(obs, batch_shape + (-1,))
         if not jnp.issubdtype(x.dtype, jnp.floating):  # e.g. boolean frames
@@ -33,7 +49,20 @@ class QNetwork(nn.Module):
 def make_q_network(
     num_actions: int, hidden_sizes: Sequence[int], activation: str, obs_ndim: int = 1
 ) -> QNetwork:
-    """The default `QNetwork` from config values (`activation` is a name in `ACTIVATIONS`)."""
+    """The default `QNetwork` from config values (`activation` is a name in `ACTIVATIONS`).
+
+    Args:
+      num_actions: A.
+      hidden_sizes: the hidden layers' widths.
+      activation: a key of `ACTIVATIONS`.
+      obs_ndim: how many trailing axes of the input are the observation.
+
+    Returns:
+      The (uninitialised) flax module.
+
+    Raises:
+      KeyError: `activation` is not in `ACTIVATIONS`.
+    """
     return QNetwork(num_actions, tuple(hidden_sizes), ACTIVATIONS[activation], obs_ndim)
 
 
@@ -43,13 +72,26 @@ class TabularQ(nn.Module):
     An SGD step of the TD loss on a transition (s, a, r, s') then changes only Q(s, a), by
     α·δ: the tabular Q-learning update. `num_states=0` is a single state (a bandit's Q(a)).
     Zero-initialised, the usual start of tabular Q-learning.
+
+    Attributes:
+      num_states: S, the one-hot prefix of the observation; 0 for a single state.
+      num_actions: A.
     """
 
     num_states: int
     num_actions: int
 
     @nn.compact
-    def __call__(self, obs):
+    def __call__(self, obs: chex.Array) -> chex.Array:
+        """Q-values of every action.
+
+        Args:
+          obs: `[..., D]` observations whose first S features are the state one-hot (the
+            rest, e.g. the elapsed time, is ignored; with S = 0 all of it).
+
+        Returns:
+          `[..., A]` Q-values: the table's rows picked (mixed) by the one-hot.
+        """
         table = self.param("table", nn.initializers.zeros, (max(self.num_states, 1), self.num_actions))
         if self.num_states == 0:
             return jnp.broadcast_to(table[0], obs.shape[:-1] + (self.num_actions,))

@@ -20,7 +20,14 @@ from metaq_jax.types import EnvParams, Params
 
 @dataclasses.dataclass(frozen=True)
 class OracleBudget:
-    """How long the per-task Q-learner trains: `rounds` × (one rollout, `updates` Adam steps)."""
+    """How long the per-task Q-learner trains: `rounds` × (one rollout, `updates` Adam steps).
+
+    Attributes:
+      rounds: rollouts, each followed by `updates` Adam steps.
+      updates: Adam steps per round, on that round's data.
+      lr: Adam's learning rate.
+      final_epsilon: ε of the last round's rollout; ε falls linearly from 1 to it.
+    """
 
     rounds: int = 200
     updates: int = 10
@@ -30,7 +37,18 @@ class OracleBudget:
 
 def train_on_task(problem: MetaQProblem, params: Params, task: EnvParams, key: chex.PRNGKey,
                   budget: OracleBudget) -> Params:
-    """Q-learning on one task from `params` (network variables, no Meta-SGD rates). Jit-able."""
+    """Q-learning on one task from `params` (network variables, no Meta-SGD rates). Jit-able.
+
+    Args:
+      problem: a problem without Meta-SGD: its collection, network and TD loss.
+      params: the network variables to start from.
+      task: one task's parameters (no leading batch axis).
+      key: consumed; one key per round's rollout.
+      budget: how long to train.
+
+    Returns:
+      The trained network variables, structured like `params`.
+    """
     optimizer = optax.adam(budget.lr)
 
     def one_round(carry, xs):
@@ -56,7 +74,18 @@ def learned_oracle_returns(problem: MetaQProblem, init: Params, tasks: EnvParams
                            num_seeds: int = 1, budget: OracleBudget = OracleBudget()) -> chex.Array:
     """Greedy (`eval_epsilon`) return of a Q-learner trained on each of the `[T]` tasks. `[S * T]`.
 
-    `init`: network variables every learner starts from. Each seed trains and evaluates anew.
+    Each seed trains and evaluates anew.
+
+    Args:
+      problem: a problem without Meta-SGD; its `config.eval_epsilon` is the evaluation's ε.
+      init: network variables every learner starts from.
+      tasks: task parameters with a leading `[T]` axis.
+      key: consumed; split per (seed, task) into a training and an evaluation key.
+      num_seeds: S, independent learners per task.
+      budget: how long each learner trains.
+
+    Returns:
+      The mean episode return of each learner's final policy, `[S * T]`, seed-major.
     """
     num_tasks = jax.tree.leaves(tasks)[0].shape[0]
     keys = jax.random.split(key, (num_seeds, num_tasks))

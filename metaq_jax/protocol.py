@@ -9,6 +9,8 @@ Baselines, each under the same inner-step budget on the same test tasks and keys
   ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families.
 """
 
+from typing import Callable
+
 import jax
 import numpy as np
 
@@ -16,17 +18,24 @@ from metaq_jax import baselines, oracle
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import adaptation_curve, as_list, meta_test, summarize
-from metaq_jax.tasks.bandit import BernoulliBandit
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
-from metaq_jax.train import train
-from metaq_jax.types import EnvParams, Params
+from metaq_jax.training import train
+from metaq_jax.types import EnvParams, Metrics, Params
 
 MIN_EVAL_STEPS = 3
+"""The fewest inner steps a report's curves run to, whatever `config.inner_steps` is."""
 
 
 def pretrain_config(config: MetaConfig) -> MetaConfig:
-    """The pretraining baseline's config: the same budget and inner loop, no meta-objective."""
+    """The pretraining baseline's config: the same budget and inner loop, no meta-objective.
+
+    Args:
+      config: the meta-learner's config.
+
+    Returns:
+      `config` with `algo="pretrain"` and Meta-SGD and step losses off.
+    """
     return config.replace(algo="pretrain", meta_sgd=False, step_losses=False)
 
 
@@ -38,7 +47,21 @@ def _constant(per_trial: jax.Array, num_steps: int) -> tuple[list, list]:
 
 def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_steps: int,
                     num_seeds: int) -> dict[str, tuple[list, list]]:
-    """Baselines that do not depend on learned parameters: oracle, bandit strategies."""
+    """Baselines that do not depend on learned parameters: oracle, bandit strategies.
+
+    Args:
+      family: gives `oracle_return` (the `oracle` baseline, where not None) and the env (the
+        bandit strategies, on `BernoulliBandit` only: they assume 0/1 rewards).
+      tasks: task parameters with a leading `[T]` axis.
+      key: consumed by the bandit strategies; split per (seed, task).
+      num_steps: K; each curve is constant over 0..K inner steps.
+      num_seeds: S, trials per task of the bandit strategies.
+
+    Returns:
+      `name -> (mean, ci95)`, each a list over 0..K inner steps.
+    """
+    from metaq_jax.tasks.bandit import BernoulliBandit  # not at import: gymnax starts JAX's backend
+
     out = {}
     if family.oracle_return is not None:
         out["oracle"] = _constant(jax.vmap(family.oracle_return)(tasks), num_steps)
@@ -58,8 +81,21 @@ def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pret
                     oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict:
     """The full meta-test of meta-learned `params` beside every baseline; a JSON-ready dict.
 
-    Keys: family, algo, inner_steps (0..K), returns, ci95, baselines and baselines_ci95
-    (name -> list over inner steps).
+    K is `max(MIN_EVAL_STEPS, config.inner_steps)`; every curve is on `family.test_tasks()`
+    with the same key.
+
+    Args:
+      config: the meta-learner's config.
+      family: the task family `config.family` names.
+      params: the meta-learned parameters.
+      pretrained: the pretraining baseline's parameters (`pretrain_config(config)`).
+      key: consumed; shared by every curve, so they are paired.
+      num_seeds: S, trials per test task.
+      oracle_budget: the learned oracle's training, for families with no exact oracle.
+
+    Returns:
+      A JSON-ready dict with keys family, algo, inner_steps (0..K), returns, ci95, baselines
+      and baselines_ci95 (name -> list over inner steps).
     """
     num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
     tasks = family.test_tasks()
@@ -79,17 +115,36 @@ def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pret
 
 
 def add_baselines(report: dict, named: dict[str, tuple[list, list]]) -> dict:
-    """`report` with each `name -> (mean, ci95)` added to its `baselines` / `baselines_ci95`."""
+    """`report` with each `name -> (mean, ci95)` added to its `baselines` / `baselines_ci95`.
+
+    Args:
+      report: a `meta_test` report; changed in place.
+      named: `name -> (mean, ci95)`, lists over the report's inner steps.
+
+    Returns:
+      `report` itself.
+    """
     for name, (mean, ci95) in named.items():
         report["baselines"][name] = mean
         report["baselines_ci95"][name] = ci95
     return report
 
 
-def run_protocol(config: MetaConfig, *, num_seeds: int = 1, callback=None) -> dict:
+def run_protocol(config: MetaConfig, *, num_seeds: int = 1,
+                 callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
 
-    `callback(name, step, metrics)` sees every step of both trainings.
+    Args:
+      config: the meta-learner's config; its family, budget and seed serve both trainings.
+      num_seeds: S, trials per test task.
+      callback: `callback(name, step, metrics)` sees every step of both trainings, `name`
+        being `"meta"` or `"pretrain"`.
+
+    Returns:
+      `protocol_report`'s dict, evaluated with key `config.seed + 1`.
+
+    Raises:
+      InputError: `config.family` names no family.
     """
     family = make_family(config.family)
     states = {}
@@ -101,7 +156,14 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, callback=None) -> di
 
 
 def markdown_table(report: dict) -> str:
-    """The report as a markdown table: one row per curve, one column per number of inner steps."""
+    """The report as a markdown table: one row per curve, one column per number of inner steps.
+
+    Args:
+      report: a `protocol_report` (or `meta_test`) dict.
+
+    Returns:
+      The table, cells `mean ± ci95`, the meta-learned row first.
+    """
     steps = report["inner_steps"]
     rows = {f"meta-learned ({report['algo']})": (report["returns"], report["ci95"])}
     rows.update({name: (report["baselines"][name], report["baselines_ci95"][name])

@@ -4,14 +4,15 @@ This is the one place that steps gymnax environments during training, with gymna
 auto-reset semantics.
 """
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment
-
 from metaq_jax.types import ApplyFn, EnvParams, Params, Transition
+
+if TYPE_CHECKING:  # importing gymnax builds arrays, which starts JAX's backend
+    from gymnax.environments import environment
 
 
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeric) -> chex.Array:
@@ -19,6 +20,14 @@ def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeri
 
     One batched draw for the whole batch rather than a key per environment. A Python ε ≥ 1
     gives the uniform actions alone (`q_values` then only gives the shape).
+
+    Args:
+      key: consumed.
+      q_values: `[..., A]` with 0 to 2 leading axes.
+      epsilon: ε, a Python number or a traced scalar.
+
+    Returns:
+      `[...]` int32 actions.
     """
     chex.assert_rank(q_values, {1, 2, 3})
     return greedy_or_random(q_values, exploration_draws(key, q_values.shape[:-1], q_values.shape[-1], epsilon))
@@ -34,7 +43,17 @@ class ExplorationDraws(NamedTuple):
 
 def exploration_draws(key: chex.PRNGKey, shape: tuple[int, ...], num_actions: int,
                       epsilon: chex.Numeric) -> ExplorationDraws:
-    """ε-greedy's random numbers for a batch of any `shape`, in two batched draws."""
+    """ε-greedy's random numbers for a batch of any `shape`, in two batched draws.
+
+    Args:
+      key: consumed.
+      shape: the batch shape `[...]`, e.g. `(L, M)`.
+      num_actions: A.
+      epsilon: ε; a Python number ≥ 1 draws no `explore` mask.
+
+    Returns:
+      `ExplorationDraws` of shape `shape`, its `explore` None for a random walk.
+    """
     k_explore, k_action = jax.random.split(key)
     random_action = jax.random.randint(k_action, shape, 0, num_actions)
     explore = None if is_random_walk(epsilon) else jax.random.uniform(k_explore, shape) < epsilon
@@ -45,6 +64,13 @@ def greedy_or_random(q_values: chex.Array | None, draws: ExplorationDraws) -> ch
     """The uniform action where `draws.explore`, else the argmax of `q_values[..., A]`. `[...]`.
 
     A random walk's draws (no `explore`) give the uniform actions; `q_values` may then be None.
+
+    Args:
+      q_values: `[..., A]`, or None with a random walk's draws.
+      draws: `ExplorationDraws` of shape `[...]`.
+
+    Returns:
+      `[...]` int32 actions.
     """
     if draws.explore is None:
         return draws.random_action
@@ -53,14 +79,21 @@ def greedy_or_random(q_values: chex.Array | None, draws: ExplorationDraws) -> ch
 
 
 def is_random_walk(epsilon: chex.Numeric) -> bool:
-    """Whether ε is a Python number ≥ 1, known at trace time: every action uniform."""
+    """Whether ε is a Python number ≥ 1, known at trace time: every action uniform.
+
+    Args:
+      epsilon: ε, a Python number or an array (an array is never a random walk here).
+
+    Returns:
+      True for a Python int or float ≥ 1.
+    """
     return isinstance(epsilon, (int, float)) and epsilon >= 1
 
 
 RESET_FRACTION = 16  # the few-resets path draws M/16; a CartPole random walk ends 1 episode in 22.4 env steps
 
 
-def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset_keys: chex.PRNGKey, state,
+def step_with_reset(env: "environment.Environment", step_keys: chex.PRNGKey, reset_keys: chex.PRNGKey, state,
                     action: chex.Array, env_params: EnvParams, *, max_few: int | None = None):
     """gymnax 1.0's auto-resetting `step` for a batch of M environments of one task, keys given.
 
@@ -76,14 +109,14 @@ def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset
       env: a gymnax environment.
       step_keys: `[M]` keys for `env.step_env`.
       reset_keys: `[M]` keys for `env.reset_env`.
-      state: `[M]` environment states.
+      state (environment.EnvState): `[M]` environment states.
       action: `[M]` actions.
       env_params: one task's parameters.
       max_few: the most done environments the gathered path resets.
 
     Returns:
-      `(obs[M], state[M], reward[M], terminated[M], truncated[M], final_obs[M])`, where `obs` is
-      after the reset and `final_obs` before it.
+      (tuple): `(obs[M], state[M], reward[M], terminated[M], truncated[M], final_obs[M])`, where
+      `obs` is after the reset and `final_obs` before it.
     """
     num_envs = action.shape[0]
     max_few = max_few or -(-num_envs // RESET_FRACTION)
@@ -106,7 +139,7 @@ def step_with_reset(env: environment.Environment, step_keys: chex.PRNGKey, reset
     return obs, next_state, reward, terminated, truncated, final_obs
 
 
-def collect(env: environment.Environment, apply_fn: ApplyFn, params: Params, env_params: EnvParams,
+def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, env_params: EnvParams,
             key: chex.PRNGKey, *, num_envs: int, length: int, epsilon: chex.Numeric) -> Transition:
     """Roll out ε-greedy on Q(params) in `num_envs` fresh environments of one task.
 
@@ -156,6 +189,12 @@ def episode_return(transitions: Transition) -> chex.Array:
 
     An episode still running at the end counts with the reward it has so far, so with `L` at
     least the episode length (e.g. nav2d, bandit) this is the plain episode return.
+
+    Args:
+      transitions: a `Transition` with leading shape `[L, M]`.
+
+    Returns:
+      `[]` the total reward divided by the episodes begun, averaged over the M environments.
     """
     done = jnp.logical_or(transitions.terminated, transitions.truncated)  # [L, M]
     episodes = jnp.sum(done, axis=0) + 1 - done[-1]  # a final step that ends one starts none

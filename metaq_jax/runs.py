@@ -8,15 +8,17 @@ A run directory holds
   adaptation.png  return vs. inner steps on the held-out tasks (written by `metaq_jax.session`)
 """
 
+import csv
 import dataclasses
 import json
+import logging
 import os
 import time
-from typing import IO
 
-import numpy as np
+from tensorboardX import SummaryWriter
 
 from metaq_jax import checkpoints
+from metaq_jax.errors import InputError
 from metaq_jax.config import SCALE_FIELDS, MetaConfig
 from metaq_jax.types import Metrics
 
@@ -39,16 +41,31 @@ class RunOptions:
         for name in ("checkpoint_every", "keep_last", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"RunOptions.{name} = {value!r}: must be a positive integer")
+                raise InputError(f"RunOptions.{name} = {value!r}: must be a positive integer")
 
 
 def path(run_dir: str, name: str) -> str:
-    """The absolute path of `name` (one of CONFIG, METRICS, ...) in `run_dir`."""
+    """The absolute path of a run directory's entry.
+
+    Args:
+      run_dir: the run directory.
+      name: one of CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT.
+
+    Returns:
+      The absolute path.
+    """
     return os.path.join(os.path.abspath(run_dir), name)
 
 
 def default_run_dir(root: str = "runs") -> str:
-    """A new timestamped folder under `root` that does not exist yet."""
+    """A new timestamped folder name under `root`, not yet created.
+
+    Args:
+      root: the parent folder.
+
+    Returns:
+      `root/YYYYmmdd-HHMMSS`, with `-2`, `-3`, ... appended when that exists.
+    """
     base = os.path.join(root, time.strftime("%Y%m%d-%H%M%S"))
     candidate, n = base, 1
     while os.path.exists(candidate):
@@ -58,22 +75,42 @@ def default_run_dir(root: str = "runs") -> str:
 
 
 def load_config_file(file: str) -> dict:
-    """The fields stored in a config.json, as a dict; `ValueError` in one line otherwise."""
+    """The fields stored in a config.json.
+
+    Args:
+      file: a config.json written by a run (its `mesh` entry is dropped).
+
+    Returns:
+      `{field: value}`, not yet validated.
+
+    Raises:
+      InputError: the file cannot be read, is not JSON, or holds no JSON object.
+    """
     try:
         with open(file) as f:
             values = json.load(f)
     except OSError as error:
-        raise ValueError(f"config file {file}: cannot be read ({error.strerror}); give a saved config.json") from None
+        raise InputError(f"config file {file}: cannot be read ({error.strerror}); give a saved config.json") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"config file {file}: not valid JSON (line {error.lineno}); give a saved config.json") from None
+        raise InputError(f"config file {file}: not valid JSON (line {error.lineno}); give a saved config.json") from None
     if not isinstance(values, dict):
-        raise ValueError(f"config file {file}: must hold a JSON object of MetaConfig fields")
+        raise InputError(f"config file {file}: must hold a JSON object of MetaConfig fields")
     values.pop(MESH, None)
     return values
 
 
 def stored_config(run_dir: str) -> MetaConfig | None:
-    """The config a run directory holds, or None when it holds none."""
+    """The config a run directory holds.
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      Its `MetaConfig`, or None when it holds no config.json.
+
+    Raises:
+      InputError: config.json is unreadable or holds invalid values.
+    """
     file = path(run_dir, CONFIG)
     if not os.path.exists(file):
         return None
@@ -81,36 +118,53 @@ def stored_config(run_dir: str) -> MetaConfig | None:
 
 
 def check_writable(run_dir: str) -> None:
-    """`ValueError` unless `run_dir` is, or can be created as, a writable folder. Writes nothing."""
+    """Check that `run_dir` is, or can be created as, a writable folder; writes nothing.
+
+    Args:
+      run_dir: the run directory.
+
+    Raises:
+      InputError: it is a file, or it cannot be written.
+    """
     target = os.path.abspath(run_dir)
     if os.path.exists(target) and not os.path.isdir(target):
-        raise ValueError(f"run dir {run_dir}: exists and is not a directory; give a folder")
+        raise InputError(f"run dir {run_dir}: exists and is not a directory; give a folder")
     existing = target
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"run dir {run_dir}: cannot be written ({existing} is not a writable folder); "
+        raise InputError(f"run dir {run_dir}: cannot be written ({existing} is not a writable folder); "
                          "give a folder you can write to")
 
 
 def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | None:
-    """Check that `config` may run in `run_dir`; the checkpoint step to resume from, or None.
+    """Check that `config` may run in `run_dir`; reads only, so a refused run changes nothing.
 
-    Raises `ValueError` naming the problem; reads only, so a refused run changes nothing.
+    Args:
+      run_dir: the run directory.
+      config: the config to run (fields in `SCALE_FIELDS` may differ from the stored one).
+      resume: whether the run continues from its latest checkpoint.
+
+    Returns:
+      The checkpoint step to resume from, or None for a new run.
+
+    Raises:
+      InputError: the folder is unwritable, holds another config, holds a run (without
+        `resume`) or holds no checkpoint (with `resume`).
     """
     check_writable(run_dir)
     stored = stored_config(run_dir)
     changed = [] if stored is None else [f"{k}={v!r}" for k, v in config.to_dict().items()
                                          if stored.to_dict()[k] != v and k not in SCALE_FIELDS]
     if changed:
-        raise ValueError(f"run dir {run_dir} holds another config (differs in {', '.join(changed)}); "
+        raise InputError(f"run dir {run_dir} holds another config (differs in {', '.join(changed)}); "
                          "resume it with its own config or give another --run-dir")
     step = checkpoints.latest_step(path(run_dir, CHECKPOINTS))
     if resume and step is None:
-        raise ValueError(f"--resume: run dir {run_dir} holds no checkpoint; "
+        raise InputError(f"--resume: run dir {run_dir} holds no checkpoint; "
                          "start it without --resume or give a run dir that has one")
     if not resume and step is not None:
-        raise ValueError(f"run dir {run_dir} already holds a run (checkpoint {step}); "
+        raise InputError(f"run dir {run_dir} already holds a run (checkpoint {step}); "
                          "pass --resume to continue it or give another --run-dir")
     return step
 
@@ -123,14 +177,14 @@ def _write_atomic(file: str, text: str) -> None:
 
 
 def write_config(run_dir: str, config: MetaConfig, mesh: dict[str, int]) -> None:
-    """config.json: `config` and the shape of the mesh it runs on, e.g. `{"task": 4}`."""
+    """Write config.json (atomically): `config` and the shape of the mesh it runs on.
+
+    Args:
+      run_dir: the run directory, which exists.
+      config: the resolved config.
+      mesh: the mesh's shape, e.g. `{"task": 4}`.
+    """
     _write_atomic(path(run_dir, CONFIG), json.dumps({**config.to_dict(), MESH: mesh}, indent=2) + "\n")
-
-
-def format_row(step: int, env_steps: int, metrics: Metrics) -> str:
-    """One metrics.csv line; `repr` of each float is exact, so equal runs give equal bytes."""
-    values = [repr(float(np.asarray(v))) for v in metrics]
-    return ",".join([str(step), str(env_steps), *values]) + "\n"
 
 
 def keep_metrics_before(run_dir: str, step: int) -> None:
@@ -138,6 +192,10 @@ def keep_metrics_before(run_dir: str, step: int) -> None:
 
     A run killed after logging a row but before checkpointing it logs that row again on
     resume; dropping it here keeps each step once. A half-written last line is dropped too.
+
+    Args:
+      run_dir: the run directory.
+      step: the meta-step the run resumes at (0 for a new run: the header alone).
     """
     file = path(run_dir, METRICS)
     lines = []
@@ -148,6 +206,41 @@ def keep_metrics_before(run_dir: str, step: int) -> None:
     _write_atomic(file, ",".join(METRIC_COLUMNS) + "\n" + "".join(lines))
 
 
-def open_metrics(run_dir: str) -> IO[str]:
-    """metrics.csv for appending rows (after `keep_metrics_before` wrote its header)."""
-    return open(path(run_dir, METRICS), "a")
+class MetricsLog:
+    """metrics.csv and the TensorBoard log of a run, written together by one `write` call.
+
+    Opening it cuts metrics.csv to the rows before `start` (see `keep_metrics_before`) and hides
+    the TensorBoard events a killed run logged from `start` on.
+    """
+
+    def __init__(self, run_dir: str, start: int):
+        keep_metrics_before(run_dir, start)
+        self._file = open(path(run_dir, METRICS), "a", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        self._tensorboard = SummaryWriter(path(run_dir, TENSORBOARD), purge_step=start or None)
+        # A diverged step is logged on purpose (its row names it); tensorboardX's warning would repeat it.
+        self._quiet = lambda record: False
+        logging.getLogger("tensorboardX.x2num").addFilter(self._quiet)
+
+    def write(self, step: int, scalars: dict[str, float], *, volatile: dict[str, float] | None = None) -> None:
+        """Log meta-step `step`: a metrics.csv row and a TensorBoard point per scalar.
+
+        Args:
+          step: the meta-step (0-based).
+          scalars: a value for every column of `METRIC_COLUMNS` but `step`; Python floats are
+            written exactly (`repr`), so equal runs give equal files.
+          volatile: values that differ between equal runs (wall-clock rates), as
+            `{"group/name": value}`: TensorBoard only.
+        """
+        self._csv.writerow({"step": step, **scalars})
+        self._file.flush()  # a killed process keeps what was flushed
+        for name, value in scalars.items():
+            self._tensorboard.add_scalar(f"train/{name}", value, step)
+        for name, value in (volatile or {}).items():
+            self._tensorboard.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        """Close both files."""
+        self._file.close()
+        self._tensorboard.close()
+        logging.getLogger("tensorboardX.x2num").removeFilter(self._quiet)

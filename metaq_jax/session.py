@@ -4,7 +4,6 @@ Resume is exact because the checkpoint holds the whole `MetaState` and the run k
 of meta-step s is `fold_in(run_key, s)`: a resumed run computes the same steps bit for bit.
 """
 
-import logging
 import math
 import os
 import time
@@ -12,8 +11,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import orbax.checkpoint as ocp
-from tensorboardX import SummaryWriter
-
 from jax.sharding import Mesh
 
 from metaq_jax import checkpoints, distributed, runs
@@ -21,16 +18,14 @@ from metaq_jax.algos import make_meta_learner
 from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
+from metaq_jax.errors import InputError
 from metaq_jax.evaluate import meta_test
 from metaq_jax.protocol import MIN_EVAL_STEPS, add_baselines, fixed_baselines
 from metaq_jax.plots import save_adaptation_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.train import env_steps_per_update, initial_state, step_key
+from metaq_jax.training import env_steps_per_update, initial_state, step_key
 from metaq_jax.types import MetaState, Metrics, Params
-
-# A diverged step is logged on purpose (the row names it); tensorboardX's warning would repeat it.
-logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 StepCallback = Callable[[int, Metrics], None]
@@ -38,6 +33,8 @@ StepCallback = Callable[[int, Metrics], None]
 
 
 class RunResult(NamedTuple):
+    """What `train_run` returns."""
+
     state: MetaState
     last: Metrics | None  # metrics of the last meta-step run by this call; None if none was left
     report: dict  # `evaluation_report` of the final parameters
@@ -48,6 +45,16 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
 
     Beside the random initialisation it carries the baselines that need no training: the
     family's oracle and, on Bernoulli bandits, UCB1, Thompson sampling and random play.
+
+    Args:
+      config: the run's config (its seed + 1 keys the evaluation).
+      learner: the run's meta-learner.
+      family: the run's task family.
+      params: the meta-parameters to test.
+
+    Returns:
+      The `meta_test` report with `family`, `algo`, `baselines` and `baselines_ci95`, over
+      0..max(3, K) inner steps.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
     num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
@@ -69,42 +76,30 @@ def _last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
 class _NoLog:
     """The log of a process that writes none (every process but 0 of a multi-host run)."""
 
-    def write(self, step: int, metrics: Metrics) -> None:
-        del step, metrics
+    def write(self, step: int, scalars: dict[str, float], *, volatile: dict[str, float] | None = None) -> None:
+        del step, scalars, volatile
 
     def close(self) -> None:
         pass
 
 
-class _Log:
-    """metrics.csv and TensorBoard, written together every `log_every` meta-steps."""
+class _Throughput:
+    """Environment steps per second between successive logged meta-steps."""
 
-    def __init__(self, run_dir: str, config: MetaConfig, start: int):
-        self.csv = runs.open_metrics(run_dir)
-        # purge_step hides events a killed run logged past its checkpoint
-        self.tb = SummaryWriter(runs.path(run_dir, runs.TENSORBOARD), purge_step=start or None)
+    def __init__(self, config: MetaConfig, start: int):
         self.env_steps = env_steps_per_update(config)
-        self.clock = (start, time.perf_counter())
+        self.last = (start, time.perf_counter())
 
-    def write(self, step: int, metrics: Metrics) -> None:
-        self.csv.write(runs.format_row(step, self.env_steps * (step + 1), metrics))
-        self.csv.flush()  # a killed process keeps what was flushed
-        for name, value in metrics._asdict().items():
-            self.tb.add_scalar(f"train/{name}", float(value), step)
-        last_step, last_time = self.clock
-        self.clock = (step + 1, time.perf_counter())
-        rate = self.env_steps * (step + 1 - last_step) / max(self.clock[1] - last_time, 1e-9)
-        self.tb.add_scalar("throughput/env_steps_per_s", rate, step)
-
-    def close(self) -> None:
-        self.csv.close()
-        self.tb.close()
+    def __call__(self, step: int) -> float:
+        (last_step, last_time), self.last = self.last, (step + 1, time.perf_counter())
+        return self.env_steps * (step + 1 - last_step) / max(self.last[1] - last_time, 1e-9)
 
 
-def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.CheckpointManager, log: _Log,
-                on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
+def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.CheckpointManager,
+                log: runs.MetricsLog | _NoLog, on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
     """Meta-steps from `run.state.step` to `meta_steps`, logging and checkpointing as told."""
     state, run_key, metrics = run.state, run.run_key, None
+    env_steps, throughput = env_steps_per_update(run.config), _Throughput(run.config, int(state.step))
     # no donation: a skipped update needs the state before it
     update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks)
     for step in range(int(state.step), run.config.meta_steps):
@@ -112,7 +107,8 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
         metrics = jax.device_get(metrics)
         finite = _is_finite(metrics)
         if step % options.log_every == 0 or not finite:
-            log.write(step, metrics)
+            log.write(step, {"env_steps": env_steps * (step + 1), **{k: float(v) for k, v in metrics._asdict().items()}},
+                      volatile={"throughput/env_steps_per_s": throughput(step)})
         if not finite and not options.skip_nonfinite:
             raise NonFiniteError(
                 f"meta-step {step}: non-finite meta-loss {float(metrics.meta_loss)} or meta-gradient "
@@ -143,10 +139,19 @@ class PreparedRun(NamedTuple):
 def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> PreparedRun:
     """Check `run_dir` for `config` and restore its latest checkpoint when `resume`.
 
-    The run's config has `devices` resolved to the number each process puts on the mesh.
-    Reads only: a refusal raises `ValueError` in one line (another config in the run dir, no
-    checkpoint to resume, a corrupt checkpoint, an unwritable folder, a task batch that does not
-    divide by the devices) and changes nothing.
+    Reads only: a refused run changes nothing.
+
+    Args:
+      config: the run's config; `devices` is resolved to the number each process puts on the mesh.
+      run_dir: the run directory.
+      resume: continue from the directory's latest checkpoint.
+
+    Returns:
+      The `PreparedRun`, its state and run key replicated on the mesh.
+
+    Raises:
+      InputError: another config in the run dir, no checkpoint to resume, a corrupt checkpoint,
+        an unwritable folder, or a task batch that does not divide by the devices.
     """
     mesh = distributed.make_mesh(config.devices)
     distributed.check_divisible(config.num_tasks, mesh)
@@ -165,18 +170,27 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
               on_step: StepCallback | None = None) -> RunResult:
     """Meta-train a prepared run to `config.meta_steps`, then meta-test it and plot the curve.
 
-    Raises `NonFiniteError` on a non-finite meta-loss or meta-gradient unless
-    `options.skip_nonfinite`. Every process of a multi-host run calls this; only process 0 writes.
+    Every process of a multi-host run calls this; only process 0 writes.
+
+    Args:
+      run: from `prepare_run`.
+      options: checkpointing and logging settings.
+      on_step: called after every meta-step with the step and its host metrics.
+
+    Returns:
+      `RunResult(state, last, report)`.
+
+    Raises:
+      NonFiniteError: a non-finite meta-loss or meta-gradient, unless `options.skip_nonfinite`.
     """
     config, run_dir, state = run.config, run.run_dir, run.state
     writer = distributed.is_writer()
     if writer:
         os.makedirs(run_dir, exist_ok=True)
         runs.write_config(run_dir, config, distributed.mesh_shape(run.mesh))
-        runs.keep_metrics_before(run_dir, int(state.step))
     mgr = (checkpoints.manager(runs.path(run_dir, runs.CHECKPOINTS), keep_last=options.keep_last)
            if writer else checkpoints.NoCheckpoints())
-    log = _Log(run_dir, config, int(state.step)) if writer else _NoLog()
+    log = runs.MetricsLog(run_dir, int(state.step)) if writer else _NoLog()
     try:
         if not run.resumed:
             checkpoints.save(mgr, state, run.run_key)  # step 0: a run can be resumed from its start
@@ -194,13 +208,23 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
 
 
 def load_run(run_dir: str) -> tuple[MetaConfig, MetaLearner, TaskFamily, MetaState]:
-    """The config, learner, family and latest checkpointed state of a run; reads only."""
+    """The config, learner, family and latest checkpointed state of a run; reads only.
+
+    Args:
+      run_dir: a folder written by `train_run` (or `metaq train`).
+
+    Returns:
+      `(config, learner, family, state)`, the state as host arrays.
+
+    Raises:
+      InputError: the folder holds no run or no checkpoint, or the checkpoint is damaged.
+    """
     config = runs.stored_config(run_dir)
     if config is None:
-        raise ValueError(f"run dir {run_dir} holds no run (no {runs.CONFIG}); give the --run-dir of a metaq train run")
+        raise InputError(f"run dir {run_dir} holds no run (no {runs.CONFIG}); give the --run-dir of a metaq train run")
     step = checkpoints.latest_step(runs.path(run_dir, runs.CHECKPOINTS))
     if step is None:
-        raise ValueError(f"run dir {run_dir} holds no checkpoint; train it first (metaq train --resume)")
+        raise InputError(f"run dir {run_dir} holds no checkpoint; train it first (metaq train --resume)")
     family = make_family(config.family)
     learner = make_meta_learner(config, family)
     template, key = initial_state(learner, config.seed)
@@ -209,6 +233,16 @@ def load_run(run_dir: str) -> tuple[MetaConfig, MetaLearner, TaskFamily, MetaSta
 
 
 def evaluate_run(run_dir: str) -> dict:
-    """The `evaluation_report` of a run's latest checkpoint."""
+    """The `evaluation_report` of a run's latest checkpoint.
+
+    Args:
+      run_dir: a folder written by `train_run` (or `metaq train`).
+
+    Returns:
+      The report (see `evaluation_report`).
+
+    Raises:
+      InputError: as `load_run`.
+    """
     config, learner, family, state = load_run(run_dir)
     return evaluation_report(config, learner, family, state.params)

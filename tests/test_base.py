@@ -153,3 +153,9 @@ def test_any_flax_module_and_optax_optimiser_are_accepted():
     assert "Dense_2" in state.params["params"]
     new_state, metrics = jax.jit(learner.update)(state, jax.random.key(1))
     assert np.isfinite(float(metrics.meta_loss)) and not trees_equal(new_state.params, state.params)
+
+
+def test_a_family_must_carry_the_configs_name():
+    """The run records `config.family`: a family of another name would be trained unrecorded."""
+    with pytest.raises(mq.InputError, match="family 'cartpole' given for MetaConfig.family = 'bandit'"):
+        mq.make_meta_learner(tiny_config(family="bandit"), mq.make_family("cartpole"))

@@ -14,6 +14,7 @@ import pytest
 
 from metaq_jax import cli
 from metaq_jax.bench import gate, report, suite
+from metaq_jax.errors import InputError
 
 TINY_PLAN = suite.Plan(main_tasks=2, task_counts=(2,), inner_steps=(2,), env_counts=(4,), rounds=1,
                        torch_pairs=1, main_inner_steps=2, memory_inner_steps=2, num_envs=4, rollout_length=5)
@@ -73,9 +74,9 @@ def test_the_suite_times_the_meta_step_sharded_over_every_device():
 
 
 def test_bench_command_parses_its_flags():
-    assert cli._parse(["bench", "--quick", "--json"]) == cli.Bench(json=True, quick=True)
-    with pytest.raises(ValueError):
-        cli._parse(["bench", "--quick", "yes"])
+    assert cli.parse(["bench", "--quick", "--json"]).command == cli.Bench(json=True, quick=True)
+    with pytest.raises(InputError, match="Unrecognized options: yes"):
+        cli.parse(["bench", "--quick", "yes"])
 
 
 def test_analytic_flops_count_every_inner_step():

@@ -139,8 +139,8 @@ def test_bad_value_in_a_subprocess_has_no_traceback():
     result = subprocess.run([sys.executable, "-m", "metaq_jax", "train", "--num-tasks", "abc"],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr == ("metaq: error: Error parsing --num-tasks: invalid literal for int() with "
-                             "base 10: 'abc' (allowed: --num-tasks INT)\n")
+    assert result.stderr == ("metaq: error: --num-tasks: invalid literal for int() with base 10: 'abc' "
+                             "(allowed: INT); see metaq --help\n")
 
 
 def _snapshot(root) -> dict[str, str]:
@@ -199,8 +199,15 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain"),
     (["train", "--num-tasks", "0"], "new", None, "MetaConfig.num_tasks = 0: must be a positive integer"),
     (["train", "--num-tasks", "-3"], "new", None, "MetaConfig.num_tasks = -3: must be a positive integer"),
-    (["train", "--num-tasks", "abc"], "new", None, "Error parsing --num-tasks: invalid literal for int()"),
-    (["train", "--num-envs", "2.5"], "new", None, "Error parsing --num-envs: invalid literal for int()"),
+    (["train", "--num-tasks", "abc"], "new", None, "--num-tasks: invalid literal for int()"),
+    (["train", "--num-envs", "2.5"], "new", None, "--num-envs: invalid literal for int()"),
+    (["train", "--num-envs"], "new", None, "--num-envs: a value is required (allowed: INT); see metaq train --help"),
+    (["frob"], "new", None, "Unrecognized options: frob; see metaq --help"),
+    ([], "new", None, "a command is required (none given): one of train, eval, protocol, bench, families"),
+    (["--import", "no_such_module_xyz", "families"], "new", None,
+     "--import no_such_module_xyz: no module named 'no_such_module_xyz'"),
+    (["protocol", "--num-seeds", "0"], "new", None, "--num-seeds = 0: must be a positive integer"),
+    (["protocol", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
     (["train", "--rollout-length", "0"], "new", None, "MetaConfig.rollout_length = 0: must be a positive integer"),
     (["train", "--meta-steps", "0"], "new", None, "MetaConfig.meta_steps = 0: must be a positive integer"),
     (["train", "--inner-steps", "-1"], "new", None, "MetaConfig.inner_steps = -1: must be an integer >= 0"),
@@ -236,9 +243,6 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
 ]
 
 
-# A failed restore leaves tensorstore reads that report into orbax's closed event loop; the CLI
-# silences them (checkpoints._silence_closed_loop_callbacks) but pytest swaps its own hook back in.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("argv, kind, config_text, message", BAD,
                          ids=[f"{i:02d}-{' '.join(c[0][:3])}-{c[1]}" for i, c in enumerate(BAD)])
 def test_bad_input_exits_2_in_one_line_and_changes_nothing(argv, kind, config_text, message, reference,
@@ -250,6 +254,7 @@ def test_bad_input_exits_2_in_one_line_and_changes_nothing(argv, kind, config_te
         with open(cfg, "w") as f:
             f.write(config_text)
     argv = [a.format(cfg=cfg) for a in argv]
+    argv += ["--out", str(tmp_path / "results")] if argv[:1] == ["protocol"] else []
     argv += ["--run-dir", run_dir] if kind != "new" or "--resume" in argv else []
     before = _snapshot(tmp_path)
     with pytest.raises(SystemExit) as exit_:
@@ -259,3 +264,59 @@ def test_bad_input_exits_2_in_one_line_and_changes_nothing(argv, kind, config_te
     assert err.count("\n") == 1 and err.startswith("metaq: error: ")
     assert message.format(run=run_dir, cfg=cfg) in err
     assert _snapshot(tmp_path) == before
+
+
+def test_an_internal_error_shows_its_traceback_and_exits_1(monkeypatch, capsys, tmp_path):
+    """A ValueError from our own code is a bug, not bad input: the whole traceback, exit 1."""
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr(session, "prepare_run", broken)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", *TINY, "--run-dir", str(tmp_path / "run")])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: a bug, not bad input" in err
+    assert err.rstrip().splitlines()[-1].startswith("metaq: internal error: this is a bug in metaq_jax")
+    assert not os.path.exists(tmp_path / "run")
+
+
+PLUGIN = """
+import dataclasses
+from metaq_jax import register_family
+from metaq_jax.tasks import make_bandit
+
+
+def make_mine(**overrides):
+    return dataclasses.replace(make_bandit(3, 10, **overrides), name="mine",
+                               description="my own three-armed bandit")
+"""
+
+
+def _plugin_env(tmp_path, *, entry_point: bool) -> dict:
+    """A folder on PYTHONPATH with the module `my_families`, and its entry point if asked."""
+    (tmp_path / "my_families.py").write_text(PLUGIN + ("" if entry_point else '\nregister_family("mine", make_mine)\n'))
+    if entry_point:  # what `pip install` of a package declaring the entry point leaves behind
+        dist = tmp_path / "my_families-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-families\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text("[metaq_jax.families]\nmine = my_families:make_mine\n")
+    return {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+
+def test_a_family_registered_by_an_imported_module_trains(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = ["--import", "my_families", "train", "--family", "mine", "--num-tasks", "2", "--num-envs", "2",
+            "--rollout-length", "10", "--hidden-sizes", "8", "--meta-steps", "2", "--run-dir", str(run_dir)]
+    result = subprocess.run([sys.executable, "-m", "metaq_jax", *argv], env=_plugin_env(tmp_path, entry_point=False),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "config.json").read_text())["family"] == "mine"
+    assert [row.split(",")[0] for row in _metrics(run_dir).decode().splitlines()[1:]] == ["0", "1"]
+
+
+def test_an_installed_entry_point_is_a_family(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "metaq_jax", "families"], env=_plugin_env(tmp_path, entry_point=True),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "mine         my own three-armed bandit" in result.stdout.splitlines()

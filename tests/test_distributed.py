@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from metaq_jax import session
+from metaq_jax import distributed, session
+from metaq_jax.errors import InputError
 
 ALGOS = ("maml", "fomaml", "reptile")
 DEVICE_COUNTS = (2, 4)  # against plain jit on one device; a one-device mesh runs in every CLI test
@@ -29,7 +30,7 @@ TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_
 SCRIPT = f"""
 import json, jax, numpy as np
 from metaq_jax import MetaConfig, make_meta_learner, distributed
-from metaq_jax.train import initial_state, step_key
+from metaq_jax.training import initial_state, step_key
 
 def flat(tree):
     return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
@@ -134,3 +135,50 @@ def test_two_processes_match_one_and_only_process_0_writes(sharded, tmp_path):
     want = sharded["maml"]["ref"]["last"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     print(f"2 processes vs 1, maml params after {UPDATES} updates: err (abs, rel) {_errors(got, want)}")
+
+
+def _free_slurm_port() -> int:
+    """A free port among the ones JAX derives from a SLURM job id: 61440 + job id % 4096."""
+    for port in range(61440 + os.getpid() % 4096, 65536):
+        with socket.socket() as s:
+            try:
+                s.bind(("localhost", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 61440-65535")
+
+
+def test_two_slurm_processes_join_by_themselves(sharded, tmp_path):
+    """`srun -n 2 metaq train ...` with no flags: the SLURM variables alone make one run of two
+    processes (JAX's cluster detection), whose result is the one-process run's; only process 0 writes."""
+    job_id = _free_slurm_port() - 61440
+    slurm = dict(SLURM_JOB_ID=str(job_id), SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
+                 SLURM_STEP_NUM_NODES="1")
+    run_dir = str(tmp_path / "run")
+    procs = [subprocess.Popen([sys.executable, "-m", "metaq_jax", "train", *CLI_TINY, "--run-dir", run_dir],
+                              env=_env(2, **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "(2 device(s) × 2 process(es)), new run" in outs[0]
+    got = np.concatenate([np.ravel(x) for x in jax.tree.leaves(session.load_run(run_dir)[3].params)])
+    np.testing.assert_allclose(got, sharded["maml"]["ref"]["last"], rtol=1e-5, atol=1e-6)
+
+
+def test_cluster_detection_needs_every_variable_and_several_processes():
+    slurm = dict(SLURM_JOB_ID="7", SLURM_STEP_NODELIST="n1", SLURM_NTASKS="2", SLURM_PROCID="0", SLURM_LOCALID="0")
+    assert distributed.detected_cluster(slurm) == "slurm"
+    assert distributed.detected_cluster({**slurm, "SLURM_NTASKS": "1"}) is None  # one task: nothing to join
+    assert distributed.detected_cluster({k: v for k, v in slurm.items() if k != "SLURM_PROCID"}) is None
+    assert distributed.detected_cluster({"OMPI_MCA_orte_hnp_uri": "1;tcp://h:1", "OMPI_COMM_WORLD_SIZE": "4"}) == "ompi"
+    assert distributed.detected_cluster({}) is None
+
+
+def test_settings_from_the_environment():
+    assert distributed.settings_from({}) == {}
+    assert distributed.settings_from({"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2",
+                                      "JAX_PROCESS_ID": "1"}) == dict(coordinator_address="h:1", num_processes=2,
+                                                                      process_id=1)
+    with pytest.raises(InputError, match="JAX_PROCESS_ID = 'one': must be a non-negative integer"):
+        distributed.settings_from({"JAX_PROCESS_ID": "one"})

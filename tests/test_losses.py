@@ -66,3 +66,22 @@ def test_td_loss_gradient_ignores_target_network():
     grad = jax.grad(td_loss, argnums=1)(linear_q, online, online, batch, 0.9)
     delta = 1.0 + 0.9 * 5.0 - 2.0
     np.testing.assert_allclose(grad, -delta * np.array([[0.0, 1.0], [0.0, 2.0]]), rtol=1e-6)
+
+
+def test_double_q_loss_hand_computed():
+    """The online network picks the next action, the target network values it."""
+    online = jnp.array([[1.0, 0.0], [0.0, 1.0]])  # Q(s) = s
+    target = jnp.array([[2.0, 0.0], [0.0, 1.0]])  # Q'(s) = (2 s0, s1)
+    batch = Transition(obs=jnp.array([[1.0, 2.0], [3.0, 0.0]]), action=jnp.array([1, 0]),
+                       reward=jnp.array([1.0, -1.0]), next_obs=jnp.array([[1.0, 5.0], [3.0, 1.0]]),
+                       terminated=jnp.array([False, False]), truncated=jnp.array([False, False]))
+    # online argmax at (1, 5) is action 1, valued by the target at 5: 1 + 0.9 * 5 - 2 = 3.5
+    # online argmax at (3, 1) is action 0, valued by the target at 6: -1 + 0.9 * 6 - 3 = 1.4
+    expected = 0.5 * np.mean(np.array([3.5, 1.4]) ** 2)
+    assert float(td_loss(linear_q, online, target, batch, 0.9, double_q=True)) == pytest.approx(expected, rel=1e-6)
+    # at (3, 4) the online network picks action 1, which the target values 4, not its max 6
+    differ = batch._replace(next_obs=jnp.array([[1.0, 5.0], [3.0, 4.0]]))
+    double = td_loss(linear_q, online, target, differ, 0.9, double_q=True)
+    plain = td_loss(linear_q, online, target, differ, 0.9)
+    assert float(double) == pytest.approx(0.5 * np.mean(np.array([3.5, -1 + 0.9 * 4 - 3]) ** 2), rel=1e-6)
+    assert float(plain) == pytest.approx(0.5 * np.mean(np.array([3.5, -1 + 0.9 * 6 - 3]) ** 2), rel=1e-6)

@@ -156,7 +156,7 @@ def test_registry_accepts_a_users_own_environment():
         max_steps_in_episode: int = 1
 
     def factory(**kw):
-        return mq.TaskFamily("constant", Constant(), lambda k: Params(value=jax.random.uniform(k)), **kw)
+        return mq.TaskFamily("test-constant", Constant(), lambda k: Params(value=jax.random.uniform(k)), **kw)
 
     mq.register_family("test-constant", factory, overwrite=True)
     assert "test-constant" in mq.list_families()
@@ -174,3 +174,16 @@ def test_registry_accepts_a_users_own_environment():
 def test_unknown_family_names_the_valid_ones():
     with pytest.raises(ValueError, match="family = 'nope': must be one of .*nav2d"):
         mq.make_family("nope")
+
+
+def test_families_are_listed_without_importing_them():
+    """Built-ins are registered by module path: listing imports no family module (nor gymnax)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, metaq_jax as mq; names = mq.list_families(); "
+              "assert {'nav2d', 'bandit-k5-n10', 'cartpole'} <= set(names), names; "
+              "assert not [m for m in sys.modules if m.startswith(('gymnax', 'metaq_jax.tasks.nav2d'))]; "
+              "assert mq.make_family('bandit-k5-n10').name == 'bandit-k5-n10'")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -56,7 +56,15 @@ class MetaQProblem:
     network: nn.Module
 
     def init_params(self, key: chex.PRNGKey) -> Params:
-        """Network variables; with Meta-SGD `{"net": variables, "log_lr": log α like them}`."""
+        """Network variables; with Meta-SGD `{"net": variables, "log_lr": log α like them}`.
+
+        Args:
+          key: consumed; one half resets the environment at the default task for an example
+            observation, the other initialises the network.
+
+        Returns:
+          The meta-parameters θ; Meta-SGD's log-rates all start at `log(config.inner_lr)`.
+        """
         k_obs, k_net = jax.random.split(key)
         obs, _ = self.family.env.reset(k_obs, self.family.default_params)
         net = self.network.init(k_net, obs)
@@ -66,35 +74,94 @@ class MetaQProblem:
         return {"net": net, "log_lr": log_lr}
 
     def net(self, params: Params) -> Params:
-        """The network variables inside meta-parameters."""
+        """The network variables inside meta-parameters.
+
+        Args:
+          params: meta-parameters, as `init_params` makes them.
+
+        Returns:
+          `params["net"]` with Meta-SGD, else `params` itself.
+        """
         return params["net"] if self.config.meta_sgd else params
 
     def with_net(self, params: Params, net: Params) -> Params:
-        """`params` with its network variables replaced by `net` (Meta-SGD's rates kept)."""
+        """`params` with its network variables replaced by `net` (Meta-SGD's rates kept).
+
+        Args:
+          params: meta-parameters.
+          net: network variables with the structure of `net(params)`.
+
+        Returns:
+          Meta-parameters with the structure of `params`.
+        """
         return {**params, "net": net} if self.config.meta_sgd else net
 
     def inner_lr(self, params: Params):
-        """α: the config's scalar, or Meta-SGD's learned per-parameter rates."""
+        """α: the config's scalar, or Meta-SGD's learned per-parameter rates.
+
+        Args:
+          params: meta-parameters.
+
+        Returns:
+          (float | Params): `config.inner_lr`, or with Meta-SGD `exp(params["log_lr"])`, a pytree
+          like the network variables.
+        """
         return jax.tree.map(jnp.exp, params["log_lr"]) if self.config.meta_sgd else self.config.inner_lr
 
     def collect(self, params: Params, task_params: EnvParams, key: chex.PRNGKey,
                 epsilon: float) -> Transition:
-        """`[L, M]` transitions of one task with ε-greedy on Q(params)."""
+        """`[L, M]` transitions of one task with ε-greedy on Q(params).
+
+        Args:
+          params: meta-parameters (or adapted ones); only the network acts, without gradients.
+          task_params: one task (no batch axis).
+          key: consumed.
+          epsilon: ε; ≥ 1 is a uniform random walk.
+
+        Returns:
+          `Transition` with leading shape `[L, M]` (`config.rollout_length`, `config.num_envs`).
+        """
         return rollout.collect(self.family.env, self.network.apply, self.net(params), task_params, key,
                                num_envs=self.config.num_envs, length=self.config.rollout_length,
                                epsilon=epsilon)
 
     def td_loss(self, params: Params, target_params: Params, batch: Transition) -> chex.Array:
+        """The TD loss of Q(params) on `batch`, bootstrapping from Q(target_params) at `config.gamma`.
+
+        Args:
+          params: meta-parameters, differentiated.
+          target_params: meta-parameters of the target network.
+          batch: transitions of any leading shape.
+
+        Returns:
+          `[]` the mean loss (`losses.td_loss`).
+        """
         return losses.td_loss(self.network.apply, self.net(params), self.net(target_params), batch,
                               self.config.gamma)
 
     def inner_data(self, target_net: Params, batch: Transition) -> tuple[Transition, chex.Array]:
         """`(batch, target values at batch.next_obs)`, the data of `inner_loss`: the values do not
-        depend on the parameters being fitted, so a loop of steps on `batch` computes them once."""
+        depend on the parameters being fitted, so a loop of steps on `batch` computes them once.
+
+        Args:
+          target_net: the target network's variables (not meta-parameters: see `net`).
+          batch: transitions with leading shape `[...]`, e.g. `[L, M]`.
+
+        Returns:
+          `(batch, q_t[..., A])`.
+        """
         return batch, self.network.apply(target_net, batch.next_obs)
 
     def inner_loss(self, net: Params, data: tuple[Transition, chex.Array]) -> chex.Array:
-        """The inner loss of network variables on `inner_data`: `(transitions, target values at next_obs)`."""
+        """The inner loss of network variables on `inner_data`: `(transitions, target values at next_obs)`.
+
+        Args:
+          net: network variables, differentiated.
+          data: `inner_data`'s `(batch, q_t[..., A])`.
+
+        Returns:
+          `[]` the mean TD loss.
+        """
         batch, q_t = data
         return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t)
 
@@ -104,6 +171,17 @@ class MetaQProblem:
 
         Only the network adapts; Meta-SGD's rates ride along unchanged, so the result has the
         structure of `params`. With `path`, the network variables after each step, `[K, ...]`.
+
+        Args:
+          params: meta-parameters θ.
+          target_params: meta-parameters of the target network, for the TD targets.
+          support: the task's support transitions, e.g. `[L, M]`.
+          first_order: stop gradients through the inner gradients (first-order MAML).
+          steps: K; None for `config.inner_steps`.
+          path: return every step's network variables rather than the last parameters.
+
+        Returns:
+          The adapted meta-parameters, or with `path` the network variables stacked `[K, ...]`.
         """
         steps = self.config.inner_steps if steps is None else steps
         data = self.inner_data(self.net(target_params), support)
@@ -112,9 +190,31 @@ class MetaQProblem:
         return adapted if path else self.with_net(params, adapted)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
+        """One task's support rollout: `collect` at `config.support_epsilon`.
+
+        Args:
+          params: meta-parameters θ.
+          task_params: one task (no batch axis).
+          key: consumed.
+
+        Returns:
+          `Transition` with leading shape `[L, M]`.
+        """
         return self.collect(params, task_params, key, self.config.support_epsilon)
 
     def task_stats(self, params, target_params, support, query, meta_loss) -> TaskStats:
+        """One task's scalars of a meta-step.
+
+        Args:
+          params (Params): meta-parameters θ, before adaptation.
+          target_params (Params): meta-parameters of the target network.
+          support (Transition): the support rollout `[L, M]`, of θ.
+          query (Transition): the query rollout `[L, M]`, of the adapted parameters.
+          meta_loss (chex.Array): `[]` the algorithm's meta-loss on the query data.
+
+        Returns:
+          `TaskStats`: `meta_loss`, θ's TD loss on `support`, and the episode returns of both rollouts.
+        """
         return TaskStats(meta_loss=meta_loss,
                          support_loss=self.td_loss(params, target_params, support),
                          pre_return=rollout.episode_return(support),
@@ -122,7 +222,14 @@ class MetaQProblem:
 
 
 def make_optimizer(config: MetaConfig) -> optax.GradientTransformation:
-    """The outer optimiser the config names, with global-norm clipping when asked."""
+    """The outer optimiser the config names, with global-norm clipping when asked.
+
+    Args:
+      config: its `outer_optimizer`, `outer_lr` and `max_grad_norm` (> 0 clips) are used.
+
+    Returns:
+      An optax transformation.
+    """
     base = {"adam": optax.adam, "sgd": optax.sgd}[config.outer_optimizer](config.outer_lr)
     if config.max_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
@@ -133,6 +240,13 @@ def with_meta_sgd(config: MetaConfig, optimizer: optax.GradientTransformation) -
     """`optimizer` for the network; with Meta-SGD, Adam at `meta_sgd_lr` for the log-rates.
 
     The rates get their own step size: at the network's (≈1e-3) log α barely moves.
+
+    Args:
+      config: its `meta_sgd` and `meta_sgd_lr` are used.
+      optimizer: the outer optimiser of the network variables.
+
+    Returns:
+      `optimizer` itself without Meta-SGD, else an `optax.multi_transform` over `{"net", "log_lr"}`.
     """
     if not config.meta_sgd:
         return optimizer
@@ -145,6 +259,13 @@ def task_batch(config: MetaConfig, num_tasks: int) -> int:
 
     Automatic (0): all of them on an accelerator; one at a time on a CPU, where a task's
     activations stay in cache (benchmarks/RESULTS.md: the T=64 second-order step 1.6–1.7× faster).
+
+    Args:
+      config: its `task_batch` is used.
+      num_tasks: the tasks on one device, `T / devices`.
+
+    Returns:
+      The batch size for `lax.map`, from 1 to `num_tasks`.
     """
     if config.task_batch:
         return min(config.task_batch, num_tasks)
@@ -153,7 +274,18 @@ def task_batch(config: MetaConfig, num_tasks: int) -> int:
 
 def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation,
                   task_grad: TaskGradFn) -> MetaLearner:
-    """Assemble `MetaLearner` from an algorithm's per-task meta-gradient `task_grad`."""
+    """Assemble `MetaLearner` from an algorithm's per-task meta-gradient `task_grad`.
+
+    Args:
+      problem: the network, family and config.
+      optimizer: the outer optimiser of the whole meta-parameters (with Meta-SGD, as
+        `with_meta_sgd` gives it).
+      task_grad: `task_grad(problem, params, target_params, task_params, key) -> (grad, TaskStats)`.
+
+    Returns:
+      `MetaLearner(init, update, adapt, evaluate)`; `adapt` and `evaluate` adapt first-order,
+      and default `target_params` to `params`.
+    """
     config, family = problem.config, problem.family
 
     def init(key: chex.PRNGKey) -> MetaState:
@@ -179,8 +311,7 @@ def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         step = state.step + 1
-        refresh = step % config.target_update_period == 0
-        target = jax.tree.map(lambda t, p: jnp.where(refresh, p, t), state.target_params, params)
+        target = optax.periodic_update(params, state.target_params, step, config.target_update_period)
         metrics = Metrics(**{k: jnp.mean(v) for k, v in stats._asdict().items()},
                           grad_norm=optax.tree.norm(grads))
         return MetaState(params, target, opt_state, step), metrics

@@ -14,6 +14,16 @@ def pretrain_task_grad(problem: MetaQProblem, params: Params, target_params: Par
     It collects what the meta-learners collect (support, then query with K adapted steps), so a
     pretrained network has seen as many environment steps as a meta-learned one; the query
     rollout only measures fine-tuning.
+
+    Args:
+      problem: the meta-Q problem.
+      params: the network's parameters θ.
+      target_params: the target network of the TD losses.
+      task_params: one task (no leading batch axis).
+      key: consumed; split into the support and the query rollout's keys.
+
+    Returns:
+      `(∇θ TD loss on the support data, structured like params; the task's TaskStats)`.
     """
     k_support, k_query = jax.random.split(key)
     support = problem.support(params, task_params, k_support)

@@ -13,6 +13,16 @@ def reptile_task_grad(problem: MetaQProblem, params: Params, target_params: Para
 
     Handed to the outer optimiser as a gradient: with SGD at rate β this is θ ← θ + β(φ − θ).
     The query rollout with φ only measures the adapted policy.
+
+    Args:
+      problem: the meta-Q problem.
+      params: meta-parameters θ.
+      target_params: the target network of the TD losses.
+      task_params: one task (no leading batch axis).
+      key: consumed; split into the support and the query rollout's keys.
+
+    Returns:
+      `(θ − φ, structured like params; the task's TaskStats)`.
     """
     k_support, k_query = jax.random.split(key)
     support = problem.support(params, task_params, k_support)

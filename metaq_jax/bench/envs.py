@@ -5,19 +5,36 @@ the other contenders do) and ε-greedy on the Q-network (the query rollouts), wh
 forward pass of the network per step.
 """
 
+from typing import TYPE_CHECKING, Callable
+
 import jax
 import numpy as np
 
 from metaq_jax.algos import make_problem
 from metaq_jax.bench.measure import interleaved, spread
 from metaq_jax.config import MetaConfig
+from metaq_jax.types import EnvParams
+
+if TYPE_CHECKING:  # importing gymnax builds arrays, which starts JAX's backend
+    from gymnax.environments import environment
 
 
-def gymnax_rollout(env, env_params, num_envs: int, length: int, *, auto_reset: bool):
+def gymnax_rollout(env: "environment.Environment", env_params: EnvParams, num_envs: int, length: int, *,
+                   auto_reset: bool) -> Callable[[jax.Array], jax.Array]:
     """A jit-able `key -> final obs [M, 4]`: `length` random-action steps of M vmapped envs.
 
     `auto_reset=False` calls the bare `step_env` (episodes run past their end, which costs
     nothing here): what the physics alone costs, the floor for any collector.
+
+    Args:
+      env: a gymnax environment with 2 actions (CartPole).
+      env_params: its parameters, shared by the M envs.
+      num_envs: M.
+      length: steps per rollout.
+      auto_reset: step with gymnax's `step` (auto-reset) rather than the bare `step_env`.
+
+    Returns:
+      `run(key) -> final obs [M, 4]`, not yet jitted.
     """
     step_fn = env.step if auto_reset else env.step_env
 
@@ -38,10 +55,21 @@ def gymnax_rollout(env, env_params, num_envs: int, length: int, *, auto_reset: b
     return run
 
 
-def gymnasium_rollout(num_envs: int, length: int, *, python_loop: bool = False):
-    """`() -> final obs`: `length` random-action steps of `num_envs` CartPoles in gymnasium: its
-    numpy `CartPoleVectorEnv`, or with `python_loop` `CartPole-v1` envs stepped one by one in
-    Python (`SyncVectorEnv`), the way most PyTorch code runs them."""
+def gymnasium_rollout(num_envs: int, length: int, *,
+                      python_loop: bool = False) -> Callable[[], np.ndarray]:
+    """`() -> final obs`: `length` random-action steps of `num_envs` CartPoles in gymnasium.
+
+    Its numpy `CartPoleVectorEnv`, or with `python_loop` `CartPole-v1` envs stepped one by one
+    in Python (`SyncVectorEnv`), the way most PyTorch code runs them. Needs gymnasium.
+
+    Args:
+      num_envs: M.
+      length: steps per rollout.
+      python_loop: step M separate envs in a Python loop rather than the numpy vector env.
+
+    Returns:
+      `run() -> final obs [M, 4]`; each call resets the envs (seed 0) and steps them.
+    """
     import gymnasium
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
@@ -61,10 +89,22 @@ def gymnasium_rollout(num_envs: int, length: int, *, python_loop: bool = False):
 
 
 PYTHON_LOOP_MAX_ENVS = 1024  # beyond this one round of the Python loop takes longer than the rest of a row
+"""The most envs at which gymnasium's Python loop is timed."""
 
 
 def env_throughput(num_envs: int, length: int, rounds: int) -> dict[str, float]:
-    """Env steps per second of each collector at `num_envs` envs, `length` steps, median of `rounds`."""
+    """Env steps per second of each collector at `num_envs` envs, `length` steps, median of `rounds`.
+
+    Args:
+      num_envs: M.
+      length: steps per rollout.
+      rounds: timed rounds of each collector, interleaved, after a warm-up round.
+
+    Returns:
+      Env steps per second by collector: `metaq_random_walk`, `metaq_epsilon_greedy`,
+      `gymnax_auto_reset`, `gymnax_bare_step_env`, `gymnasium_numpy` and
+      `gymnasium_python_loop` (None above `PYTHON_LOOP_MAX_ENVS` envs).
+    """
     problem = make_problem(MetaConfig(family="cartpole", num_envs=num_envs, rollout_length=length,
                                       hidden_sizes=(64, 64)))
     env, env_params = problem.family.env, problem.family.default_params

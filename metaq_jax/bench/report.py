@@ -18,7 +18,14 @@ def _percent_of_rate(config: dict, seconds: float, result: dict) -> float:
 
 
 def markdown(result: dict) -> str:
-    """Summary, meta-step, memory, environment and torch tables of one `run_suite` result."""
+    """Summary, meta-step, memory, environment and torch tables of one `run_suite` result.
+
+    Args:
+      result: the dict `run_suite` returns (or its JSON, read back).
+
+    Returns:
+      The tables and notes as one markdown string.
+    """
     m = result["machine"]
     lines = [f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['device']}), load average "
              f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at start, {m['date']}; python {m['python']}, "

@@ -4,10 +4,9 @@ overhead view (simulated devices share this machine's cores, so no speed-up is e
 Each device count runs in its own process, since XLA_FLAGS is read when JAX starts. The
 parameters after the timed steps are compared with the one-device run's.
 
-    metaq bench --scaling        (or python -m metaq_jax.bench.scaling)
+    metaq bench --scaling
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import json, statistics, sys, time
 import jax, numpy as np
 import metaq_jax as mq
 from metaq_jax import distributed
-from metaq_jax.train import initial_state, step_key
+from metaq_jax.training import initial_state, step_key
 
 algo, num_tasks, num_envs, length, repeats = sys.argv[1], *map(int, sys.argv[2:6])
 config = mq.MetaConfig(family="cartpole", algo=algo, num_tasks=num_tasks, num_envs=num_envs, rollout_length=length,
@@ -46,7 +45,25 @@ print(json.dumps({"compile_s": compile_s, "step_s": statistics.median(times), "p
 
 
 def run(devices: int, algo: str, num_tasks: int, num_envs: int, length: int, repeats: int) -> dict:
-    """One device count's compile time, median meta-step time and final parameters."""
+    """One device count's compile time, median meta-step time and final parameters.
+
+    Runs `CHILD` in a fresh Python process with `devices` simulated CPU devices (XLA_FLAGS).
+
+    Args:
+      devices: simulated host devices; the mesh uses all of them.
+      algo: `MetaConfig.algo` of the cartpole meta-step.
+      num_tasks: T, divisible by `devices`.
+      num_envs: M.
+      length: L.
+      repeats: timed meta-steps after the first (compiling) one.
+
+    Returns:
+      `{"compile_s", "step_s", "params"}`: seconds of compile and first step, the median step in
+      seconds, and the final parameters flattened to a list.
+
+    Raises:
+      subprocess.CalledProcessError: the child process failed.
+    """
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     argv = [algo, str(num_tasks), str(num_envs), str(length), str(repeats)]
     out = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, check=True, capture_output=True,
@@ -56,7 +73,20 @@ def run(devices: int, algo: str, num_tasks: int, num_envs: int, length: int, rep
 
 def scaling(algo: str = "maml", num_tasks: int = 16, num_envs: int = 16, length: int = 50, repeats: int = 5,
             device_counts: tuple[int, ...] = DEVICE_COUNTS) -> list[dict]:
-    """Rows per device count: devices, compile_s, step_s, ratio to one device, max |Δparams| vs one."""
+    """Rows per device count: devices, compile_s, step_s, ratio to one device, max |Δparams| vs one.
+
+    Args:
+      algo: `MetaConfig.algo`.
+      num_tasks: T, divisible by every device count.
+      num_envs: M.
+      length: L.
+      repeats: timed meta-steps per device count.
+      device_counts: the device counts to run; the first is the reference (`vs_first`).
+
+    Returns:
+      One dict per device count with keys `devices`, `compile_s`, `step_s`, `vs_first` (step time
+      over the first count's) and `max_abs_param_diff` (against the first count's parameters).
+    """
     results = {n: run(n, algo, num_tasks, num_envs, length, repeats) for n in device_counts}
     base = results[device_counts[0]]
     return [{"devices": n, "compile_s": r["compile_s"], "step_s": r["step_s"],
@@ -66,23 +96,16 @@ def scaling(algo: str = "maml", num_tasks: int = 16, num_envs: int = 16, length:
 
 
 def markdown(rows: list[dict]) -> str:
+    """A Markdown table of `scaling`'s rows.
+
+    Args:
+      rows: as `scaling` returns them.
+
+    Returns:
+      The table, one line per row after the header, without a trailing newline.
+    """
     lines = ["| devices | compile + first step (s) | meta-step (ms) | vs 1 device | max abs param diff vs 1 |",
              "|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['devices']} | {r['compile_s']:.1f} | {1e3 * r['step_s']:.0f} | {r['vs_first']:.2f}× | "
               f"{r['max_abs_param_diff']:.1e} |" for r in rows]
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", default="maml", choices=("maml", "fomaml", "reptile"))
-    parser.add_argument("--num-tasks", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    print(f"{args.algo}, {args.num_tasks} tasks × 16 envs × 50 steps on cartpole, K=2, "
-          f"{args.repeats} timed meta-steps after the first\n")
-    print(markdown(scaling(args.algo, args.num_tasks, repeats=args.repeats)))
-
-
-if __name__ == "__main__":
-    main()

@@ -12,6 +12,7 @@ import platform
 import resource
 import time
 from importlib import metadata
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,13 +23,28 @@ from metaq_jax.algos.base import task_batch
 from metaq_jax.bench import envs, gate
 from metaq_jax.bench.measure import compile_timed, interleaved, matmul_rate, spread, xla_stats
 from metaq_jax.config import MetaConfig
+from metaq_jax.types import MetaState, Metrics, Params, Transition, UpdateFn
 
 ALGOS = gate.ALGOS
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What one run of the suite measures; `quick()` and `full()` are the two presets."""
+    """What one run of the suite measures; `quick()` and `full()` are the two presets.
+
+    Attributes:
+      main_tasks: T of the headline comparison (torch, so/fo, peak fraction).
+      task_counts: T values swept at K = `main_inner_steps`.
+      inner_steps: K values swept at T = `main_tasks`.
+      env_counts: M values of the environment-throughput table.
+      rounds: timed repeats of each JAX configuration (after a warm-up).
+      torch_pairs: interleaved JAX / torch pairs.
+      torch_tasks: T of the torch comparison, one of `task_counts`; None: `main_tasks`.
+      main_inner_steps: K of the headline comparison.
+      memory_inner_steps: K of the remat memory comparison.
+      num_envs: M of every meta-step.
+      rollout_length: L of every meta-step.
+    """
 
     main_tasks: int  # T of the headline comparison (torch, so/fo, peak fraction)
     task_counts: tuple[int, ...]  # T values swept at K = 5
@@ -44,34 +60,70 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
+        """The quick preset: T = 8, K = 5, M ∈ {64, 1024} envs in the throughput table, 3 rounds.
+
+        Returns:
+          The quick `Plan`.
+        """
         return cls(main_tasks=8, task_counts=(8,), inner_steps=(5,), env_counts=(64, 1024), rounds=3,
                    torch_pairs=5)
 
     @classmethod
     def full(cls) -> "Plan":
+        """The full preset: T ∈ {1, 8, 64, 256}, K ∈ {1, 5, 20}, M up to 8192, 5 rounds.
+
+        Returns:
+          The full `Plan`.
+        """
         return cls(main_tasks=64, task_counts=(1, 8, 64, 256), inner_steps=(1, 5, 20),
                    env_counts=(1, 64, 1024, 8192), rounds=5, torch_pairs=5)
 
 
 def workload(algo: str, num_tasks: int, inner_steps: int = 5, *, remat: bool = False, num_envs: int = 32,
              rollout_length: int = 50) -> MetaConfig:
-    """Workload W's config for one algorithm and size."""
+    """Workload W's config for one algorithm and size.
+
+    Args:
+      algo: `maml`, `fomaml` or `reptile`.
+      num_tasks: T.
+      inner_steps: K.
+      remat: recompute the inner steps in the backward pass.
+      num_envs: M.
+      rollout_length: L.
+
+    Returns:
+      The `cartpole` config: a 64-64 MLP, α = 0.01, γ = 0.99, support ε = 1, query ε = 0.1.
+    """
     return MetaConfig(family="cartpole", algo=algo, num_tasks=num_tasks, num_envs=num_envs,
                       rollout_length=rollout_length, inner_steps=inner_steps, inner_lr=0.01, gamma=0.99,
                       epsilon=0.1, support_epsilon=1.0, hidden_sizes=(64, 64), remat=remat)
 
 
-def compiled_meta_step(config: MetaConfig):
-    """`(compiled update, its initial state, compile seconds)` of one meta-step."""
+def compiled_meta_step(config: MetaConfig) -> tuple[jax.stages.Compiled, MetaState, float]:
+    """`(compiled update, its initial state, compile seconds)` of one meta-step.
+
+    Args:
+      config: the workload.
+
+    Returns:
+      `(compiled update(state, key), the state from config.seed, seconds compiling took)`.
+    """
     learner = make_meta_learner(config)
     state = learner.init(jax.random.key(config.seed))
     compiled, seconds = compile_timed(learner.update, state, jax.random.key(1))
     return compiled, state, seconds
 
 
-def stepper(compiled, state):
-    """A `() -> metrics` closure advancing its own meta-state with `compiled(state, key)`, a
-    non-donating update (compiled, or jitted over a mesh)."""
+def stepper(compiled: UpdateFn, state: MetaState) -> Callable[[], Metrics]:
+    """A `() -> metrics` closure advancing its own meta-state with `compiled(state, key)`.
+
+    Args:
+      compiled: a non-donating update (compiled, or jitted over a mesh).
+      state: the meta-state to start from.
+
+    Returns:
+      `step() -> Metrics`, one meta-step per call, each with a key folded from the state's step.
+    """
     box = [state]
 
     def step():
@@ -81,11 +133,20 @@ def stepper(compiled, state):
     return step
 
 
-def all_devices_stepper(config: MetaConfig):
+def all_devices_stepper(config: MetaConfig) -> tuple[Callable[[], Metrics], float]:
     """`(() -> metrics, compile s)`: the meta-step sharded over every local device along `task`.
 
     On a CPU split into one JAX device per core (`metaq bench` does this), the only way a
     meta-step uses every core: XLA runs one device's work on one core at a time.
+
+    Args:
+      config: the workload; `config.num_tasks` must divide by the device count.
+
+    Returns:
+      `(step, seconds of the first step)`: the first call compiles (and runs once).
+
+    Raises:
+      ValueError: `config.num_tasks` does not divide by the device count.
     """
     learner = make_meta_learner(config)
     mesh = distributed.make_mesh(0)
@@ -96,11 +157,19 @@ def all_devices_stepper(config: MetaConfig):
     return step, time.perf_counter() - start
 
 
-def collection_part(config: MetaConfig, state):
+def collection_part(config: MetaConfig, state: MetaState
+                    ) -> tuple[Callable[[], tuple[Transition, Transition]], tuple[Transition, Transition]]:
     """Collection alone of one meta-step: `(() -> (support, query) [T, L, M], the data)`.
 
     The support and the query rollouts of T tasks, both with θ: the query policy's
     parameters do not change the cost. The same for every algorithm.
+
+    Args:
+      config: the workload.
+      state: gives θ.
+
+    Returns:
+      `(collect, (support, query))`: the compiled collection as a closure, and one result of it.
     """
     problem = make_problem(config)
     tasks = problem.family.train_tasks(jax.random.key(3), config.num_tasks)
@@ -117,10 +186,20 @@ def collection_part(config: MetaConfig, state):
     return (lambda: compiled(state.params, tasks, keys)), compiled(state.params, tasks, keys)
 
 
-def learning_part(config: MetaConfig, state, support, query):
+def learning_part(config: MetaConfig, state: MetaState, support: Transition,
+                  query: Transition) -> Callable[[], Params]:
     """Learning alone: `() -> direction`, every task's direction on fixed data, averaged over tasks.
 
     The meta-step without its environments.
+
+    Args:
+      config: the workload; `config.algo` picks the direction.
+      state: gives θ and the target network.
+      support: `[T, L, M]` support transitions, from `collection_part`.
+      query: `[T, L, M]` query transitions, from `collection_part`.
+
+    Returns:
+      The compiled learning as a closure: `() -> mean direction`, structured like θ.
     """
     direction = functools.partial(gate.jax_direction, config)
 
@@ -142,6 +221,14 @@ def analytic_flops(config: MetaConfig, obs_dim: int = 4, num_actions: int = 2) -
     each inner step 3NF (online forward and backward); the query loss 2NF (online and target
     forwards) plus 2NF for its gradient (not Reptile's). Second order adds, per inner step, the
     backward through that step's gradient, about twice its 3NF: 6NF.
+
+    Args:
+      config: the workload: `algo`, T, K, M, L and the hidden sizes.
+      obs_dim: the observation's size (4 for CartPole).
+      num_actions: A (2 for CartPole).
+
+    Returns:
+      The meta-step's FLOPs over all T tasks.
     """
     sizes = (obs_dim, *config.hidden_sizes, num_actions)
     forward = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -151,7 +238,15 @@ def analytic_flops(config: MetaConfig, obs_dim: int = 4, num_actions: int = 2) -
 
 
 def rates(config: MetaConfig, seconds: float) -> dict[str, float]:
-    """Meta-steps/s, tasks/s and env steps/s (support + query) of a meta-step taking `seconds`."""
+    """Meta-steps/s, tasks/s and env steps/s (support + query) of a meta-step taking `seconds`.
+
+    Args:
+      config: the workload: T, M and L.
+      seconds: one meta-step's time.
+
+    Returns:
+      `{"meta_steps_per_s", "tasks_per_s", "env_steps_per_s"}`.
+    """
     env_steps = 2 * config.num_tasks * config.num_envs * config.rollout_length
     return {"meta_steps_per_s": 1 / seconds, "tasks_per_s": config.num_tasks / seconds,
             "env_steps_per_s": env_steps / seconds}
@@ -162,8 +257,18 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: b
     """Every algorithm at one (T, K): compile, XLA stats, interleaved step / collect / learn times.
 
     On one device; with `all_devices` (and more than one device) also sharded over all of them.
-    Returns the results per algorithm and the `() -> metrics` meta-step closures (the fastest
-    setting of each algorithm), for reuse.
+
+    Args:
+      plan: gives the rounds, M and L.
+      num_tasks: T.
+      inner_steps: K.
+      all_devices: also time the meta-step sharded over every device, where T divides by
+        their number.
+
+    Returns:
+      `(results, steps)`: per algorithm, its measurements (`step_s`, rates, `collect_s`,
+      `learn_s`, compile time, FLOPs, XLA stats, and `best_step_s` of its fastest setting),
+      and its fastest setting's `() -> metrics` meta-step closure, for reuse.
     """
     configs = {a: workload(a, num_tasks, inner_steps, num_envs=plan.num_envs,
                            rollout_length=plan.rollout_length) for a in ALGOS}
@@ -195,8 +300,18 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: b
 
 
 def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
-    """XLA temp bytes of a meta-step at T = main, K = `plan.memory_inner_steps`: second order with
-    and without remat, and first order; taken from `measured` configs where there, else compiled."""
+    """XLA temp bytes of a meta-step at T = main, K = `plan.memory_inner_steps`.
+
+    Second order with and without remat, and first order; taken from `measured` configs where
+    there, else compiled.
+
+    Args:
+      plan: gives T = `main_tasks`, K, M and L.
+      measured: the configs measured so far (`algo`, `num_tasks`, `inner_steps`, `temp_bytes`).
+
+    Returns:
+      `{"maml", "maml_remat", "fomaml"}` temp bytes, None where XLA does not report them.
+    """
     inner_steps, sizes = plan.memory_inner_steps, dict(num_envs=plan.num_envs, rollout_length=plan.rollout_length)
     known = {c["algo"]: c["temp_bytes"] for c in measured
              if (c["num_tasks"], c["inner_steps"]) == (plan.main_tasks, inner_steps)}
@@ -207,11 +322,21 @@ def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
             for name, config in cases.items()}
 
 
-def torch_vs_jax(plan: Plan, num_tasks: int, jax_step, algo: str = "maml") -> dict[str, dict]:
-    """Interleaved meta-steps of metaq_jax (its fastest setting, `jax_step`) and the PyTorch
-    reference (1 thread and torch's default): each framework on the whole machine.
+def torch_vs_jax(plan: Plan, num_tasks: int, jax_step: Callable[[], object],
+                 algo: str = "maml") -> dict[str, dict]:
+    """Interleaved meta-steps of metaq_jax and the PyTorch reference, each on the whole machine.
 
-    Both start from the same flax initialisation. Returns `{contender: spread of seconds}`.
+    metaq_jax runs its fastest setting, `jax_step`; the reference runs with 1 thread and with
+    torch's default. Both start from the same flax initialisation. Needs torch.
+
+    Args:
+      plan: gives the pairs, K, M and L.
+      num_tasks: T.
+      jax_step: metaq_jax's `() -> metrics` meta-step, e.g. from `measure_size`.
+      algo: the algorithm of both.
+
+    Returns:
+      `{contender: spread of seconds}`.
     """
     import torch
 
@@ -239,7 +364,12 @@ def torch_vs_jax(plan: Plan, num_tasks: int, jax_step, algo: str = "maml") -> di
 
 
 def machine() -> dict[str, object]:
-    """The machine and library versions the numbers belong to."""
+    """The machine and library versions the numbers belong to.
+
+    Returns:
+      Processor, CPU count, JAX's device kind, load average, UTC date, and the versions of
+      python, jax, flax, gymnax, gymnasium and torch (None where not installed).
+    """
     versions = {"python": platform.python_version()}
     for package in ("jax", "flax", "gymnax", "gymnasium", "torch"):
         try:
@@ -252,7 +382,18 @@ def machine() -> dict[str, object]:
 
 
 def summarise(result: dict, main: dict[str, dict], memory: dict, torch_times: dict | None) -> dict:
-    """The issue's headline ratios from the measured parts; None where not measured."""
+    """The issue's headline ratios from the measured parts; None where not measured.
+
+    Args:
+      result: the suite's result so far: `envs` and `matmul_flops_per_s`.
+      main: the headline size's results per algorithm, from `measure_size`.
+      memory: `remat_memory`'s temp bytes.
+      torch_times: `torch_vs_jax`'s spreads, or None without torch.
+
+    Returns:
+      `speedup_vs_torch`, `so_over_fo`, `peak_fraction`, `mem_so_over_fo_k20`,
+      `collect_over_bare` and `compile_s`.
+    """
     so, fo = main["maml"], main["fomaml"]
     envs_1k = result["envs"].get("1024")  # the issue's reference size
     best = {}
@@ -270,11 +411,22 @@ def summarise(result: dict, main: dict[str, dict], memory: dict, torch_times: di
     }
 
 
-def run_suite(plan: Plan, *, with_torch: bool = True, log=lambda message: None) -> dict:
-    """Gate, then measure everything `plan` asks for. Returns one JSON-ready dict.
+def run_suite(plan: Plan, *, with_torch: bool = True,
+              log: Callable[[str], None] = lambda message: None) -> dict:
+    """Gate, then measure everything `plan` asks for.
 
-    Raises `gate.GateError` before any timing if the frameworks disagree. `with_torch=False`
-    (torch not installed) skips the gate and the torch timings; they are then None.
+    Args:
+      plan: what to measure.
+      with_torch: run the correctness gate and the torch timings; `False` (torch not
+        installed) skips both, and they are then None.
+      log: called with a line before each part.
+
+    Returns:
+      One JSON-ready dict: `machine`, `plan`, `gate_max_rel_error` (with torch), `matmul_flops_per_s`,
+      `configs`, `temp_bytes_k20`, `envs`, `torch_vs_jax`, `max_rss_mib` and `summary`.
+
+    Raises:
+      GateError: before any timing, if the frameworks disagree.
     """
     result = {"machine": machine(), "plan": dataclasses.asdict(plan)}
     if with_torch:

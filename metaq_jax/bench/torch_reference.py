@@ -18,12 +18,24 @@ from torch.func import functional_call
 from metaq_jax.types import Transition
 
 TorchParams = dict[str, torch.Tensor]
+"""`functional_call` parameters of `make_network`'s Sequential, by name (`"0.weight"`, ...)."""
 # The `cartpole` family's default ranges (metaq_jax.tasks.cartpole.make_cartpole).
 PHYSICS_RANGES = {"gravity": (4.9, 14.7), "length": (0.25, 0.75), "masspole": (0.05, 0.15)}
+"""`(low, high)` of each physical parameter, the `cartpole` family's defaults."""
 
 
 def make_network(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) -> torch.nn.Sequential:
-    """The ReLU MLP of `metaq_jax.networks.QNetwork`: `obs[N, obs_dim] -> q[N, num_actions]`."""
+    """The ReLU MLP of `metaq_jax.networks.QNetwork`: `obs[N, obs_dim] -> q[N, num_actions]`.
+
+    Args:
+      obs_dim: the observation's size.
+      hidden_sizes: the hidden layers' widths.
+      num_actions: A.
+
+    Returns:
+      `Linear, ReLU, ..., Linear` as a Sequential (its own initial weights, replaced in use by
+      `functional_call` parameters).
+    """
     sizes = (obs_dim, *hidden_sizes)
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -31,11 +43,17 @@ def make_network(obs_dim: int, hidden_sizes: tuple[int, ...], num_actions: int) 
     return torch.nn.Sequential(*layers, torch.nn.Linear(sizes[-1], num_actions))
 
 
-def params_from_flax(variables) -> TorchParams:
+def params_from_flax(variables: dict) -> TorchParams:
     """flax `QNetwork` variables -> `functional_call` parameters of `make_network`.
 
     flax's `Dense_i` kernel is `[in, out]`; torch's `Linear` weight is `[out, in]`, and the
     Linear layers sit at even positions of the Sequential (ReLUs between).
+
+    Args:
+      variables: `{"params": {"Dense_0": {"kernel", "bias"}, ...}}`.
+
+    Returns:
+      New tensors (copies), `{"0.weight", "0.bias", "2.weight", ...}`.
     """
     dense = variables["params"]
     out = {}
@@ -47,7 +65,14 @@ def params_from_flax(variables) -> TorchParams:
 
 
 def params_to_flax(params: TorchParams) -> dict:
-    """Inverse of `params_from_flax`, as numpy arrays (e.g. to compare gradients)."""
+    """Inverse of `params_from_flax`, as numpy arrays (e.g. to compare gradients).
+
+    Args:
+      params: `{"0.weight", "0.bias", "2.weight", ...}` tensors (detached here).
+
+    Returns:
+      `{"params": {"Dense_0": {"kernel", "bias"}, ...}}` of numpy arrays.
+    """
     dense = {}
     for i in range(len(params) // 2):
         dense[f"Dense_{i}"] = {"kernel": params[f"{2 * i}.weight"].detach().numpy().T,
@@ -56,7 +81,15 @@ def params_to_flax(params: TorchParams) -> dict:
 
 
 def transitions_to_torch(batch: Transition) -> Transition:
-    """Any `Transition` of arrays, leading shape `[...]`, flattened to torch tensors `[N, ...]`."""
+    """Any `Transition` of arrays, leading shape `[...]`, flattened to torch tensors `[N, ...]`.
+
+    Args:
+      batch: transitions of JAX or numpy arrays, e.g. `[L, M]`.
+
+    Returns:
+      The same transitions as tensors: `obs` and `next_obs` float32 `[N, obs_dim]`, `action`
+      int64 `[N]`, `reward` float32 `[N]`, the flags bool `[N]`; N the product of the leading shape.
+    """
     obs = torch.tensor(np.asarray(batch.obs, np.float32))
     n = int(np.prod(np.shape(batch.action)))
     return Transition(obs=obs.reshape(n, -1),
@@ -68,7 +101,16 @@ def transitions_to_torch(batch: Transition) -> Transition:
 
 
 def next_values(net: torch.nn.Module, target: TorchParams, batch: Transition) -> torch.Tensor:
-    """`max_a Q_target(s', a)`, `[N]`, without a graph: the target network is not differentiated."""
+    """`max_a Q_target(s', a)`, `[N]`, without a graph: the target network is not differentiated.
+
+    Args:
+      net: `make_network`'s module.
+      target: the target network's parameters.
+      batch: `[N]` transitions.
+
+    Returns:
+      `[N]` values at `batch.next_obs`.
+    """
     with torch.no_grad():
         return functional_call(net, target, (batch.next_obs,)).max(dim=1).values
 
@@ -77,7 +119,16 @@ def td_loss(net: torch.nn.Module, params: TorchParams, target: TorchParams, batc
             gamma: float, q_next: torch.Tensor | None = None) -> torch.Tensor:
     """`0.5 * mean(δ²)`, δ = r + γ (1 − terminated) max_a Q_target(s', a) − Q(s, a). `[]`.
 
-    `q_next`: `next_values(net, target, batch)` when already computed (once per inner loop).
+    Args:
+      net: `make_network`'s module.
+      params: the parameters whose Q(s, a) is fitted.
+      target: the target network's parameters.
+      batch: `[N]` transitions.
+      gamma: γ.
+      q_next: `next_values(net, target, batch)` when already computed (once per inner loop).
+
+    Returns:
+      The loss, a scalar tensor, differentiable in `params`.
     """
     q = functional_call(net, params, (batch.obs,))  # [N, A]
     q_sa = q.gather(1, batch.action[:, None])[:, 0]
@@ -93,6 +144,19 @@ def adapt(net: torch.nn.Module, params: TorchParams, target: TorchParams, suppor
 
     Second order keeps each inner gradient's graph (`create_graph=True`); first order takes
     the gradients as constants, so d adapted / d params is the identity.
+
+    Args:
+      net: `make_network`'s module.
+      params: θ; its tensors must require grad.
+      target: the target network's parameters.
+      support: `[N]` support transitions.
+      steps: K.
+      lr: α.
+      gamma: γ.
+      first_order: take the inner gradients as constants.
+
+    Returns:
+      The adapted parameters φ, the same names as `params`.
     """
     q_next = next_values(net, target, support)  # the same at every step, as in metaq_jax
     for _ in range(steps):
@@ -107,8 +171,20 @@ def task_direction(net: torch.nn.Module, theta: TorchParams, target: TorchParams
                    gamma: float) -> list[torch.Tensor]:
     """One task's meta-gradient (maml, fomaml) or Reptile direction θ − φ, per parameter.
 
-    `theta`'s tensors must require grad. `query_fn(adapted)` gives the query data: collected
-    with the adapted parameters in training, fixed data in the correctness gate.
+    Args:
+      net: `make_network`'s module.
+      theta: θ; its tensors must require grad.
+      target: the target network's parameters.
+      support: `[N]` support transitions.
+      query_fn: `query_fn(adapted) -> [N]` query transitions: collected with the adapted
+        parameters in training, fixed data in the correctness gate.
+      algo: `maml` (second order), `fomaml` or `reptile`.
+      steps: K.
+      lr: α.
+      gamma: γ.
+
+    Returns:
+      One tensor per parameter of `theta`, in its order.
     """
     adapted = adapt(net, theta, target, support, steps=steps, lr=lr, gamma=gamma,
                     first_order=algo != "maml")
@@ -120,7 +196,14 @@ def task_direction(net: torch.nn.Module, theta: TorchParams, target: TorchParams
 
 
 def set_physics(env: CartPoleVectorEnv, gravity: float, length: float, masspole: float) -> None:
-    """One task's physics on every sub-env, with the derived fields kept consistent."""
+    """One task's physics on every sub-env, with the derived fields kept consistent.
+
+    Args:
+      env: gymnasium's vector CartPole; changed in place.
+      gravity: g.
+      length: the pole's half-length.
+      masspole: the pole's mass.
+    """
     env.gravity, env.length, env.masspole = gravity, length, masspole
     env.total_mass = masspole + env.masscart
     env.polemass_length = masspole * length
@@ -131,6 +214,13 @@ def reset_done(env: CartPoleVectorEnv, done: np.ndarray) -> np.ndarray:
 
     gymnasium's vector CartPole resets on the *next* step call (ignoring its action), which
     would waste a step per episode; resetting here keeps L × M real transitions, like gymnax.
+
+    Args:
+      env: gymnasium's vector CartPole; changed in place.
+      done: `[M]` bool, the sub-envs to reset.
+
+    Returns:
+      `[M, 4]` float32 observations of every sub-env after the reset.
     """
     env.state[:, done] = env.np_random.uniform(low=env.low, high=env.high, size=(4, int(done.sum())))
     env.steps[done] = 0
@@ -140,7 +230,19 @@ def reset_done(env: CartPoleVectorEnv, done: np.ndarray) -> np.ndarray:
 
 def collect(env: CartPoleVectorEnv, net: torch.nn.Module, params: TorchParams, rng: np.random.Generator,
             *, length: int, epsilon: float) -> Transition:
-    """ε-greedy rollout of `length` steps in `env`'s M sub-envs. `Transition` of `[L * M, ...]`."""
+    """ε-greedy rollout of `length` steps in `env`'s M sub-envs. `Transition` of `[L * M, ...]`.
+
+    Args:
+      env: gymnasium's vector CartPole, with the task's physics set.
+      net: `make_network`'s module.
+      params: the parameters of the greedy policy.
+      rng: draws the reset seed, the exploration and the random actions.
+      length: L.
+      epsilon: ε.
+
+    Returns:
+      `[L * M]` transitions as tensors (`transitions_to_torch`).
+    """
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     steps = []
     for _ in range(length):
@@ -156,15 +258,39 @@ def collect(env: CartPoleVectorEnv, net: torch.nn.Module, params: TorchParams, r
 
 
 def sample_tasks(rng: np.random.Generator, num_tasks: int) -> list[dict[str, float]]:
-    """Per-task physics drawn uniformly from `PHYSICS_RANGES`."""
+    """Per-task physics drawn uniformly from `PHYSICS_RANGES`.
+
+    Args:
+      rng: draws the physics.
+      num_tasks: T.
+
+    Returns:
+      T dicts of `gravity`, `length` and `masspole`, for `set_physics`.
+    """
     return [{name: float(rng.uniform(*bounds)) for name, bounds in PHYSICS_RANGES.items()}
             for _ in range(num_tasks)]
 
 
 class TorchMetaLearner:
-    """Workload W's meta-training in PyTorch: `step()` is one meta-step over `num_tasks` tasks."""
+    """Workload W's meta-training in PyTorch: `step()` is one meta-step over `num_tasks` tasks.
 
-    def __init__(self, variables, *, algo: str, num_tasks: int, num_envs: int, rollout_length: int,
+    Args:
+      variables: flax `QNetwork` variables to start from.
+      algo: `maml`, `fomaml` or `reptile`.
+      num_tasks: T.
+      num_envs: M.
+      rollout_length: L.
+      inner_steps: K.
+      inner_lr: α.
+      gamma: γ.
+      outer_lr: Adam's learning rate.
+      epsilon: ε of the query rollouts.
+      support_epsilon: ε of the support rollouts.
+      target_update_period: meta-steps between copies of θ into the target network.
+      seed: seeds the task draws, resets and exploration.
+    """
+
+    def __init__(self, variables: dict, *, algo: str, num_tasks: int, num_envs: int, rollout_length: int,
                  inner_steps: int, inner_lr: float, gamma: float, outer_lr: float, epsilon: float,
                  support_epsilon: float, target_update_period: int, seed: int = 0):
         self.theta = {k: v.clone().requires_grad_(True) for k, v in params_from_flax(variables).items()}

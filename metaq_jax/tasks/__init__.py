@@ -1,51 +1,52 @@
-"""Task families and their registry; the built-in families register themselves here."""
+"""Task families and their registry; the built-in families register themselves here.
 
-from metaq_jax.tasks.bandit import BANDIT_GRID, make_bandit, make_gaussian_bandit
-from metaq_jax.tasks.cartpole import cartpole_params, make_cartpole
-from metaq_jax.tasks.classic_control import acrobot_params, make_acrobot, make_mountaincar, make_pendulum
+Each family module imports gymnax, and importing gymnax starts JAX's backend (it builds arrays
+at import). So the built-ins are registered by module path and the modules' public names are
+imported on first use (`metaq_jax.tasks.make_nav2d`), never by `import metaq_jax`.
+"""
+
+import importlib
+import itertools
+
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.tasks.gridworld import make_gridworld
-from metaq_jax.tasks.meta_gymnax import make_metamaze, make_pointrobot
-from metaq_jax.tasks.minatar import make_asterix
-from metaq_jax.tasks.nav2d import make_nav2d
-from metaq_jax.tasks.recsys import make_recsys
-from metaq_jax.tasks.registry import list_families, make_family, register_family
-from metaq_jax.tasks.tabular import make_tabular_mdp
+from metaq_jax.tasks.registry import lazy_factory, list_families, make_family, register_family
 
-register_family("nav2d", make_nav2d)
-register_family("cartpole", make_cartpole)
-register_family("bandit", make_bandit)
-register_family("bandit-gaussian", make_gaussian_bandit)
-for _name, _factory in BANDIT_GRID.items():
-    register_family(_name, _factory)
-register_family("acrobot", make_acrobot)
-register_family("mountaincar", make_mountaincar)
-register_family("pendulum", make_pendulum)
-register_family("tabular-mdp", make_tabular_mdp)
-register_family("metamaze", make_metamaze)
-register_family("pointrobot", make_pointrobot)
-register_family("asterix", make_asterix)
-register_family("recsys", make_recsys)
-register_family("gridworld", make_gridworld)
+_BUILTIN = {
+    "nav2d": "nav2d:make_nav2d",
+    "cartpole": "cartpole:make_cartpole",
+    "bandit": "bandit:make_bandit",
+    "bandit-gaussian": "bandit:make_gaussian_bandit",
+    "acrobot": "classic_control:make_acrobot",
+    "mountaincar": "classic_control:make_mountaincar",
+    "pendulum": "classic_control:make_pendulum",
+    "tabular-mdp": "tabular:make_tabular_mdp",
+    "metamaze": "meta_gymnax:make_metamaze",
+    "pointrobot": "meta_gymnax:make_pointrobot",
+    "asterix": "minatar:make_asterix",
+    "recsys": "recsys:make_recsys",
+    "gridworld": "gridworld:make_gridworld",
+}
+for _name, _target in _BUILTIN.items():
+    register_family(_name, lazy_factory(f"metaq_jax.tasks.{_target}"))
+# The RL² bandit grid (Duan et al. 2016): k arms, n pulls per trial.
+for _k, _n in itertools.product((5, 10, 50), (10, 100, 500)):
+    register_family(f"bandit-k{_k}-n{_n}", lazy_factory("metaq_jax.tasks.bandit:make_bandit_grid",
+                                                        num_arms=_k, num_pulls=_n))
 
-__all__ = [
-    "TaskFamily",
-    "acrobot_params",
-    "cartpole_params",
-    "list_families",
-    "make_acrobot",
-    "make_asterix",
-    "make_bandit",
-    "make_cartpole",
-    "make_family",
-    "make_gaussian_bandit",
-    "make_gridworld",
-    "make_metamaze",
-    "make_mountaincar",
-    "make_nav2d",
-    "make_pendulum",
-    "make_pointrobot",
-    "make_recsys",
-    "make_tabular_mdp",
-    "register_family",
-]
+# Public names of the family modules: imported on first access.
+_LAZY = {
+    "acrobot_params": "classic_control", "cartpole_params": "cartpole", "make_acrobot": "classic_control",
+    "make_asterix": "minatar", "make_bandit": "bandit", "make_cartpole": "cartpole",
+    "make_gaussian_bandit": "bandit", "make_gridworld": "gridworld", "make_metamaze": "meta_gymnax",
+    "make_mountaincar": "classic_control", "make_nav2d": "nav2d", "make_pendulum": "classic_control",
+    "make_pointrobot": "meta_gymnax", "make_recsys": "recsys", "make_tabular_mdp": "tabular",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"metaq_jax.tasks.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'metaq_jax.tasks' has no attribute {name!r}")
+
+
+__all__ = ["TaskFamily", "list_families", "make_family", "register_family", *sorted(_LAZY)]

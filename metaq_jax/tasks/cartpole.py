@@ -16,6 +16,17 @@ def cartpole_params(
 
     gymnax stores `total_mass` and `polemass_length` beside the masses and length; setting one
     without the others makes the physics silently inconsistent.
+
+    Args:
+      gravity: g, in m/s².
+      length: half the pole's length, in m.
+      masspole: the pole's mass, in kg.
+      masscart: the cart's mass, in kg.
+      **kw: any other field of gymnax's `cartpole.EnvParams` (e.g. `max_steps_in_episode`).
+
+    Returns:
+      The `cartpole.EnvParams`, with `total_mass = masscart + masspole` and
+      `polemass_length = masspole * length`.
     """
     return cartpole.EnvParams(
         gravity=gravity,
@@ -37,6 +48,18 @@ def make_cartpole(
     """The `cartpole` family: each physical parameter ~ U[low, high] per task.
 
     Defaults span 0.5×–1.5× of CartPole-v1's values; pass `(v, v)` to fix one.
+
+    Args:
+      gravity: `(low, high)` of g.
+      length: `(low, high)` of the pole's half-length.
+      masspole: `(low, high)` of the pole's mass.
+      **family_kwargs: passed to `TaskFamily` (e.g. `num_test_tasks`, `split_seed`).
+
+    Returns:
+      The family: gymnax's `CartPole` with tasks from `cartpole_params`.
+
+    Raises:
+      InputError: a range is not `(low, high)` with `0 < low <= high`.
     """
     for name, bounds in (("gravity", gravity), ("length", length), ("masspole", masspole)):
         check_range("cartpole", name, bounds)

@@ -9,15 +9,17 @@ from `num_test_tasks` upward, so no test task is seen in meta-training.
 """
 
 import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import environment
-
+from metaq_jax.errors import InputError
 from metaq_jax.types import EnvParams
+
+if TYPE_CHECKING:  # importing gymnax builds arrays, which starts JAX's backend
+    from gymnax.environments import environment
 
 _MAX_INDEX = 2**31 - 1
 
@@ -44,7 +46,7 @@ class TaskFamily:
     """
 
     name: str
-    env: environment.Environment
+    env: "environment.Environment"
     sample_params: Callable[[chex.PRNGKey], EnvParams]
     num_test_tasks: int = 40
     split_seed: int = 0
@@ -56,14 +58,33 @@ class TaskFamily:
 
     @property
     def num_actions(self) -> int:
+        """The environment's number of discrete actions.
+
+        Returns:
+          A, `env.num_actions`.
+        """
         return self.env.num_actions
 
     @property
     def default_params(self) -> EnvParams:
+        """The environment's default parameters (e.g. to build a network from one observation).
+
+        Returns:
+          `env.default_params`, one task with no batch axis.
+        """
         return self.env.default_params
 
     def tasks(self, indices: chex.Array) -> EnvParams:
-        """Task parameters for integer `indices[N]`; every leaf gets a leading `[N]` axis."""
+        """Task parameters for integer `indices[N]`; every leaf gets a leading `[N]` axis.
+
+        Indices below `num_test_tasks` draw from `sample_test_params` where there is one.
+
+        Args:
+          indices: `[N]` int task indices; the same index always gives the same task.
+
+        Returns:
+          `EnvParams` with a leading `[N]` axis.
+        """
         base = jax.random.key(self.split_seed)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
         train = jax.vmap(self.sample_params)(keys)
@@ -79,25 +100,61 @@ class TaskFamily:
         return jax.tree.map(pick, train, test)
 
     def sample_train_indices(self, key: chex.PRNGKey, num: int) -> chex.Array:
-        """`[num]` task indices drawn uniformly from the training range."""
+        """`[num]` task indices drawn uniformly from the training range.
+
+        Args:
+          key: consumed.
+          num: how many indices.
+
+        Returns:
+          `[num]` int32 in `[num_test_tasks, 2³¹ - 1)`.
+        """
         return jax.random.randint(key, (num,), self.num_test_tasks, _MAX_INDEX, dtype=jnp.int32)
 
     def train_tasks(self, key: chex.PRNGKey, num: int) -> EnvParams:
-        """A batch of `[num]` training tasks; the key is consumed."""
+        """A batch of `[num]` training tasks; the key is consumed.
+
+        Args:
+          key: consumed, to draw the task indices.
+          num: how many tasks.
+
+        Returns:
+          `EnvParams` with a leading `[num]` axis.
+        """
         return self.tasks(self.sample_train_indices(key, num))
 
     def test_tasks(self, num: int | None = None) -> EnvParams:
-        """The first `num` (default: all `num_test_tasks`) held-out tasks, `[num]` leading axis."""
+        """The first `num` (default: all `num_test_tasks`) held-out tasks, `[num]` leading axis.
+
+        Args:
+          num: how many, from 1 to `num_test_tasks`; None for all of them.
+
+        Returns:
+          `EnvParams` with a leading `[num]` axis: rows of `test_params` where given, else tasks
+          `0 .. num-1`.
+
+        Raises:
+          InputError: `num` is not between 1 and `num_test_tasks`.
+        """
         num = self.num_test_tasks if num is None else num
         if not 1 <= num <= self.num_test_tasks:
-            raise ValueError(f"num = {num}: must be between 1 and num_test_tasks = {self.num_test_tasks}")
+            raise InputError(f"num = {num}: must be between 1 and num_test_tasks = {self.num_test_tasks}")
         if self.test_params is not None:
             return jax.tree.map(lambda x: x[:num], self.test_params)
         return self.tasks(jnp.arange(num, dtype=jnp.int32))
 
 
 def uniform(key: chex.PRNGKey, bounds: tuple[float, float], shape=()) -> chex.Array:
-    """A float32 draw from U[low, high]; a degenerate range gives the constant."""
+    """A float32 draw from U[low, high]; a degenerate range gives the constant.
+
+    Args:
+      key: consumed.
+      bounds: `(low, high)`.
+      shape (tuple[int, ...]): the shape of the draw; `()` for a scalar.
+
+    Returns:
+      float32 of shape `shape`.
+    """
     low, high = bounds
     return jax.random.uniform(key, shape, jnp.float32, low, high)
 
@@ -106,13 +163,28 @@ def hold_out(choices: np.ndarray, every: int = 5) -> tuple[np.ndarray, np.ndarra
     """Split an enumerated finite task set `choices[N, ...]` into (train, test) rows.
 
     Every `every`-th row is held out, so test tasks are spread over the whole set.
+
+    Args:
+      choices: `[N, ...]` the enumerated tasks.
+      every: the spacing of held-out rows: rows 0, `every`, `2 * every`, ... are the test rows.
+
+    Returns:
+      `(train, test)`, the rows of `choices` not held out and those held out, in order.
     """
     is_test = np.arange(len(choices)) % every == 0
     return choices[~is_test], choices[is_test]
 
 
 def choose(key: chex.PRNGKey, choices: np.ndarray) -> chex.Array:
-    """One row of `choices[N, ...]`, drawn uniformly."""
+    """One row of `choices[N, ...]`, drawn uniformly.
+
+    Args:
+      key: consumed.
+      choices: `[N, ...]` the rows to choose from.
+
+    Returns:
+      `[...]` one row, as a jax array.
+    """
     return jnp.asarray(choices)[jax.random.randint(key, (), 0, len(choices))]
 
 
@@ -120,6 +192,18 @@ def check_range(family: str, name: str, bounds: tuple[float, float], integer: bo
     """Raise `ValueError` unless `bounds` is `(low, high)` with `0 < low <= high`.
 
     With `integer`, both ends must also be ints (bools are not).
+
+    Args:
+      family: the family's name, for the message.
+      name: the setting's name, for the message.
+      bounds: the value to check.
+      integer: require both ends to be ints.
+
+    Returns:
+      None.
+
+    Raises:
+      InputError: `bounds` is not such a pair.
     """
     try:
         low, high = bounds
@@ -128,14 +212,27 @@ def check_range(family: str, name: str, bounds: tuple[float, float], integer: bo
         valid = False
     if not valid:
         kind = "integers " if integer else ""
-        raise ValueError(f"{family} {name} = {bounds!r}: must be (low, high) {kind}with 0 < low <= high")
+        raise InputError(f"{family} {name} = {bounds!r}: must be (low, high) {kind}with 0 < low <= high")
 
 
 def check_positive_int(family: str, name: str, value: int, minimum: int = 1) -> None:
-    """Raise `ValueError` unless `value` is an int (not a bool) of at least `minimum`."""
+    """Raise `ValueError` unless `value` is an int (not a bool) of at least `minimum`.
+
+    Args:
+      family: the family's name, for the message.
+      name: the setting's name, for the message.
+      value: the value to check.
+      minimum: the least value allowed.
+
+    Returns:
+      None.
+
+    Raises:
+      InputError: `value` is not such an int.
+    """
     if not _is_int(value) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{family} {name} = {value!r}: must be {what}")
+        raise InputError(f"{family} {name} = {value!r}: must be {what}")
 
 
 def _is_int(value: Any) -> bool:

@@ -14,12 +14,15 @@ from flax import struct
 from gymnax.environments import spaces
 from gymnax.environments.misc import meta_maze, point_robot
 
+from metaq_jax.errors import InputError
 from metaq_jax.tasks.family import TaskFamily, check_positive_int, choose, hold_out, uniform
 from metaq_jax.tasks.nav2d import MOVES
 
 
 @struct.dataclass
 class MazeParams(meta_maze.EnvParams):
+    """gymnax's MetaMaze parameters plus the task's goal cell `[2]` (row, column)."""
+
     goal: chex.Array = struct.field(default_factory=lambda: jnp.array([1, 1], jnp.int32))  # [2] cell
 
 
@@ -28,15 +31,33 @@ class FixedGoalMaze(meta_maze.MetaMaze):
 
     @property
     def default_params(self) -> MazeParams:
+        """gymnax's defaults with the goal at cell (1, 1).
+
+        Returns:
+          `MazeParams()`.
+        """
         return MazeParams()
 
-    def reset_env(self, key, params: MazeParams):
+    def reset_env(self, key: chex.PRNGKey, params: MazeParams) -> tuple[chex.Array, meta_maze.EnvState]:
+        """gymnax's reset (the agent at the maze centre), with the goal set to `params.goal`.
+
+        Args:
+          key: passed to gymnax's reset; the goal it draws is replaced.
+          params: the task.
+
+        Returns:
+          `(obs[15], state)`.
+        """
         _, state = super().reset_env(key, params)
         state = state.replace(goal=params.goal)
         return self.get_obs(state, params), state
 
     def goal_cells(self) -> np.ndarray:
-        """`[G, 2]` int32 open cells that can be goals: all but the start (the maze centre)."""
+        """The open cells that can be goals: all but the start (the maze centre).
+
+        Returns:
+          `[G, 2]` int32 (row, column) pairs.
+        """
         cells = np.asarray(self.coords, np.int32)
         return cells[np.any(cells != np.asarray(self.center_position), axis=1)]
 
@@ -46,10 +67,21 @@ def make_metamaze(maze_size: int = 9, max_steps: int = 200, **family_kwargs: Any
 
     Reaching the goal pays 10 and ends the episode; the agent sees its 3×3 surroundings, its
     last action and reward and the normalised time, `[15]`.
+
+    Args:
+      maze_size: the maze's side, an odd int ≥ 3.
+      max_steps: the episode length.
+      **family_kwargs: passed to `TaskFamily` (e.g. `num_test_tasks`, `split_seed`).
+
+    Returns:
+      The family: `FixedGoalMaze(maze_size)`, 4 actions.
+
+    Raises:
+      InputError: `maze_size` is not an odd int ≥ 3, or `max_steps` not a positive int.
     """
     check_positive_int("metamaze", "maze_size", maze_size, minimum=3)
     if maze_size % 2 == 0:
-        raise ValueError(f"metamaze maze_size = {maze_size}: must be odd")
+        raise InputError(f"metamaze maze_size = {maze_size}: must be odd")
     check_positive_int("metamaze", "max_steps", max_steps)
     env = FixedGoalMaze(maze_size=maze_size)
     train_goals, test_goals = hold_out(env.goal_cells())
@@ -70,6 +102,8 @@ def make_metamaze(maze_size: int = 9, max_steps: int = 200, **family_kwargs: Any
 
 @struct.dataclass
 class RobotParams(point_robot.EnvParams):
+    """gymnax's PointRobot parameters plus the task's goal position `[2]`."""
+
     goal: chex.Array = struct.field(default_factory=lambda: jnp.array([1.0, 0.0], jnp.float32))  # [2]
 
 
@@ -78,25 +112,71 @@ class DiscretePointRobot(point_robot.PointRobot):
 
     @property
     def default_params(self) -> RobotParams:
+        """gymnax's defaults with the goal at (1, 0).
+
+        Returns:
+          `RobotParams()`.
+        """
         return RobotParams()
 
-    def step_env(self, key, state: point_robot.EnvState, action, params: RobotParams):
-        return super().step_env(key, state, MOVES[action] * params.max_force, params)
+    def step_env(self, key: chex.PRNGKey, state: point_robot.EnvState, action: chex.Array,
+                 params: RobotParams) -> tuple[chex.Array, point_robot.EnvState, chex.Array,
+                                               chex.Array, dict]:
+        """Move by `MOVES[action] * max_force`, then gymnax's PointRobot step.
 
-    def reset_env(self, key, params: RobotParams):
+        Args:
+          key: passed to gymnax's step.
+          state: the robot's state.
+          action: the move's index, an int scalar in [0, 9).
+          params: the task.
+
+        Returns:
+          `(obs[6], state, reward, done, info)`, as gymnax's PointRobot.
+        """
+        return super().step_env(key, state, jnp.asarray(MOVES)[action] * params.max_force, params)
+
+    def reset_env(self, key: chex.PRNGKey, params: RobotParams) -> tuple[chex.Array, point_robot.EnvState]:
+        """gymnax's reset, with the goal set to `params.goal`.
+
+        Args:
+          key: draws the start position (unless `params.center_init`); the goal gymnax draws
+            with it is replaced.
+          params: the task.
+
+        Returns:
+          `(obs[6], state)`.
+        """
         _, state = super().reset_env(key, params)
         state = state.replace(goal=params.goal)
         return self.get_obs(state, params), state
 
     @property
     def name(self) -> str:
+        """The environment's name.
+
+        Returns:
+          `"DiscretePointRobot"`.
+        """
         return "DiscretePointRobot"
 
     @property
     def num_actions(self) -> int:
+        """The number of actions.
+
+        Returns:
+          9, stay and the 8 compass moves.
+        """
         return MOVES.shape[0]
 
     def action_space(self, params: RobotParams | None = None) -> spaces.Discrete:
+        """The moves.
+
+        Args:
+          params: unused.
+
+        Returns:
+          `Discrete(9)`.
+        """
         return spaces.Discrete(self.num_actions)
 
 
@@ -106,9 +186,19 @@ def make_pointrobot(dense_reward: bool = False, **family_kwargs: Any) -> TaskFam
     Observation: position, last reward, last move and normalised time, `[6]`; 9 actions
     (stay + 8 compass moves of max_force). `dense_reward` pays −distance instead of 1 in the
     goal's radius.
+
+    Args:
+      dense_reward: pay −distance to the goal every step, rather than 1 inside its radius.
+      **family_kwargs: passed to `TaskFamily`.
+
+    Returns:
+      The family: `DiscretePointRobot()`.
+
+    Raises:
+      InputError: `dense_reward` is not a bool.
     """
     if not isinstance(dense_reward, bool):
-        raise ValueError(f"pointrobot dense_reward = {dense_reward!r}: must be True or False")
+        raise InputError(f"pointrobot dense_reward = {dense_reward!r}: must be True or False")
 
     def sample_params(key: chex.PRNGKey) -> RobotParams:
         angle = uniform(key, (0.0, float(np.pi)))

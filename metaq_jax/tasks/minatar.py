@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments.minatar import asterix
 
+from metaq_jax.errors import InputError
 from metaq_jax.tasks.family import TaskFamily, check_positive_int, check_range, choose, hold_out
 
 
@@ -23,6 +24,20 @@ def make_asterix(spawn_speed: tuple[int, int] = (4, 16), move_interval: tuple[in
     """The `asterix` family: (spawn speed, move interval) drawn from the integer grid per task.
 
     Defaults span around MinAtar's (10, 5); smaller numbers make a faster, harder game.
+
+    Args:
+      spawn_speed: `(low, high)` ints, frames between spawns at the start of the game.
+      move_interval: `(low, high)` ints, frames between enemy and gold moves at the start.
+      max_steps: the episode length.
+      **family_kwargs: passed to `TaskFamily` (e.g. `num_test_tasks`, `split_seed`).
+
+    Returns:
+      The family: gymnax's `MinAsterix`, every integer (spawn, move) pair of the ranges a task,
+      every 5th held out for testing.
+
+    Raises:
+      InputError: a range is not `(low, high)` ints with `0 < low <= high`, `max_steps` is not a
+        positive int, or the ranges allow fewer than 2 settings.
     """
     check_range("asterix", "spawn_speed", spawn_speed, integer=True)
     check_range("asterix", "move_interval", move_interval, integer=True)
@@ -30,7 +45,7 @@ def make_asterix(spawn_speed: tuple[int, int] = (4, 16), move_interval: tuple[in
     pairs = np.array(list(itertools.product(range(spawn_speed[0], spawn_speed[1] + 1),
                                             range(move_interval[0], move_interval[1] + 1))), np.int32)
     if len(pairs) < 2:
-        raise ValueError(f"asterix spawn_speed = {spawn_speed!r}, move_interval = {move_interval!r}: "
+        raise InputError(f"asterix spawn_speed = {spawn_speed!r}, move_interval = {move_interval!r}: "
                          "must allow at least 2 settings, so that some can be held out for testing")
     train_pairs, test_pairs = hold_out(pairs)
 

@@ -20,12 +20,16 @@ from metaq_jax.tasks.family import TaskFamily, check_positive_int
 
 @struct.dataclass
 class EnvState(environment.EnvState):
+    """Within an episode: the MDP state and the step."""
+
     state: chex.Array  # int32 scalar, the MDP state
     time: int
 
 
 @struct.dataclass
 class EnvParams(environment.EnvParams):
+    """One task: mean rewards `[S, A]` and transition probabilities `[S, A, S]`."""
+
     reward_means: chex.Array = struct.field(default_factory=lambda: jnp.ones((10, 5), jnp.float32))
     transitions: chex.Array = struct.field(  # [S, A, S], rows sum to 1
         default_factory=lambda: jnp.full((10, 5, 10), 0.1, jnp.float32))
@@ -33,7 +37,12 @@ class EnvParams(environment.EnvParams):
 
 
 class TabularMDP(environment.Environment[EnvState, EnvParams]):
-    """`num_states` states, `num_actions` actions, Gaussian rewards, tabular transitions."""
+    """`num_states` states, `num_actions` actions, Gaussian rewards, tabular transitions.
+
+    Args:
+      num_states: S.
+      num_actions: A.
+    """
 
     def __init__(self, num_states: int = 10, num_actions: int = 5):
         super().__init__()
@@ -42,11 +51,29 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
 
     @property
     def default_params(self) -> EnvParams:
+        """Every mean reward 1 and every transition uniform, 10-step episodes.
+
+        Returns:
+          `EnvParams` shaped `[S, A]` and `[S, A, S]`.
+        """
         shape = (self.num_states, self._num_actions)
         return EnvParams(reward_means=jnp.ones(shape, jnp.float32),
                          transitions=jnp.full(shape + (self.num_states,), 1 / self.num_states))
 
-    def step_env(self, key, state: EnvState, action, params: EnvParams):
+    def step_env(self, key: chex.PRNGKey, state: EnvState, action: chex.Array,
+                 params: EnvParams) -> tuple[chex.Array, EnvState, chex.Array, chex.Array, dict]:
+        """Take `action`: reward μ(s, a) + N(0, 1), next state ~ P(· | s, a).
+
+        Args:
+          key: draws the reward's noise and the next state.
+          state: the episode so far.
+          action: an int scalar in [0, A).
+          params: the task.
+
+        Returns:
+          `(obs[S + 1], state, reward, done, info)`; `done` is always False (gymnax ends the
+          episode at `max_steps_in_episode`).
+        """
         k_reward, k_next = jax.random.split(key)
         mean = params.reward_means[state.state, action]
         reward = mean + jax.random.normal(k_reward, (), jnp.float32)
@@ -54,7 +81,16 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
         state = EnvState(state=next_state.astype(jnp.int32), time=state.time + 1)
         return self._obs(state, params), state, reward, jnp.array(False), {}
 
-    def reset_env(self, key, params: EnvParams):
+    def reset_env(self, key: chex.PRNGKey, params: EnvParams) -> tuple[chex.Array, EnvState]:
+        """Start an episode in a uniformly drawn state.
+
+        Args:
+          key: draws the start state.
+          params: the task.
+
+        Returns:
+          `(obs[S + 1], state)`.
+        """
         start = jax.random.randint(key, (), 0, self.num_states, jnp.int32)
         state = EnvState(state=start, time=0)
         return self._obs(state, params), state
@@ -65,20 +101,55 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
         return jnp.concatenate([one_hot, elapsed[None]])
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> chex.Array:
+        """Whether the episode has terminated: never, it only ends by its length (truncation).
+
+        Args:
+          state: the episode so far.
+          params: the task.
+
+        Returns:
+          False, a bool scalar.
+        """
         return jnp.array(False)  # episodes end by their step budget (truncation)
 
     @property
     def name(self) -> str:
+        """The environment's name.
+
+        Returns:
+          `"TabularMDP"`.
+        """
         return "TabularMDP"
 
     @property
     def num_actions(self) -> int:
+        """The number of actions.
+
+        Returns:
+          A.
+        """
         return self._num_actions
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        """The actions.
+
+        Args:
+          params: unused.
+
+        Returns:
+          `Discrete(A)`.
+        """
         return spaces.Discrete(self._num_actions)
 
     def observation_space(self, params: EnvParams) -> spaces.Box:
+        """The state one-hot and the fraction of the episode elapsed.
+
+        Args:
+          params: unused.
+
+        Returns:
+          `Box(0, 1, [S + 1])`.
+        """
         return spaces.Box(0.0, 1.0, (self.num_states + 1,), jnp.float32)
 
 
@@ -86,6 +157,13 @@ def optimal_return(params: EnvParams, horizon: int) -> chex.Array:
     """Expected return of the optimal policy over `horizon` steps from a uniform start state.
 
     Finite-horizon value iteration: V_h(s) = max_a μ(s, a) + Σ_s' P(s' | s, a) V_{h-1}(s').
+
+    Args:
+      params: one task (no leading batch axis).
+      horizon: the episode length, a Python int.
+
+    Returns:
+      The mean of V_horizon over the states, a scalar.
     """
 
     def backup(value, _):  # value: [S]
@@ -98,7 +176,21 @@ def optimal_return(params: EnvParams, horizon: int) -> chex.Array:
 
 def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length: int = 10,
                      **family_kwargs: Any) -> TaskFamily:
-    """The `tabular-mdp` family (RL² defaults: 10 states, 5 actions, 10-step episodes)."""
+    """The `tabular-mdp` family (RL² defaults: 10 states, 5 actions, 10-step episodes).
+
+    Args:
+      num_states: S.
+      num_actions: A.
+      episode_length: steps per episode.
+      **family_kwargs: passed to `TaskFamily` (e.g. `num_test_tasks`, `split_seed`).
+
+    Returns:
+      The family: `TabularMDP(num_states, num_actions)`, with `optimal_return` as its exact
+      `oracle_return` and `num_states` set for `TabularQ`.
+
+    Raises:
+      InputError: a count is not a positive int.
+    """
     for name, value in (("num_states", num_states), ("num_actions", num_actions),
                         ("episode_length", episode_length)):
         check_positive_int("tabular-mdp", name, value)

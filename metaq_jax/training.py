@@ -13,18 +13,41 @@ from metaq_jax.types import MetaState, Metrics
 
 
 def step_key(base_key: chex.PRNGKey, step: int | chex.Array) -> chex.PRNGKey:
-    """The key of meta-step `step`: the same for a run resumed at any point."""
+    """The key of meta-step `step`: the same for a run resumed at any point.
+
+    Args:
+      base_key: the run key, not consumed.
+      step: the meta-step's index, from 0.
+
+    Returns:
+      `fold_in(base_key, step)`.
+    """
     return jax.random.fold_in(base_key, step)
 
 
 def initial_state(learner: MetaLearner, seed: int) -> tuple[MetaState, chex.PRNGKey]:
-    """The state before the first meta-step and the run key of every later step, from `seed`."""
+    """The state before the first meta-step and the run key of every later step, from `seed`.
+
+    Args:
+      learner: its `init` builds the state.
+      seed: the run's seed; `key(seed)` is split into the init key and the run key.
+
+    Returns:
+      `(state, run_key)`: `learner.init`'s `MetaState`, and the key `step_key` folds each step into.
+    """
     init_key, run_key = jax.random.split(jax.random.key(seed))
     return learner.init(init_key), run_key
 
 
 def env_steps_per_update(config: MetaConfig) -> int:
-    """Environment steps one meta-step collects: support and query, T tasks × M envs × L."""
+    """Environment steps one meta-step collects: support and query, T tasks × M envs × L.
+
+    Args:
+      config: its `num_tasks`, `num_envs` and `rollout_length` are used.
+
+    Returns:
+      `2 * T * M * L`.
+    """
     return 2 * config.num_tasks * config.num_envs * config.rollout_length
 
 
@@ -33,7 +56,17 @@ def train(config: MetaConfig, family: TaskFamily | None = None, *,
           callback: Callable[[int, Metrics], None] | None = None) -> tuple[MetaState, list[Metrics]]:
     """Meta-train for `config.meta_steps` updates from `config.seed`.
 
-    Returns the final state and the metrics of every step (as host arrays).
+    Args:
+      config: the settings.
+      family: a `TaskFamily`; None builds `config.family` (ignored when `learner` is given).
+      learner: the meta-learner to run; None for `make_meta_learner(config, family)`.
+      callback: called as `callback(step, metrics)` after each step, with host-array `Metrics`.
+
+    Returns:
+      `(state, history)`: the final `MetaState` and the `Metrics` of every step, as host arrays.
+
+    Raises:
+      InputError: from `make_meta_learner`, when `family` does not fit `config`.
     """
     learner = make_meta_learner(config, family) if learner is None else learner
     state, run_key = initial_state(learner, config.seed)
