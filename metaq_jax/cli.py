@@ -209,14 +209,14 @@ def train(args: Train) -> None:
     Args:
       args: the parsed `train` command.
     """
+    import jax
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from metaq_jax import distributed, session
     from metaq_jax.training import env_steps_per_update
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
-    distributed.initialize(**dataclasses.asdict(args.hosts))
-    import jax  # noqa: E402  (its backend starts below, after the run was joined)
+    distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
 
     run_dir = args.run_dir or runs.default_run_dir()
     run = session.prepare_run(config, run_dir, resume=args.resume)

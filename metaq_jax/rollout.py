@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+
 from metaq_jax.types import ApplyFn, EnvParams, Params, Transition
 
 if TYPE_CHECKING:  # importing gymnax builds arrays, which starts JAX's backend

@@ -86,8 +86,8 @@ class _NoLog:
 class _Throughput:
     """Environment steps per second between successive logged meta-steps."""
 
-    def __init__(self, config: MetaConfig, start: int):
-        self.env_steps = env_steps_per_update(config)
+    def __init__(self, env_steps_per_update: int, start: int):
+        self.env_steps = env_steps_per_update
         self.last = (start, time.perf_counter())
 
     def __call__(self, step: int) -> float:
@@ -99,7 +99,8 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
                 log: runs.MetricsLog | _NoLog, on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
     """Meta-steps from `run.state.step` to `meta_steps`, logging and checkpointing as told."""
     state, run_key, metrics = run.state, run.run_key, None
-    env_steps, throughput = env_steps_per_update(run.config), _Throughput(run.config, int(state.step))
+    env_steps = env_steps_per_update(run.config)
+    throughput = _Throughput(env_steps, int(state.step))
     # no donation: a skipped update needs the state before it
     update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks)
     for step in range(int(state.step), run.config.meta_steps):

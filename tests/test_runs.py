@@ -109,3 +109,16 @@ def test_skip_nonfinite_keeps_the_last_finite_state(tmp_path):
     assert any("inf" in row or "nan" in row for row in rows)  # some updates were skipped ...
     assert checkpoints.is_finite(result.state)  # ... and none of them reached the state
     assert checkpoints.is_finite(session.load_run(run_dir)[3])
+
+
+def test_metrics_log_writes_csv_and_tensorboard_in_one_call(tmp_path):
+    log = runs.MetricsLog(str(tmp_path), 0)
+    scalars = dict(env_steps=10, meta_loss=0.1, support_loss=0.25, pre_return=-1.5, post_return=-1.0, grad_norm=3.0)
+    log.write(0, scalars, volatile={"throughput/env_steps_per_s": 123.0})
+    log.write(1, {**scalars, "env_steps": 20})
+    log.close()
+    rows = (tmp_path / runs.METRICS).read_text().splitlines()
+    assert rows == [",".join(runs.METRIC_COLUMNS), "0,10,0.1,0.25,-1.5,-1.0,3.0", "1,20,0.1,0.25,-1.5,-1.0,3.0"]
+    (events,) = os.listdir(tmp_path / runs.TENSORBOARD)
+    raw = (tmp_path / runs.TENSORBOARD / events).read_bytes()
+    assert b"train/meta_loss" in raw and b"train/env_steps" in raw and b"throughput/env_steps_per_s" in raw

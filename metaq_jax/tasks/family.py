@@ -15,6 +15,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from metaq_jax.errors import InputError
 from metaq_jax.types import EnvParams
 
