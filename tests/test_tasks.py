@@ -27,12 +27,31 @@ def run_episodes(family, task, steps, actions, seed=0):
 
 
 # families with finitely many tasks: their training draws repeat, so only "tasks do vary" holds
-FINITE = ("metamaze", "asterix")
+FINITE = ("metamaze", "asterix", "gridworld")
+
+
+def _flat(tasks) -> np.ndarray:
+    """`[N, D]`: per task, a flat vector of all its leaves (goals and game settings are integers)."""
+    return np.concatenate([np.asarray(x, np.float64).reshape(x.shape[0], -1) for x in jax.tree.leaves(tasks)], 1)
+
+
+@pytest.mark.parametrize("name", mq.list_families())
+def test_held_out_tasks_are_distinct(name):
+    """Every held-out task is another task: finite sets enumerate their held-out rows."""
+    family = mq.make_family(name)
+    test = _flat(family.test_tasks())
+    assert test.shape[0] == family.num_test_tasks and len(np.unique(test, axis=0)) == family.num_test_tasks
+
+
+def test_a_finite_set_cannot_hold_out_more_tasks_than_it_has():
+    with pytest.raises(mq.InputError, match="gridworld num_test_tasks = 6: the family holds out 5 tasks"):
+        mq.make_family("gridworld", num_test_tasks=6)
+    assert mq.make_family("gridworld", num_test_tasks=2).test_tasks().goal.shape == (2, 2)
 
 
 @pytest.mark.parametrize("name", ["nav2d", "cartpole", "bandit", "bandit-gaussian", "acrobot",
                                   "mountaincar", "pendulum", "tabular-mdp", "metamaze", "pointrobot",
-                                  "asterix", "recsys"])
+                                  "asterix", "recsys", "gridworld"])
 def test_train_and_test_tasks_are_disjoint_and_deterministic(name):
     family = mq.make_family(name)
     test = family.test_tasks()
@@ -40,10 +59,7 @@ def test_train_and_test_tasks_are_disjoint_and_deterministic(name):
     for a, b in zip(jax.tree.leaves(test), jax.tree.leaves(again)):
         np.testing.assert_array_equal(a, b)
     train = family.train_tasks(jax.random.key(3), 512)
-    # per task, a flat vector of all its leaves (goals and game settings are integers)
-    flat = lambda tasks: np.concatenate(  # noqa: E731
-        [np.asarray(x, np.float64).reshape(x.shape[0], -1) for x in jax.tree.leaves(tasks)], 1)
-    tr, te = flat(train), flat(test)
+    tr, te = _flat(train), _flat(test)
     assert tr.shape[0] == 512 and te.shape[0] == family.num_test_tasks
     assert not np.any(np.all(np.isclose(tr[:, None], te[None]), axis=-1))
     distinct = len(np.unique(tr, axis=0))

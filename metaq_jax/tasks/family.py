@@ -37,10 +37,9 @@ class TaskFamily:
       num_test_tasks: how many held-out tasks `test_tasks()` returns.
       split_seed: seeds the task indices, and so the split.
       description: one line for listings.
-      sample_test_params: for a finite task set, `key -> EnvParams` over its held-out part, used
-        for the test indices; `None` (continuous tasks) uses `sample_params` for every index.
-      test_params: a fixed batch `[num_test_tasks]` of held-out tasks (e.g. a paper's test set),
-        returned by `test_tasks()` instead of the indexed ones.
+      test_params: a fixed batch `[N]` of held-out tasks, returned by `test_tasks()` instead of
+        the indexed ones: a paper's test set, or the held-out rows of a finite task set, each
+        once (`held_out_params`); `num_test_tasks` may be at most N.
       oracle_return: `task -> []` the exact optimal expected return of one episode, where known.
       num_states: for tabular families, S: observations begin with a one-hot state `[S]`
         (0: a single state, as in a bandit); `None` for families with no tabular form.
@@ -52,10 +51,16 @@ class TaskFamily:
     num_test_tasks: int = 40
     split_seed: int = 0
     description: str = ""
-    sample_test_params: Callable[[chex.PRNGKey], EnvParams] | None = None
     test_params: EnvParams | None = None
     oracle_return: Callable[[EnvParams], chex.Array] | None = None
     num_states: int | None = None
+
+    def __post_init__(self):
+        if self.test_params is not None:
+            rows = jax.tree.leaves(self.test_params)[0].shape[0]
+            if not 1 <= self.num_test_tasks <= rows:
+                raise InputError(f"{self.name} num_test_tasks = {self.num_test_tasks}: the family holds out "
+                                 f"{rows} tasks; give 1 to {rows}")
 
     @property
     def num_actions(self) -> int:
@@ -78,8 +83,6 @@ class TaskFamily:
     def tasks(self, indices: chex.Array) -> EnvParams:
         """Task parameters for integer `indices[N]`; every leaf gets a leading `[N]` axis.
 
-        Indices below `num_test_tasks` draw from `sample_test_params` where there is one.
-
         Args:
           indices: `[N]` int task indices; the same index always gives the same task.
 
@@ -88,17 +91,7 @@ class TaskFamily:
         """
         base = jax.random.key(self.split_seed)
         keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
-        train = jax.vmap(self.sample_params)(keys)
-        if self.sample_test_params is None:
-            return train
-        test = jax.vmap(self.sample_test_params)(keys)
-        is_test = indices < self.num_test_tasks
-
-        def pick(train_leaf, test_leaf):  # the mask gets the leaf's rank: no rank promotion
-            mask = is_test.reshape(is_test.shape + (1,) * (train_leaf.ndim - 1))
-            return jnp.where(mask, test_leaf, train_leaf)
-
-        return jax.tree.map(pick, train, test)
+        return jax.vmap(self.sample_params)(keys)
 
     def sample_train_indices(self, key: chex.PRNGKey, num: int) -> chex.Array:
         """`[num]` task indices drawn uniformly from the training range.
@@ -174,6 +167,19 @@ def hold_out(choices: np.ndarray, every: int = 5) -> tuple[np.ndarray, np.ndarra
     """
     is_test = np.arange(len(choices)) % every == 0
     return choices[~is_test], choices[is_test]
+
+
+def held_out_params(make_params: Callable[[chex.Array], EnvParams], rows: np.ndarray) -> EnvParams:
+    """The held-out tasks of a finite task set, each row once (not drawn with replacement).
+
+    Args:
+      make_params: `row[...] -> EnvParams` of one task.
+      rows: `[N, ...]` the held-out rows (see `hold_out`).
+
+    Returns:
+      `EnvParams` with a leading `[N]` axis, for `TaskFamily.test_params`.
+    """
+    return jax.vmap(make_params)(jnp.asarray(rows))
 
 
 def choose(key: chex.PRNGKey, choices: np.ndarray) -> chex.Array:
