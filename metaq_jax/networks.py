@@ -4,6 +4,7 @@ from typing import Callable, Sequence
 
 import chex
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
@@ -96,3 +97,74 @@ class TabularQ(nn.Module):
         if self.num_states == 0:
             return jnp.broadcast_to(table[0], obs.shape[:-1] + (self.num_actions,))
         return obs[..., : self.num_states] @ table
+
+
+def rl2_inputs(obs: chex.Array, prev_action: chex.Array, prev_reward: chex.Array, prev_done: chex.Array,
+               num_actions: int) -> chex.Array:
+    """The input of a memory-based learner at one step (RL², Duan et al. 2016).
+
+    Args:
+      obs: `[..., D]` the observation.
+      prev_action: `[...]` int, the previous action; -1 at a trial's first step (all zeros one-hot).
+      prev_reward: `[...]` the previous reward; 0 at a trial's first step.
+      prev_done: `[...]` bool, whether the previous step ended an episode.
+      num_actions: A.
+
+    Returns:
+      `[..., D + A + 2]` float32: the observation, the previous action one-hot, reward and done flag.
+    """
+    return jnp.concatenate([obs.astype(jnp.float32), jax.nn.one_hot(prev_action, num_actions, dtype=jnp.float32),
+                            prev_reward.astype(jnp.float32)[..., None], prev_done.astype(jnp.float32)[..., None]],
+                           axis=-1)
+
+
+class RecurrentQNetwork(nn.Module):
+    """A recurrent Q-network, one step at a time: `(carry, inputs[..., F]) -> (carry, q[..., A])`.
+
+    An MLP torso, a GRU or LSTM cell, and a linear head. The carry is what a memory-based learner
+    knows of its task: it starts at `initial_carry` when a trial starts and is carried through
+    every step of the trial, across episode ends.
+
+    Attributes:
+      num_actions: A, the output size.
+      hidden_size: the cell's width.
+      cell: `"gru"` (flax `GRUCell`) or `"lstm"` (flax `OptimizedLSTMCell`).
+      torso_sizes: the widths of the `Dense` layers before the cell.
+      activation: applied after each torso layer.
+    """
+
+    num_actions: int
+    hidden_size: int = 64
+    cell: str = "gru"
+    torso_sizes: Sequence[int] = (64,)
+    activation: Callable = nn.relu
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> chex.ArrayTree:
+        """The carry at the start of a trial: zeros.
+
+        Args:
+          batch_shape: the leading shape of the inputs, e.g. `(M,)`.
+
+        Returns:
+          `[..., hidden_size]` for a GRU; a pair of them (cell, hidden) for an LSTM.
+        """
+        zeros = jnp.zeros(tuple(batch_shape) + (self.hidden_size,), jnp.float32)
+        return (zeros, zeros) if self.cell == "lstm" else zeros
+
+    @nn.compact
+    def __call__(self, carry: chex.ArrayTree, inputs: chex.Array) -> tuple[chex.ArrayTree, chex.Array]:
+        """One step.
+
+        Args:
+          carry: from `initial_carry` or the previous step.
+          inputs: `[..., F]`, e.g. `rl2_inputs`.
+
+        Returns:
+          `(carry, q[..., A])`.
+        """
+        x = inputs
+        for width in self.torso_sizes:
+            x = self.activation(nn.Dense(width)(x))
+        cell = {"gru": nn.GRUCell, "lstm": nn.OptimizedLSTMCell}[self.cell](features=self.hidden_size)
+        carry, h = cell(carry, x)
+        return carry, nn.Dense(self.num_actions)(h)

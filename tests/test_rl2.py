@@ -1,0 +1,108 @@
+"""RL²'s pieces: the trial TD loss by hand, causality, the carry across episode ends, batching."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metaq_jax as mq
+from metaq_jax.algos import rl2
+from metaq_jax.networks import RecurrentQNetwork, rl2_inputs
+
+
+def linear_recurrent(w, carry, x):
+    """carry' = carry + x, q = carry' @ w: a recurrent "network" whose values are easy by hand."""
+    carry = carry + x
+    return carry, carry @ w
+
+
+def test_trial_td_loss_hand_computed_with_an_episode_end_inside_the_trial():
+    x = jnp.array([[1.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 3.0]])[:, None]  # [L=4, M=1, F=2]
+    # carries (1,0) (1,2) (3,2) (3,5); online Q = carry; target Q = (2 c0, c1)
+    transitions = mq.Transition(obs=x, action=jnp.array([[0], [1], [1], [0]]),
+                                reward=jnp.array([[1.0], [0.0], [2.0], [-1.0]]), next_obs=x,
+                                terminated=jnp.array([[False], [True], [False], [False]]),
+                                truncated=jnp.zeros((4, 1), bool))
+    trial = rl2.Trial(inputs=x, transitions=transitions)
+    # t0: online picks 1 at (1,2), target values it 2: 1 + 0.5·2 − Q(1,0)[0]=1 → δ 1
+    # t1, an episode's end, not cut: online picks 0 at (3,2), target 6: 0 + 0.5·6 − 2 → δ 1
+    # t2: online picks 1 at (3,5), target 5: 2 + 0.5·5 − 2 → δ 2.5
+    # t3, the trial's end, cut: −1 − Q(3,5)[0]=3 → δ −4
+    expected = 0.5 * np.mean(np.array([1.0, 1.0, 2.5, -4.0]) ** 2)
+    got = rl2.trial_td_loss(linear_recurrent, jnp.eye(2), jnp.array([[2.0, 0.0], [0.0, 1.0]]),
+                            jnp.zeros((1, 2)), trial, 0.5)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_no_output_depends_on_a_later_step(cell):
+    net = RecurrentQNetwork(num_actions=3, hidden_size=8, cell=cell, torso_sizes=(8,))
+    inputs = jax.random.normal(jax.random.key(0), (6, 2, 5))
+    params = net.init(jax.random.key(1), net.initial_carry((2,)), inputs[0])
+    q = rl2.unroll(net.apply, params, net.initial_carry((2,)), inputs)
+    for t in range(5):
+        changed = inputs.at[t + 1:].add(1.0)
+        q_changed = rl2.unroll(net.apply, params, net.initial_carry((2,)), changed)
+        np.testing.assert_array_equal(q_changed[: t + 1], q[: t + 1])
+        assert not np.allclose(q_changed[t + 1], q[t + 1])
+
+
+def _tabular_setup(length=12):
+    family = mq.make_family("tabular-mdp", episode_length=3)
+    net = RecurrentQNetwork(num_actions=family.num_actions, hidden_size=16, torso_sizes=(16,))
+    obs, _ = family.env.reset(jax.random.key(0), family.default_params)
+    features = obs.shape[-1] + family.num_actions + 2
+    params = net.init(jax.random.key(1), net.initial_carry((2,)), jnp.zeros((2, features)))
+    return family, net, params
+
+
+def test_the_carry_runs_across_episode_ends_and_restarts_with_each_trial():
+    family, net, params = _tabular_setup()
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    collect = jax.jit(lambda key: rl2.collect_trial(family.env, net.apply, params, net.initial_carry((2,)), task, key,
+                                                    num_envs=2, length=12, epsilon=0.0))
+    trial = collect(jax.random.key(2))
+    done = trial.transitions.terminated | trial.transitions.truncated
+    assert done.sum() == 8  # 3-step episodes: four per env in 12 steps, the last at the trial's end
+    # the input after an episode's end says so; the first input is the trial's start
+    np.testing.assert_array_equal(trial.inputs[1:, :, -1], done[:-1])
+    np.testing.assert_array_equal(trial.inputs[0, :, -1], 0.0)
+    # greedy actions are those of one uninterrupted unroll from the initial carry...
+    q = rl2.unroll(net.apply, params, net.initial_carry((2,)), trial.inputs)
+    np.testing.assert_array_equal(trial.transitions.action, jnp.argmax(q, -1))
+    # ...and a carry reset at each episode end would have acted otherwise: the test can tell
+    def reset_at_episode_ends(carry, xs):
+        x, start = xs
+        carry = jnp.where(start[:, None], net.initial_carry((2,)), carry)
+        return net.apply(params, carry, x)
+    starts = jnp.concatenate([jnp.ones((1, 2), bool), done[:-1]])
+    q_reset = jax.lax.scan(reset_at_episode_ends, net.initial_carry((2,)), (trial.inputs, starts))[1]
+    assert not np.allclose(q_reset, q)
+    # a new trial starts afresh: the same key gives the same trial
+    again = collect(jax.random.key(2))
+    np.testing.assert_array_equal(again.inputs, trial.inputs)
+
+
+def test_tasks_batched_equal_one_at_a_time():
+    family, net, params = _tabular_setup()
+    tasks, keys = family.test_tasks(3), jax.random.split(jax.random.key(3), 3)
+
+    def loss(theta, task, key):
+        trial = rl2.collect_trial(family.env, net.apply, theta, net.initial_carry((2,)), task, key,
+                                  num_envs=2, length=12, epsilon=0.3)
+        return rl2.trial_td_loss(net.apply, theta, params, net.initial_carry((2,)), trial, 0.9)
+
+    value_and_grad = jax.value_and_grad(loss)
+    batched = jax.jit(jax.vmap(value_and_grad, in_axes=(None, 0, 0)))(params, tasks, keys)
+    for i in range(3):
+        one = jax.jit(value_and_grad)(params, jax.tree.map(lambda x: x[i], tasks), keys[i])
+        np.testing.assert_allclose(batched[0][i], one[0], rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(batched[1]), jax.tree.leaves(one[1])):
+            np.testing.assert_allclose(a[i], b, rtol=1e-4, atol=1e-6)
+
+
+def test_rl2_inputs_layout():
+    x = rl2_inputs(jnp.array([[0.5, 0.25]]), jnp.array([-1]), jnp.array([0.0]), jnp.array([False]), 3)
+    np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    x = rl2_inputs(jnp.array([[0.5, 0.25]]), jnp.array([2]), jnp.array([1.5]), jnp.array([True]), 3)
+    np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 1.0, 1.5, 1.0]])
