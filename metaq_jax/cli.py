@@ -378,6 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     except NonFiniteError as error:  # training diverged: what happened and where to resume
         print(f"metaq: error: {error}", file=sys.stderr)
         sys.exit(1)
+    except BrokenPipeError:  # the reader of stdout went away (`metaq families | head`): not a bug
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet
+        sys.exit(1)
     except Exception:  # noqa: BLE001  (anything else is ours to fix: show it all)
         traceback.print_exc()
         print("metaq: internal error: this is a bug in metaq_jax, not in your input; please report it "

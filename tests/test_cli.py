@@ -320,3 +320,13 @@ def test_an_installed_entry_point_is_a_family(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "mine         my own three-armed bandit" in result.stdout.splitlines()
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error():
+    """`metaq families | head -1`: the closed pipe ends the command quietly, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "metaq_jax", "families"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().split()[0] == "acrobot"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) in (0, 1) and err == ""  # 0 if all was written before the close
