@@ -39,7 +39,7 @@ class TaskFamily:
       description: one line for listings.
       test_params: a fixed batch `[N]` of held-out tasks, returned by `test_tasks()` instead of
         the indexed ones: a paper's test set, or the held-out rows of a finite task set, each
-        once (`held_out_params`); `num_test_tasks` may be at most N.
+        once (`finite_tasks`); `num_test_tasks` may be at most N.
       oracle_return: `task -> []` the exact optimal expected return of one episode, where known.
       num_states: for tabular families, S: observations begin with a one-hot state `[S]`
         (0: a single state, as in a bandit); `None` for families with no tabular form.
@@ -169,17 +169,22 @@ def hold_out(choices: np.ndarray, every: int = 5) -> tuple[np.ndarray, np.ndarra
     return choices[~is_test], choices[is_test]
 
 
-def held_out_params(make_params: Callable[[chex.Array], EnvParams], rows: np.ndarray) -> EnvParams:
-    """The held-out tasks of a finite task set, each row once (not drawn with replacement).
+def finite_tasks(make_params: Callable[[chex.Array], EnvParams], rows: np.ndarray,
+                 **family_kwargs: Any) -> dict[str, Any]:
+    """The `TaskFamily` fields of a finite task set: every 5th row held out (`hold_out`) and
+    tested once each, the other rows drawn uniformly for training.
 
     Args:
       make_params: `row[...] -> EnvParams` of one task.
-      rows: `[N, ...]` the held-out rows (see `hold_out`).
+      rows: `[N, ...]` the enumerated tasks.
+      **family_kwargs: the caller's `TaskFamily` arguments, which win (e.g. fewer `num_test_tasks`).
 
     Returns:
-      `EnvParams` with a leading `[N]` axis, for `TaskFamily.test_params`.
+      `{"sample_params", "test_params" (the held-out rows, [N_test]), "num_test_tasks", **family_kwargs}`.
     """
-    return jax.vmap(make_params)(jnp.asarray(rows))
+    train, test = hold_out(rows)
+    return {"sample_params": lambda key: make_params(choose(key, train)),
+            "test_params": jax.vmap(make_params)(jnp.asarray(test)), "num_test_tasks": len(test), **family_kwargs}
 
 
 def choose(key: chex.PRNGKey, choices: np.ndarray) -> chex.Array:

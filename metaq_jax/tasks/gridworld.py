@@ -16,7 +16,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from metaq_jax.errors import InputError
-from metaq_jax.tasks.family import TaskFamily, check_positive_int, choose, held_out_params, hold_out
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, finite_tasks
 
 # up, right, down, left; numpy: a module-level jax array would start JAX's backend at import
 MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], np.int32)
@@ -178,18 +178,14 @@ def make_gridworld(size: int = 5, max_steps: int = 20, **family_kwargs: Any) -> 
     if size % 2 == 0:
         raise InputError(f"gridworld size = {size}: must be odd (the start is the centre cell)")
     env = GridWorld(size)
-    train_goals, test_goals = hold_out(env.goal_cells())
 
     def make_params(goal: chex.Array) -> EnvParams:
         return EnvParams(goal=goal, max_steps_in_episode=max_steps)
 
-    family_kwargs = {"num_test_tasks": len(test_goals), **family_kwargs}
     return TaskFamily(
         name="gridworld",
         env=env,
-        sample_params=lambda key: make_params(choose(key, train_goals)),
-        test_params=held_out_params(make_params, test_goals),
         num_states=size**2,
         description=f"{size}×{size} grid, goal cell per task (every 5th held out), one-hot cell observation",
-        **family_kwargs,
+        **finite_tasks(make_params, env.goal_cells(), **family_kwargs),
     )

@@ -15,7 +15,7 @@ from gymnax.environments import spaces
 from gymnax.environments.misc import meta_maze, point_robot
 
 from metaq_jax.errors import InputError
-from metaq_jax.tasks.family import TaskFamily, check_positive_int, choose, held_out_params, hold_out, uniform
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, finite_tasks, uniform
 from metaq_jax.tasks.nav2d import MOVES
 
 
@@ -84,18 +84,15 @@ def make_metamaze(maze_size: int = 9, max_steps: int = 200, **family_kwargs: Any
         raise InputError(f"metamaze maze_size = {maze_size}: must be odd")
     check_positive_int("metamaze", "max_steps", max_steps)
     env = FixedGoalMaze(maze_size=maze_size)
-    train_goals, test_goals = hold_out(env.goal_cells())
 
     def make_params(goal: chex.Array) -> MazeParams:
         # time normalised so the network sees a bounded input rather than the raw step count
         return MazeParams(goal=goal, normalize_time=True, max_steps_in_episode=max_steps)
 
-    family_kwargs = {"num_test_tasks": len(test_goals), **family_kwargs}
-    return TaskFamily(name="metamaze", env=env, sample_params=lambda key: make_params(choose(key, train_goals)),
-                      test_params=held_out_params(make_params, test_goals),
+    return TaskFamily(name="metamaze", env=env,
                       description=f"MetaMaze {maze_size}×{maze_size} (gymnax) with a fixed goal cell "
                                   f"per task, 4 actions",
-                      **family_kwargs)
+                      **finite_tasks(make_params, env.goal_cells(), **family_kwargs))
 
 
 @struct.dataclass

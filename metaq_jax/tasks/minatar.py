@@ -16,7 +16,7 @@ import numpy as np
 from gymnax.environments.minatar import asterix
 
 from metaq_jax.errors import InputError
-from metaq_jax.tasks.family import TaskFamily, check_positive_int, check_range, choose, held_out_params, hold_out
+from metaq_jax.tasks.family import TaskFamily, check_positive_int, check_range, finite_tasks
 
 
 def make_asterix(spawn_speed: tuple[int, int] = (4, 16), move_interval: tuple[int, int] = (2, 8),
@@ -47,16 +47,12 @@ def make_asterix(spawn_speed: tuple[int, int] = (4, 16), move_interval: tuple[in
     if len(pairs) < 2:
         raise InputError(f"asterix spawn_speed = {spawn_speed!r}, move_interval = {move_interval!r}: "
                          "must allow at least 2 settings, so that some can be held out for testing")
-    train_pairs, test_pairs = hold_out(pairs)
 
     def make_params(pair: chex.Array) -> asterix.EnvParams:
         return asterix.EnvParams(init_spawn_speed=pair[0], init_move_interval=pair[1],
                                  ramp_interval=jnp.int32(100), max_steps_in_episode=max_steps)
 
-    family_kwargs = {"num_test_tasks": len(test_pairs), **family_kwargs}
     return TaskFamily(name="asterix", env=asterix.MinAsterix(),
-                      sample_params=lambda key: make_params(choose(key, train_pairs)),
-                      test_params=held_out_params(make_params, test_pairs),
                       description="MinAtar Asterix with per-task spawn speed and move interval, "
                                   "[10,10,4] frames, 5 actions",
-                      **family_kwargs)
+                      **finite_tasks(make_params, pairs, **family_kwargs))
