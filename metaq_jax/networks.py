@@ -168,3 +168,86 @@ class RecurrentQNetwork(nn.Module):
         cell = {"gru": nn.GRUCell, "lstm": nn.OptimizedLSTMCell}[self.cell](features=self.hidden_size)
         carry, h = cell(carry, x)
         return carry, nn.Dense(self.num_actions)(h)
+
+
+class _CausalConvBlock(nn.Module):
+    """SNAIL's dense block: a kernel-2 causal convolution with dilation d, gated, concatenated.
+
+    `out_t = tanh(a_t) · σ(b_t)`, `(a, b) = W [x_{t-d}, x_t]` (zeros before the sequence), and
+    the block returns `[x, out]` along the features.
+    """
+
+    dilation: int
+    filters: int
+
+    @nn.compact
+    def __call__(self, x: chex.Array) -> chex.Array:
+        shifted = jnp.concatenate([jnp.zeros_like(x[: self.dilation]), x[: x.shape[0] - self.dilation]])
+        gates = nn.Dense(2 * self.filters)(jnp.concatenate([shifted, x], axis=-1))
+        return jnp.concatenate([x, jnp.tanh(gates[..., : self.filters]) * nn.sigmoid(gates[..., self.filters:])],
+                               axis=-1)
+
+
+class _CausalAttentionBlock(nn.Module):
+    """SNAIL's attention block: softmax attention of each step over itself and the steps before,
+    its read concatenated to the input."""
+
+    key_size: int
+    value_size: int
+
+    @nn.compact
+    def __call__(self, x: chex.Array) -> chex.Array:
+        queries, keys = nn.Dense(self.key_size)(x), nn.Dense(self.key_size)(x)  # [L, ..., K]
+        values = nn.Dense(self.value_size)(x)
+        logits = jnp.einsum("l...k,m...k->...lm", queries, keys) / jnp.sqrt(float(self.key_size))
+        length = x.shape[0]
+        causal = jnp.arange(length)[:, None] >= jnp.arange(length)[None, :]  # step l reads steps m ≤ l
+        weights = jax.nn.softmax(jnp.where(causal, logits, -jnp.inf), axis=-1)
+        return jnp.concatenate([x, jnp.einsum("...lm,m...v->l...v", weights, values)], axis=-1)
+
+
+class AttentionQNetwork(nn.Module):
+    """A SNAIL-style Q-network (Mishra et al. 2018) over a sequence: `inputs[L, ..., F] -> q[L, ..., A]`.
+
+    A `Dense` torso, then two rounds of a causal temporal-convolution stack (dilations 1, 2, 4, …
+    up to `max_length`) and a causally masked attention block, then a linear head. The value at
+    step t depends on the inputs of steps 0..t only, so a trial's Q-values can be read step by step
+    from one pass over the trial so far.
+
+    Attributes:
+      num_actions: A, the output size.
+      max_length: the longest sequence it is meant for; sets the dilations (1, 2, 4, … < max_length).
+      filters: the output features of each convolution.
+      key_size: the width of the attention keys and queries.
+      value_size: the width of the attention values.
+      torso_sizes: the widths of the `Dense` layers before the blocks.
+      activation: applied after each torso layer.
+    """
+
+    num_actions: int
+    max_length: int
+    filters: int = 16
+    key_size: int = 32
+    value_size: int = 32
+    torso_sizes: Sequence[int] = (32,)
+    activation: Callable = nn.relu
+
+    @nn.compact
+    def __call__(self, inputs: chex.Array) -> chex.Array:
+        """The Q-values at every step of a sequence.
+
+        Args:
+          inputs: `[L, ..., F]`, time first (e.g. `rl2_inputs` of a trial so far), L ≤ `max_length`.
+
+        Returns:
+          `[L, ..., A]` Q-values; row t uses inputs 0..t only.
+        """
+        x = inputs
+        for width in self.torso_sizes:
+            x = self.activation(nn.Dense(width)(x))
+        dilations = [2**i for i in range(max(1, (self.max_length - 1).bit_length()))]
+        for _ in range(2):
+            for dilation in dilations:
+                x = _CausalConvBlock(dilation, self.filters)(x)
+            x = _CausalAttentionBlock(self.key_size, self.value_size)(x)
+        return nn.Dense(self.num_actions)(x)

@@ -106,3 +106,20 @@ def test_rl2_inputs_layout():
     np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0]])
     x = rl2_inputs(jnp.array([[0.5, 0.25]]), jnp.array([2]), jnp.array([1.5]), jnp.array([True]), 3)
     np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 1.0, 1.5, 1.0]])
+
+
+def test_the_attention_network_is_causal():
+    """Perturb steps t+1.. of the sequence: the outputs of steps 0..t do not change, step t+1's does."""
+    from metaq_jax.networks import AttentionQNetwork
+
+    net = AttentionQNetwork(num_actions=3, max_length=8, filters=4, key_size=8, value_size=8, torso_sizes=(8,))
+    inputs = jax.random.normal(jax.random.key(0), (8, 2, 5))  # [L, M, F]
+    params = net.init(jax.random.key(1), inputs)
+    q = jax.jit(net.apply)(params, inputs)
+    assert q.shape == (8, 2, 3)
+    for t in range(7):
+        q_changed = jax.jit(net.apply)(params, inputs.at[t + 1:].add(1.0))
+        np.testing.assert_allclose(q_changed[: t + 1], q[: t + 1], rtol=0, atol=1e-6)
+        assert not np.allclose(q_changed[t + 1], q[t + 1])
+    # a prefix alone gives the same values as the whole sequence: read step by step in a trial
+    np.testing.assert_allclose(jax.jit(net.apply)(params, inputs[:5]), q[:5], rtol=1e-5, atol=1e-6)
