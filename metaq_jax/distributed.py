@@ -105,8 +105,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         jax.distributed.initialize(**settings, cluster_detection_method=method)
     except (ValueError, TypeError, RuntimeError) as error:
         first = (str(error).strip() or type(error).__name__).splitlines()[0]
-        given = ", ".join(f"{k}={v!r}" for k, v in {**settings, "cluster": method}.items() if v is not None)
-        raise InputError(f"jax.distributed.initialize({given}) failed: {first}") from None
+        described = ", ".join(f"{k}={v!r}" for k, v in {**settings, "cluster": method}.items() if v is not None)
+        raise InputError(f"jax.distributed.initialize({described}) failed: {first}") from None
     return True
 
 

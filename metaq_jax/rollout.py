@@ -140,6 +140,38 @@ def step_with_reset(env: "environment.Environment", step_keys: chex.PRNGKey, res
     return obs, next_state, reward, terminated, truncated, final_obs
 
 
+class RolloutStart(NamedTuple):
+    """Fresh environments of one task and every step's random numbers, drawn before the scan."""
+
+    obs: chex.Array  # [M, *obs]
+    state: chex.ArrayTree  # [M] environment states
+    per_step: tuple  # (ExplorationDraws [L, M], step keys [L, M], reset keys [L, M])
+
+
+def start_rollout(env: "environment.Environment", env_params: EnvParams, key: chex.PRNGKey, *, num_envs: int,
+                  length: int, num_actions: int, epsilon: chex.Numeric) -> RolloutStart:
+    """Reset `num_envs` environments and draw the random numbers of `length` steps in a few batched
+    draws: on a CPU a draw inside the scanned loop costs a loop of its own per step.
+
+    Args:
+      env: a gymnax environment.
+      env_params: one task's parameters (no batch axis).
+      key: consumed.
+      num_envs: M.
+      length: L.
+      num_actions: A.
+      epsilon: exploration rate.
+
+    Returns:
+      The `RolloutStart`; its `per_step` is the `xs` of a `lax.scan` over the L steps.
+    """
+    k_start, k_explore, k_step, k_reset = jax.random.split(key, 4)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
+    per_step = (exploration_draws(k_explore, (length, num_envs), num_actions, epsilon),
+                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
+    return RolloutStart(obs, state, per_step)
+
+
 def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, env_params: EnvParams,
             key: chex.PRNGKey, *, num_envs: int, length: int, epsilon: chex.Numeric) -> Transition:
     """Roll out ε-greedy on Q(params) in `num_envs` fresh environments of one task.
@@ -165,11 +197,8 @@ def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, e
       `Transition` with leading shape `[L, M]`.
     """
     params = jax.lax.stop_gradient(params)
-    k_start, k_explore, k_step, k_reset = jax.random.split(key, 4)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
-    num_actions = jax.eval_shape(apply_fn, params, obs).shape[-1]
-    per_step = (exploration_draws(k_explore, (length, num_envs), num_actions, epsilon),
-                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
+    start = start_rollout(env, env_params, key, num_envs=num_envs, length=length, num_actions=env.num_actions,
+                          epsilon=epsilon)
 
     def step(carry, xs):
         obs, state = carry
@@ -181,7 +210,7 @@ def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, e
                                 next_obs=final_obs, terminated=terminated, truncated=truncated)
         return (next_obs, state), transition
 
-    _, transitions = jax.lax.scan(step, (obs, state), per_step)
+    _, transitions = jax.lax.scan(step, (start.obs, start.state), start.per_step)
     return transitions
 
 

@@ -76,11 +76,9 @@ def collect_trial(env: "environment.Environment", apply_fn: RecurrentApplyFn, pa
       The `Trial`, `[L, M]`.
     """
     params = jax.lax.stop_gradient(params)
-    k_start, k_explore, k_step, k_reset = jax.random.split(key, 4)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), task)
     num_actions = env.num_actions
-    per_step = (rollout.exploration_draws(k_explore, (length, num_envs), num_actions, epsilon),
-                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
+    begin = rollout.start_rollout(env, task, key, num_envs=num_envs, length=length, num_actions=num_actions,
+                                  epsilon=epsilon)
 
     def step(carry, xs):
         obs, state, net_carry, prev_action, prev_reward, prev_done = carry
@@ -95,9 +93,9 @@ def collect_trial(env: "environment.Environment", apply_fn: RecurrentApplyFn, pa
                                 terminated=terminated, truncated=truncated)
         return (next_obs, state, net_carry, actions, reward, terminated | truncated), (inputs, transition)
 
-    start = (obs, state, initial_carry, jnp.full(num_envs, -1, jnp.int32), jnp.zeros(num_envs, jnp.float32),
-             jnp.zeros(num_envs, bool))
-    _, (inputs, transitions) = jax.lax.scan(step, start, per_step)
+    start = (begin.obs, begin.state, initial_carry, jnp.full(num_envs, -1, jnp.int32),
+             jnp.zeros(num_envs, jnp.float32), jnp.zeros(num_envs, bool))
+    _, (inputs, transitions) = jax.lax.scan(step, start, begin.per_step)
     return Trial(inputs=inputs, transitions=transitions)
 
 
