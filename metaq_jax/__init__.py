@@ -1,7 +1,7 @@
 """metaq_jax: meta-reinforcement learning built on Q-learning, in JAX.
 
-The public surface: task families, the differentiable inner loop, meta-learners as pure
-`(init, update)` pairs, and the pieces they are made of.
+The public surface: task families, the differentiable inner loop, meta-learners of every kind
+(gradient, memory) as pure `(init, update)` pairs with a `trial`, and the pieces they are made of.
 
 Importing does nothing but import: no JAX backend is started (gymnax and the family modules
 are imported when a family is built), no multi-host run is joined (call
@@ -13,12 +13,12 @@ from metaq_jax.algos import (MetaLearner, MetaQProblem, make_meta_learner, make_
                              make_problem, maml_loss)
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
-from metaq_jax.evaluate import AdaptationCurve, adaptation_curve, meta_test
+from metaq_jax.evaluate import Curve, adaptation_curve, meta_test, trial_curve
 from metaq_jax.inner import adapt
 from metaq_jax.losses import td_error, td_loss
-from metaq_jax.networks import QNetwork, make_q_network
+from metaq_jax.networks import AttentionQNetwork, QNetwork, RecurrentQNetwork, make_q_network
 from metaq_jax.protocol import markdown_table, run_protocol
-from metaq_jax.rollout import collect, episode_return, epsilon_greedy
+from metaq_jax.rollout import collect, episode_return, episode_returns, epsilon_greedy
 from metaq_jax.tasks import TaskFamily, list_families, make_family, register_family
 from metaq_jax.training import train
 from metaq_jax.types import MetaState, Metrics, Transition
@@ -33,9 +33,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "AdaptationCurve", "InputError", "MetaConfig", "MetaLearner", "MetaQProblem", "MetaState", "Metrics",
-    "QNetwork", "TaskFamily", "Transition", "adapt", "adaptation_curve", "cartpole_params",
-    "collect", "distributed", "episode_return", "epsilon_greedy", "list_families", "make_family",
-    "make_meta_learner", "make_optimizer", "make_problem", "make_q_network", "maml_loss", "markdown_table",
-    "meta_test", "register_family", "run_protocol", "td_error", "td_loss", "train", "training",
+    "AttentionQNetwork", "Curve", "InputError", "MetaConfig", "MetaLearner", "MetaQProblem", "MetaState",
+    "Metrics", "QNetwork", "RecurrentQNetwork", "TaskFamily", "Transition", "adapt", "adaptation_curve",
+    "cartpole_params", "collect", "distributed", "episode_return", "episode_returns", "epsilon_greedy",
+    "list_families", "make_family", "make_meta_learner", "make_optimizer", "make_problem", "make_q_network",
+    "maml_loss", "markdown_table", "meta_test", "register_family", "run_protocol", "td_error", "td_loss",
+    "train", "training", "trial_curve",
 ]

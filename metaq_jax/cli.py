@@ -71,6 +71,7 @@ class Protocol:
     # a saved config.json to start from; flags given on the command line override it
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     num_seeds: int = 1  # independent trials per held-out task
+    train_seeds: int = 1  # training runs (seeds seed, seed+1, ...), their trials pooled in every row
     out: str = "results"  # folder for protocol.json, protocol.md (the table) and protocol.png
 
 
@@ -213,7 +214,6 @@ def train(args: Train) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from metaq_jax import distributed, session
-    from metaq_jax.training import env_steps_per_update
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
     distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
@@ -221,8 +221,10 @@ def train(args: Train) -> None:
     run_dir = args.run_dir or runs.default_run_dir()
     run = session.prepare_run(config, run_dir, resume=args.resume)
     config, first = run.config, int(run.state.step)
-    print(f"metaq train: {config.algo} on {config.family}, {config.num_tasks} tasks × {config.num_envs} envs × "
-          f"{config.rollout_length} steps, K={config.inner_steps}, {jax.devices()[0].platform} mesh "
+    shape = (f"{config.rollout_length} steps, K={config.inner_steps}" if config.kind == "gradient"
+             else f"trials of {config.trial_episodes} episode(s)")
+    print(f"metaq train: {config.algo} ({config.kind}) on {config.family}, {config.num_tasks} tasks × "
+          f"{config.num_envs} envs × {shape}, {jax.devices()[0].platform} mesh "
           f"{distributed.mesh_shape(run.mesh)} ({config.devices} device(s) × {jax.process_count()} process(es)), "
           f"{'resuming at meta-step ' + str(first) if run.resumed else 'new run'} in {run_dir}")
     columns = [TextColumn("meta-step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -232,16 +234,16 @@ def train(args: Train) -> None:
         bar = progress.add_task("train", total=config.meta_steps, completed=first, info="compiling…")
 
         def on_step(step, m):
-            rate = env_steps_per_update(config) * (step + 1 - first) / (time.perf_counter() - start)
+            rate = run.learner.env_steps_per_update * (step + 1 - first) / (time.perf_counter() - start)
             progress.update(bar, completed=step + 1, info=(
                 f"loss {float(m.meta_loss):.3f}  return {float(m.pre_return):.1f} → "
                 f"{float(m.post_return):.1f}  {rate:,.0f} env steps/s"))
 
         result = session.train_run(run, args.options, on_step=on_step)
-    report = result.report
+    rows = result.report["protocols"]["trial"]["rows"]
+    episodes = lambda name: " → ".join(f"{m:.1f}" for m in rows[name]["mean"])  # noqa: E731
     print(f"done: {config.meta_steps - first} meta-steps in {time.perf_counter() - start:.0f} s; "
-          f"test return after {report['inner_steps'][-1]} inner steps {report['returns'][-1]:.1f} "
-          f"(random init {report['baselines']['random_init'][-1]:.1f}, 0 steps {report['returns'][0]:.1f}); "
+          f"held-out trial return per episode {episodes('meta-learned')} (random init {episodes('random_init')}); "
           f"run dir {os.path.abspath(run_dir)}")
 
 
@@ -273,14 +275,20 @@ def protocol(args: Protocol) -> None:
     from metaq_jax.plots import save_adaptation_plot
     from metaq_jax.protocol import markdown_table, run_protocol
     config = resolve_config(args.config, args.config_file)
-    if not isinstance(args.num_seeds, int) or args.num_seeds < 1:
-        raise InputError(f"--num-seeds = {args.num_seeds!r}: must be a positive integer")
+    for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
+        if not isinstance(value, int) or value < 1:
+            raise InputError(f"{flag} = {value!r}: must be a positive integer")
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn()) as progress:
-        bars = {name: progress.add_task(name, total=config.meta_steps) for name in ("meta", "pretrain")}
-        report = run_protocol(config, num_seeds=args.num_seeds,
-                              callback=lambda name, step, m: progress.update(bars[name], completed=step + 1))
+        total = config.meta_steps * args.train_seeds
+        bars = {name: progress.add_task(name, total=total) for name in ("meta", "pretrain")}
+
+        def advance(label, step, _):  # label "meta", or "meta/r" for training seed r > 0
+            name, _, run = label.partition("/")
+            progress.update(bars[name], completed=int(run or 0) * config.meta_steps + step + 1)
+
+        report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
     report["config"] = config.to_dict()
     table = markdown_table(report)
     with open(os.path.join(args.out, "protocol.json"), "w") as f:

@@ -7,10 +7,20 @@ from typing import Any
 from metaq_jax.errors import InputError
 from metaq_jax.tasks.registry import list_families  # names only: builds and imports no family
 
-ALGOS = ("maml", "fomaml", "reptile", "pretrain")
+KINDS = {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient", "rl2": "memory"}
+"""The kind of meta-learner each algo is: gradient (adapts by inner SGD steps) or memory (by its state)."""
+ALGOS = tuple(KINDS)
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
-NETWORKS = ("mlp", "tabular")
+NETWORKS = {"gradient": ("mlp", "tabular"), "memory": ("mlp", "attention")}
+"""The networks each kind may use; a memory learner's "mlp" is an MLP torso before its recurrent `cell`."""
+CELLS = ("gru", "lstm")
+KIND_FIELDS = {
+    "gradient": ("inner_steps", "inner_lr", "rollout_length", "support_epsilon", "remat", "meta_sgd",
+                 "meta_sgd_lr", "step_losses", "adapt_every"),
+    "memory": ("cell", "cell_size"),
+}
+"""Fields only one kind reads: any other kind must leave them at their defaults."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
 SCALE_FIELDS = ("devices", "task_batch")
 
@@ -23,7 +33,7 @@ class MetaConfig:
     """
 
     family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
-    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline)
+    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory)
     num_tasks: int = 16  # T: tasks per meta-batch
     inner_steps: int = 1  # K: SGD steps of adaptation per task
     inner_lr: float = 0.3  # α: inner SGD step size
@@ -38,13 +48,17 @@ class MetaConfig:
     eval_epsilon: float = 0.0  # ε of the rollouts that measure returns at meta-test time
     gamma: float = 0.2  # discount γ of the TD target
     target_update_period: int = 10  # meta-steps between copies of θ into the target network
-    network: str = "mlp"  # mlp | tabular (a Q-table over one-hot states, for tabular families)
+    network: str = "mlp"  # mlp | tabular (Q-table; gradient kind) | attention (SNAIL; rl2); rl2's mlp feeds its cell
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers
     activation: str = "relu"  # relu | tanh | gelu | silu
     remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
     meta_sgd: bool = False  # learn a per-parameter inner lr (Meta-SGD), starting at inner_lr
     meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs
     step_losses: bool = False  # meta-loss: mean of the query losses after each inner step 1..K (MAML++)
+    trial_episodes: int = 2  # E: episodes of a trial on one task (meta-test of every kind; rl2 trains on trials)
+    adapt_every: int = 0  # gradient kind, in a trial: env steps between adaptations; 0: one episode length
+    cell: str = "gru"  # rl2's recurrent cell: gru | lstm
+    cell_size: int = 64  # rl2's recurrent cell width
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
@@ -53,12 +67,16 @@ class MetaConfig:
         if isinstance(self.hidden_sizes, list):  # JSON round trip gives a list
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         _check_choice("algo", self.algo, ALGOS)
+        self._check_kind_fields()
         _check_choice("outer_optimizer", self.outer_optimizer, OPTIMIZERS)
         _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("network", self.network, NETWORKS)
+        _check_choice("network", self.network, NETWORKS[self.kind])
+        _check_choice("cell", self.cell, CELLS)
         _check_family(self.family)
-        for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period"):
+        for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
+                     "trial_episodes", "cell_size"):
             _check_int(name, getattr(self, name), minimum=1)
+        _check_int("adapt_every", self.adapt_every, minimum=0)
         _check_int("inner_steps", self.inner_steps, minimum=0)
         _check_int("seed", self.seed, minimum=0)
         _check_int("devices", self.devices, minimum=0)
@@ -85,6 +103,48 @@ class MetaConfig:
         if self.step_losses and (self.algo not in ("maml", "fomaml") or self.inner_steps == 0):
             raise InputError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
                              f"(got algo {self.algo}, inner_steps {self.inner_steps})")
+
+    @property
+    def kind(self) -> str:
+        """The kind of meta-learner `algo` is.
+
+        Returns:
+          `"gradient"` or `"memory"` (`KINDS`).
+        """
+        return KINDS[self.algo]
+
+    def _check_kind_fields(self) -> None:
+        """Refuse a field of another kind set away from its default (checked before its value)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for kind, names in KIND_FIELDS.items():
+            if kind == self.kind:
+                continue
+            for name in names:
+                if getattr(self, name) != defaults[name]:
+                    raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
+                                     f"(a {self.kind} learner; {name} is for {kind} learners); leave it at "
+                                     f"{defaults[name]!r}")
+        for name in ("cell", "cell_size"):
+            if self.network == "attention" and getattr(self, name) != defaults[name]:
+                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network 'attention' "
+                                 f"(SNAIL has no recurrent cell); leave it at {defaults[name]!r}")
+
+    def for_algo(self, algo: str) -> "MetaConfig":
+        """This config for another algo: the fields the new algo's kind does not use back at defaults.
+
+        Args:
+          algo: one of `ALGOS`.
+
+        Returns:
+          The validated config (a memory learner's attention network becomes an MLP for a
+          gradient learner).
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        kind = KINDS.get(algo)
+        changes = {name: defaults[name] for k, names in KIND_FIELDS.items() if k != kind for name in names}
+        if self.network not in NETWORKS.get(kind, ()):
+            changes["network"] = defaults["network"]
+        return self.replace(algo=algo, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, ready for JSON.

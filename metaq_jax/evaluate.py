@@ -1,35 +1,61 @@
-"""Meta-test: returns on held-out tasks after 0..K inner steps, with 95% confidence intervals."""
+"""Meta-test on held-out tasks, with 95% confidence intervals, under two protocols.
+
+- `trial` (every kind): E episodes on one fixed task while the learner adapts as its kind does;
+  the return of episode 1..E and the trial's total.
+- `inner_steps` (gradient kind, MAML's protocol): the return after 0..K inner steps on a support
+  batch.
+
+A report holds one section per protocol the learner has: `{"x", "points", "rows"}`, each row
+`{"mean", "ci95"}` over the points (and, in a trial, `"total"`, `"total_ci95"`).
+"""
 
 from typing import NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from metaq_jax.algos.base import MetaLearner
-from metaq_jax.types import EnvParams, Params
+from metaq_jax.errors import InputError
+from metaq_jax.types import EnvParams, MetaState, Params
+
+PROTOCOLS = {"trial": "episode", "inner_steps": "inner steps"}
+"""Each protocol's x-axis: the episodes of a trial, or the inner steps taken."""
+LEARNED = "meta-learned"
+"""The row of the learner under test; the other rows are baselines."""
+RANDOM_INIT_SEED = 12345
+"""Seeds the random initialisation every report compares against."""
 
 
-class AdaptationCurve(NamedTuple):
-    """Return after 0..K inner steps over N = tasks × seeds trials.
+class Curve(NamedTuple):
+    """Returns at P points (inner steps, or episodes of a trial) over N = tasks × seeds trials.
 
     Attributes:
-      mean: `[K + 1]` mean return after k = 0..K inner steps.
-      ci95: `[K + 1]` half-width of the normal 95% interval of the mean (0 when N = 1).
-      returns: `[N, K + 1]` every trial's returns.
+      mean: `[P]` mean return at each point.
+      ci95: `[P]` half-width of the normal 95% interval of the mean (0 when N = 1).
+      returns: `[N, P]` every trial's returns.
     """
 
-    mean: chex.Array  # [K + 1]
-    ci95: chex.Array  # [K + 1] half-width of the normal 95% interval of the mean
-    returns: chex.Array  # [N, K + 1]
+    mean: chex.Array  # [P]
+    ci95: chex.Array  # [P] half-width of the normal 95% interval of the mean
+    returns: chex.Array  # [N, P]
+
+
+def _per_task_seed(fn, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
+    """`fn(task, key) -> [P]` on every task S times, jitted and vmapped: `[S × T, P]`."""
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    keys = jax.random.split(key, (num_seeds, num_tasks))
+    returns = jax.jit(jax.vmap(jax.vmap(fn), in_axes=(None, 0)))(tasks, keys)
+    return returns.reshape(num_seeds * num_tasks, -1)
 
 
 def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
-                     num_steps: int, num_seeds: int = 1) -> AdaptationCurve:
-    """Adapt `params` on each of the `[T]` `tasks`, `num_seeds` times, and measure returns.
+                     num_steps: int, num_seeds: int = 1) -> Curve:
+    """MAML's protocol: adapt `params` on each of the `[T]` `tasks`, `num_seeds` times, measure returns.
 
     Args:
-      learner: supplies `evaluate(params, task_params, key, num_steps)`.
+      learner: a gradient learner; supplies `evaluate(params, task_params, key, num_steps)`.
       params: the starting point (meta-learned, or any baseline's).
       tasks: task parameters with a leading `[T]` axis, e.g. `family.test_tasks()`.
       key: consumed; the same key gives the same support and evaluation rollouts to every
@@ -38,27 +64,47 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
       num_seeds: S independent trials per task.
 
     Returns:
-      The curve over N = S × T trials.
+      The curve over N = S × T trials at 0..K inner steps.
+
+    Raises:
+      InputError: the learner is not of the gradient kind.
     """
-    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
-    keys = jax.random.split(key, (num_seeds, num_tasks))
-    per_task = jax.vmap(lambda t, k: learner.evaluate(params, t, k, num_steps))
-    returns = jax.jit(jax.vmap(per_task, in_axes=(None, 0)))(tasks, keys).reshape(-1, num_steps + 1)
-    return summarize(returns)
+    if learner.evaluate is None:
+        raise InputError(f"the inner-steps protocol needs a gradient learner; this one is of the {learner.kind} kind "
+                         "(use trial_curve)")
+    return summarize(_per_task_seed(lambda t, k: learner.evaluate(params, t, k, num_steps), tasks, key, num_seeds))
 
 
-def summarize(returns: chex.Array) -> AdaptationCurve:
-    """Mean and normal 95% interval half-width over the trials of `returns[N, K + 1]`.
+def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
+                num_episodes: int, num_seeds: int = 1) -> Curve:
+    """The trial protocol: a trial of E episodes on each of the `[T]` `tasks`, `num_seeds` times.
 
     Args:
-      returns: `[N, K + 1]` one row per trial.
+      learner: any learner; supplies `trial(state, task_params, key, num_episodes)`.
+      state: the learner's state (meta-learned, or any baseline's).
+      tasks: task parameters with a leading `[T]` axis.
+      key: consumed; the same key gives every state the same environments' random numbers.
+      num_episodes: E.
+      num_seeds: S independent trials per task.
+
+    Returns:
+      The curve over N = S × T trials at episodes 1..E.
+    """
+    return summarize(_per_task_seed(lambda t, k: learner.trial(state, t, k, num_episodes), tasks, key, num_seeds))
+
+
+def summarize(returns: chex.Array) -> Curve:
+    """Mean and normal 95% interval half-width over the trials of `returns[N, P]`.
+
+    Args:
+      returns: `[N, P]` one row per trial.
 
     Returns:
       The curve; its `ci95` is 1.96 × the standard error (sample std, ddof 1), or zeros when N = 1.
     """
     n = returns.shape[0]
     ci95 = 1.96 * jnp.std(returns, axis=0, ddof=1) / jnp.sqrt(n) if n > 1 else jnp.zeros(returns.shape[1])
-    return AdaptationCurve(mean=jnp.mean(returns, axis=0), ci95=ci95, returns=returns)
+    return Curve(mean=jnp.mean(returns, axis=0), ci95=ci95, returns=returns)
 
 
 def as_list(values: chex.Array) -> list[float]:
@@ -73,30 +119,116 @@ def as_list(values: chex.Array) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def meta_test(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
-              num_steps: int, num_seeds: int = 1, baseline_seed: int = 12345) -> dict:
-    """The meta-test report: `params` against a random initialisation, same tasks, same keys.
+def curve_row(returns: chex.Array, *, total: bool) -> dict:
+    """One row of a report section from every trial's returns `[N, P]`.
 
     Args:
-      learner: supplies `init` (for the random initialisation) and `evaluate`.
-      params: the meta-learned starting point.
+      returns: `[N, P]`.
+      total: also give the mean and interval of each trial's sum over the points (a trial's total).
+
+    Returns:
+      `{"mean", "ci95"}` lists over the points, with `"total"` and `"total_ci95"` when asked.
+    """
+    curve = summarize(jnp.asarray(returns))
+    row = {"mean": as_list(curve.mean), "ci95": as_list(curve.ci95)}
+    if total:
+        whole = summarize(jnp.sum(curve.returns, axis=1, keepdims=True))
+        row.update(total=as_list(whole.mean)[0], total_ci95=as_list(whole.ci95)[0])
+    return row
+
+
+def constant_returns(per_trial: chex.Array, num_points: int) -> np.ndarray:
+    """A strategy that does not adapt across points: its per-trial return at every point, `[N, P]`.
+
+    Args:
+      per_trial: `[N]` (or any shape, flattened) one return per trial.
+      num_points: P.
+
+    Returns:
+      `[N, P]`.
+    """
+    return np.repeat(np.asarray(per_trial).reshape(-1, 1), num_points, axis=1)
+
+
+def section(protocol: str, num_points: int) -> dict:
+    """An empty report section of `protocol` over its points.
+
+    Args:
+      protocol: a key of `PROTOCOLS`.
+      num_points: E episodes (points 1..E) or K inner steps (points 0..K).
+
+    Returns:
+      `{"x": label, "points": [...], "rows": {}}`.
+    """
+    points = list(range(1, num_points + 1)) if protocol == "trial" else list(range(num_points + 1))
+    return {"x": PROTOCOLS[protocol], "points": points, "rows": {}}
+
+
+def add_rows(report: dict, protocol: str, rows: dict[str, chex.Array]) -> dict:
+    """Add `name -> returns[N, P]` rows to the report's `protocol` section, where it has one.
+
+    Args:
+      report: a `meta_test` report; changed in place.
+      protocol: a key of `PROTOCOLS`.
+      rows: `name -> [N, P]` returns of every trial at the section's points.
+
+    Returns:
+      `report` itself.
+    """
+    target = report["protocols"].get(protocol)
+    if target is not None:
+        for name, returns in rows.items():
+            target["rows"][name] = curve_row(returns, total=protocol == "trial")
+    return report
+
+
+def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
+                    num_episodes: int, num_steps: int, num_seeds: int) -> dict[str, chex.Array]:
+    """Every protocol `learner` has, from `state`: `protocol -> returns[N, P]`.
+
+    Args:
+      learner: any learner.
+      state: its state.
+      tasks: `[T]` task parameters.
+      key: consumed, the same for every protocol.
+      num_episodes: E of the trial.
+      num_steps: K of the inner-steps protocol (gradient kind only).
+      num_seeds: S trials per task.
+
+    Returns:
+      `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner.
+    """
+    out = {"trial": trial_curve(learner, state, tasks, key, num_episodes=num_episodes, num_seeds=num_seeds).returns}
+    if learner.evaluate is not None:
+        out["inner_steps"] = adaptation_curve(learner, state.params, tasks, key, num_steps=num_steps,
+                                              num_seeds=num_seeds).returns
+    return out
+
+
+def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
+              num_episodes: int, num_steps: int, num_seeds: int = 1, baseline_seed: int = RANDOM_INIT_SEED) -> dict:
+    """The meta-test report: `state` against a random initialisation, same tasks, same keys.
+
+    Args:
+      learner: any learner; its `init` gives the random initialisation.
+      state: the meta-learned state.
       tasks: task parameters with a leading `[T]` axis, e.g. `family.test_tasks()`.
-      key: consumed; the same for both curves, so they are paired.
-      num_steps: K.
+      key: consumed; the same for both, so they are paired.
+      num_episodes: E, the episodes of a trial.
+      num_steps: K of the inner-steps protocol (gradient learners).
       num_seeds: S independent trials per task.
       baseline_seed: seeds the random initialisation.
 
     Returns:
-      A JSON-ready dict: `inner_steps` (0..K), `returns` and `ci95` of `params`, and
-      `baselines` / `baselines_ci95` keyed by name (`random_init`).
+      A JSON-ready dict `{"kind", "protocols": {protocol: section}}` with rows `meta-learned` and
+      `random_init` in each section.
     """
-    meta = adaptation_curve(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    random_params = learner.init(jax.random.key(baseline_seed)).params
-    rand = adaptation_curve(learner, random_params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    return {
-        "inner_steps": list(range(num_steps + 1)),
-        "returns": as_list(meta.mean),
-        "ci95": as_list(meta.ci95),
-        "baselines": {"random_init": as_list(rand.mean)},
-        "baselines_ci95": {"random_init": as_list(rand.ci95)},
-    }
+    sizes = {"trial": num_episodes, "inner_steps": num_steps}
+    learned = learner_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
+                              num_seeds=num_seeds)
+    rand = learner_returns(learner, learner.init(jax.random.key(baseline_seed)), tasks, key,
+                           num_episodes=num_episodes, num_steps=num_steps, num_seeds=num_seeds)
+    report = {"kind": learner.kind, "protocols": {name: section(name, sizes[name]) for name in learned}}
+    for name in learned:
+        add_rows(report, name, {LEARNED: learned[name], "random_init": rand[name]})
+    return report

@@ -53,7 +53,8 @@ def double_td_error(q_tm1: chex.Array, a_tm1: chex.Array, r_t: chex.Array, disco
 
 
 def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params | None, batch: Transition,
-            gamma: float, *, q_t: chex.Array | None = None, double_q: bool = False) -> chex.Array:
+            gamma: float, *, q_t: chex.Array | None = None, double_q: bool = False,
+            weights: chex.Array | None = None) -> chex.Array:
     """Mean of `0.5 * td_error²` (or `double_td_error²`) over transitions of any leading shape.
 
     The target network's parameters are an argument of their own, not a `stop_gradient` of
@@ -69,6 +70,8 @@ def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params | None, bat
         do not depend on `params`, so an inner loop computes them once, not at every step.
       double_q: bootstrap from the target network's value of the online network's greedy
         action (`double_td_error`) instead of the target network's maximum.
+      weights: `[...]` a weight per transition (e.g. 0 for slots of a buffer not yet filled);
+        the loss is then their weighted mean (0 when they are all 0). None: every transition counts once.
 
     Returns:
       `[]` the loss.
@@ -85,4 +88,8 @@ def td_loss(apply_fn: ApplyFn, params: Params, target_params: Params | None, bat
         errors = jax.vmap(double_td_error)(*per_transition, selector)
     else:
         errors = jax.vmap(td_error)(*per_transition)
-    return 0.5 * jnp.mean(jnp.square(errors))
+    if weights is None:
+        return 0.5 * jnp.mean(jnp.square(errors))
+    weights = weights.reshape(-1).astype(errors.dtype)
+    total = jnp.sum(weights)
+    return 0.5 * jnp.sum(weights * jnp.square(errors)) / jnp.where(total > 0, total, 1.0)

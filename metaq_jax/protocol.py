@@ -1,14 +1,19 @@
-"""The meta-test protocol: a meta-learned start against honest baselines on held-out tasks.
+"""The meta-test protocol: a meta-learned learner against honest baselines on held-out tasks.
 
-Baselines, each under the same inner-step budget on the same test tasks and keys:
-  random_init   a fresh initialisation, then the same K inner steps;
+Every learner is reported under the trial protocol (episodes 1..E of a trial on one task, the
+learner adapting as its kind does); gradient learners also under MAML's (0..K inner steps on a
+support batch). Baselines, each on the same test tasks with the same keys:
+  random_init   a fresh initialisation of the same learner;
   pretrain      multi-task Q-learning on the same training tasks for the same number of
-                environment steps (`algo="pretrain"`), then the same K inner steps;
-  oracle        the family's exact optimal return, where it has one (a ceiling);
+                meta-steps (`algo="pretrain"`), then fine-tuned by inner steps as a gradient
+                learner is (pretrain + fine-tune);
+  oracle        the family's exact optimal return per episode, where it has one (a ceiling);
   oracle_learned  elsewhere, a Q-learner trained on each test task alone (`metaq_jax.oracle`);
-  ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families.
+  ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families (each episode
+                played afresh).
 """
 
+import time
 from typing import Callable
 
 import jax
@@ -17,36 +22,39 @@ import numpy as np
 from metaq_jax import baselines, oracle
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
-from metaq_jax.evaluate import adaptation_curve, as_list, meta_test, summarize
+from metaq_jax.evaluate import LEARNED, RANDOM_INIT_SEED, add_rows, constant_returns, learner_returns, section
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 from metaq_jax.training import train
-from metaq_jax.types import EnvParams, Metrics, Params
+from metaq_jax.types import EnvParams, MetaState, Metrics
 
 MIN_EVAL_STEPS = 3
-"""The fewest inner steps a report's curves run to, whatever `config.inner_steps` is."""
+"""The fewest inner steps a report's inner-steps curves run to, whatever `config.inner_steps` is."""
+PROTOCOL_NOTES = {
+    "trial": "a trial of E episodes on each held-out task; the learner adapts as its kind does (gradient: K "
+             "inner steps on the trial's data every adapt_every env steps; memory: its state)",
+    "inner_steps": "MAML's protocol: the return after 0..K inner steps on a support batch (gradient kind)",
+}
+"""What each protocol is, for the reports' headings."""
 
 
-def pretrain_config(config: MetaConfig) -> MetaConfig:
-    """The pretraining baseline's config: the same budget and inner loop, no meta-objective.
+def pretrain_config(config: MetaConfig, family: TaskFamily) -> MetaConfig:
+    """The pretraining baseline's config: the same budget, multi-task Q-learning, no meta-objective.
 
     Args:
-      config: the meta-learner's config.
+      config: the meta-learner's config, of any kind.
+      family: its family (a memory learner's trial length sets the rollouts').
 
     Returns:
-      `config` with `algo="pretrain"` and Meta-SGD and step losses off.
+      `config` as `algo="pretrain"`: Meta-SGD and step losses off, other kinds' fields at
+      defaults; for a memory learner, rollouts as long as its trials (E × H steps).
     """
-    return config.replace(algo="pretrain", meta_sgd=False, step_losses=False)
+    if config.kind == "gradient":
+        return config.replace(meta_sgd=False, step_losses=False).for_algo("pretrain")
+    return config.for_algo("pretrain").replace(rollout_length=config.trial_episodes * family.episode_length)
 
 
-def _constant(per_trial: jax.Array, num_steps: int) -> tuple[list, list]:
-    """A baseline that does not adapt: its mean and CI at every step count."""
-    curve = summarize(np.repeat(np.asarray(per_trial).reshape(-1, 1), num_steps + 1, axis=1))
-    return as_list(curve.mean), as_list(curve.ci95)
-
-
-def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_steps: int,
-                    num_seeds: int) -> dict[str, tuple[list, list]]:
+def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_seeds: int) -> dict[str, np.ndarray]:
     """Baselines that do not depend on learned parameters: oracle, bandit strategies.
 
     Args:
@@ -54,17 +62,17 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
         bandit strategies, on `BernoulliBandit` only: they assume 0/1 rewards).
       tasks: task parameters with a leading `[T]` axis.
       key: consumed by the bandit strategies; split per (seed, task).
-      num_steps: K; each curve is constant over 0..K inner steps.
-      num_seeds: S, trials per task of the bandit strategies.
+      num_seeds: S, trials per task.
 
     Returns:
-      `name -> (mean, ci95)`, each a list over 0..K inner steps.
+      `name -> [S × T]` the return of one episode per trial, seed-major (the oracle's repeated
+      over seeds).
     """
     from metaq_jax.tasks.bandit import BernoulliBandit  # not at import: gymnax starts JAX's backend
 
     out = {}
     if family.oracle_return is not None:
-        out["oracle"] = _constant(jax.vmap(family.oracle_return)(tasks), num_steps)
+        out["oracle"] = np.tile(np.asarray(jax.vmap(family.oracle_return)(tasks)), num_seeds)
     if type(family.env) is BernoulliBandit:  # not its Gaussian subclass: these assume 0/1 rewards
         num_tasks = tasks.arm_means.shape[0]
         num_pulls = int(np.asarray(tasks.max_steps_in_episode)[0])
@@ -72,104 +80,183 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
         for name, policy in baselines.BANDIT_POLICIES.items():
             play = jax.vmap(jax.vmap(lambda k, means: baselines.play(policy, k, means, num_pulls)),
                             in_axes=(0, None))
-            out[name] = _constant(jax.jit(play)(keys, tasks.arm_means), num_steps)
+            out[name] = np.asarray(jax.jit(play)(keys, tasks.arm_means)).reshape(-1)
     return out
 
 
-def protocol_report(config: MetaConfig, family: TaskFamily, params: Params, pretrained: Params,
-                    key: jax.Array, *, num_seeds: int = 1,
-                    oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict:
-    """The full meta-test of meta-learned `params` beside every baseline; a JSON-ready dict.
-
-    K is `max(MIN_EVAL_STEPS, config.inner_steps)`; every curve is on `family.test_tasks()`
-    with the same key.
+def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
+    """Add baselines that do not adapt (one return per trial) to every section of `report`.
 
     Args:
-      config: the meta-learner's config.
+      report: a `meta_test` report; changed in place.
+      named: `name -> [N]` one episode's return per trial.
+
+    Returns:
+      `report` itself.
+    """
+    for protocol, part in report["protocols"].items():
+        add_rows(report, protocol, {name: constant_returns(per_trial, len(part["points"]))
+                                    for name, per_trial in named.items()})
+    return report
+
+
+def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, pretrained: MetaState,
+                     key: jax.Array, *, num_seeds: int = 1,
+                     oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict[str, dict[str, np.ndarray]]:
+    """Every trial's returns of a meta-learned `state` and of every baseline, per protocol.
+
+    E is `config.trial_episodes`; K is `max(MIN_EVAL_STEPS, config.inner_steps)`; every curve is
+    on `family.test_tasks()` with the same key.
+
+    Args:
+      config: the meta-learner's config, of any kind.
       family: the task family `config.family` names.
-      params: the meta-learned parameters.
-      pretrained: the pretraining baseline's parameters (`pretrain_config(config)`).
+      state: the meta-learned state.
+      pretrained: the pretraining baseline's state (`pretrain_config(config, family)`).
       key: consumed; shared by every curve, so they are paired.
       num_seeds: S, trials per test task.
       oracle_budget: the learned oracle's training, for families with no exact oracle.
 
     Returns:
-      A JSON-ready dict with keys family, algo, inner_steps (0..K), returns, ci95, baselines
-      and baselines_ci95 (name -> list over inner steps).
+      `protocol -> name -> returns[S × T, P]`: the trial protocol, and for a gradient learner the
+      inner-steps one; rows meta-learned, random_init, pretrain and the fixed baselines.
     """
-    num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
-    tasks = family.test_tasks()
+    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
+                 num_seeds=num_seeds)
+    tasks, pre_config = family.test_tasks(), pretrain_config(config, family)
     learner = make_meta_learner(config, family)
-    report = {"family": config.family, "algo": config.algo,
-              **meta_test(learner, params, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
-    pre_learner = make_meta_learner(pretrain_config(config), family)
-    pre = adaptation_curve(pre_learner, pretrained, tasks, key, num_steps=num_steps, num_seeds=num_seeds)
-    named = {"pretrain": (as_list(pre.mean), as_list(pre.ci95)),
-             **fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=num_seeds)}
+    random_init = learner.init(jax.random.key(RANDOM_INIT_SEED))
+    rows = {"learned": learner_returns(learner, state, tasks, key, **sizes),
+            "random_init": learner_returns(learner, random_init, tasks, key, **sizes),
+            "pretrain": learner_returns(make_meta_learner(pre_config, family), pretrained, tasks, key, **sizes)}
+    fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
     if family.oracle_return is None:
-        problem = make_problem(pretrain_config(config), family)
-        returns = oracle.learned_oracle_returns(problem, problem.init_params(key), tasks, key, num_seeds=num_seeds,
-                                                budget=oracle_budget)
-        named["oracle_learned"] = _constant(returns, num_steps)
-    return add_baselines(report, named)
+        problem = make_problem(pre_config, family)
+        fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
+            problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
+    out = {}
+    for protocol, learned in rows["learned"].items():
+        points = learned.shape[1]
+        out[protocol] = {LEARNED: np.asarray(learned), "random_init": np.asarray(rows["random_init"][protocol]),
+                         "pretrain": np.asarray(rows["pretrain"][protocol]),
+                         **{name: constant_returns(r, points) for name, r in fixed.items()}}
+    return out
 
 
-def add_baselines(report: dict, named: dict[str, tuple[list, list]]) -> dict:
-    """`report` with each `name -> (mean, ci95)` added to its `baselines` / `baselines_ci95`.
+def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]]) -> dict:
+    """The JSON-ready report of `protocol_returns`' arrays (pooled over training seeds, or not).
 
     Args:
-      report: a `meta_test` report; changed in place.
-      named: `name -> (mean, ci95)`, lists over the report's inner steps.
+      config: the meta-learner's config.
+      returns: `protocol -> name -> [N, P]`.
 
     Returns:
-      `report` itself.
+      `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`).
     """
-    for name, (mean, ci95) in named.items():
-        report["baselines"][name] = mean
-        report["baselines_ci95"][name] = ci95
+    report = {"family": config.family, "algo": config.algo, "kind": config.kind,
+              "protocols": {protocol: section(protocol, rows[LEARNED].shape[1] - (protocol == "inner_steps"))
+                            for protocol, rows in returns.items()}}
+    for protocol, rows in returns.items():
+        add_rows(report, protocol, rows)
     return report
 
 
-def run_protocol(config: MetaConfig, *, num_seeds: int = 1,
+def protocol_report(config: MetaConfig, family: TaskFamily, state: MetaState, pretrained: MetaState,
+                    key: jax.Array, *, num_seeds: int = 1,
+                    oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict:
+    """The full meta-test of a meta-learned `state` beside every baseline; a JSON-ready dict.
+
+    Args:
+      config: the meta-learner's config, of any kind.
+      family: the task family `config.family` names.
+      state: the meta-learned state.
+      pretrained: the pretraining baseline's state (`pretrain_config(config, family)`).
+      key: consumed; shared by every curve, so they are paired.
+      num_seeds: S, trials per test task.
+      oracle_budget: the learned oracle's training, for families with no exact oracle.
+
+    Returns:
+      `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`), each section with
+      the rows meta-learned, random_init, pretrain and the fixed baselines.
+    """
+    returns = protocol_returns(config, family, state, pretrained, key, num_seeds=num_seeds,
+                               oracle_budget=oracle_budget)
+    return report_from_returns(config, returns)
+
+
+def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
                  callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
+
+    With several training seeds every row pools the trials of every seed's run, so its interval
+    covers the spread over training runs as well as over tasks.
 
     Args:
       config: the meta-learner's config; its family, budget and seed serve both trainings.
       num_seeds: S, trials per test task.
-      callback: `callback(name, step, metrics)` sees every step of both trainings, `name`
-        being `"meta"` or `"pretrain"`.
+      train_seeds: R training runs, seeds `config.seed .. config.seed + R - 1`, run r evaluated
+        with key `config.seed + r + 1`.
+      callback: `callback(name, step, metrics)` sees every step of every training, `name`
+        being `"meta"` or `"pretrain"` (seed r > 0: `"meta/r"`, `"pretrain/r"`).
 
     Returns:
-      `protocol_report`'s dict, evaluated with key `config.seed + 1`.
+      `report_from_returns`' dict over R × S × T trials, with `training`: the seeds, each
+      learner's total training seconds and its environment steps per training run.
 
     Raises:
       InputError: `config.family` names no family.
     """
     family = make_family(config.family)
-    states = {}
-    for name, cfg in (("meta", config), ("pretrain", pretrain_config(config))):
-        step_cb = None if callback is None else (lambda step, m, name=name: callback(name, step, m))
-        states[name], _ = train(cfg, family, callback=step_cb)
-    return protocol_report(config, family, states["meta"].params, states["pretrain"].params,
-                           jax.random.key(config.seed + 1), num_seeds=num_seeds)
+    pooled, seconds = {}, {"meta": 0.0, "pretrain": 0.0}
+    for r in range(train_seeds):
+        run_config, states = config.replace(seed=config.seed + r), {}
+        for name, cfg in (("meta", run_config), ("pretrain", pretrain_config(run_config, family))):
+            label = name if r == 0 else f"{name}/{r}"
+            step_cb = None if callback is None else (lambda step, m, label=label: callback(label, step, m))
+            start = time.perf_counter()
+            states[name], _ = train(cfg, family, callback=step_cb)
+            seconds[name] += time.perf_counter() - start
+        returns = protocol_returns(run_config, family, states["meta"], states["pretrain"],
+                                   jax.random.key(run_config.seed + 1), num_seeds=num_seeds)
+        for protocol, rows in returns.items():
+            for name, values in rows.items():
+                pooled.setdefault(protocol, {}).setdefault(name, []).append(values)
+    returns = {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
+    report = report_from_returns(config, returns)
+    report["training"] = {
+        "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds,
+        "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
+                      for name, cfg in (("meta", config), ("pretrain", pretrain_config(config, family)))}}
+    return report
 
 
 def markdown_table(report: dict) -> str:
-    """The report as a markdown table: one row per curve, one column per number of inner steps.
+    """The report as markdown: per protocol, one row per learner or baseline, one column per point.
 
     Args:
-      report: a `protocol_report` (or `meta_test`) dict.
+      report: a `protocol_report` (or `meta_test`) dict with `algo`.
 
     Returns:
-      The table, cells `mean ± ci95`, the meta-learned row first.
+      One table per protocol, each under a line saying which protocol it is; cells `mean ± ci95`,
+      the meta-learned row first, and a trial's total in its last column; then the training's
+      seeds, time and environment steps where the report has them.
     """
-    steps = report["inner_steps"]
-    rows = {f"meta-learned ({report['algo']})": (report["returns"], report["ci95"])}
-    rows.update({name: (report["baselines"][name], report["baselines_ci95"][name])
-                 for name in report["baselines"]})
-    lines = ["| start | " + " | ".join(f"{k} steps" for k in steps) + " |",
-             "|---|" + "---|" * len(steps)]
-    for name, (mean, ci95) in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(mean, ci95)) + " |")
-    return "\n".join(lines)
+    blocks = []
+    for protocol, part in report["protocols"].items():
+        trial = protocol == "trial"
+        header = [f"{part['x']} {p}" for p in part["points"]] + (["total"] if trial else [])
+        lines = [f"**{protocol}**: {PROTOCOL_NOTES[protocol]}", "",
+                 "| learner | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+        for name, row in part["rows"].items():
+            label = f"{LEARNED} ({report['algo']})" if name == LEARNED else name
+            cells = [f"{m:.2f} ± {c:.2f}" for m, c in zip(row["mean"], row["ci95"])]
+            if trial:
+                cells.append(f"{row['total']:.2f} ± {row['total_ci95']:.2f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    if "training" in report:
+        t = report["training"]
+        blocks.append(f"Training: seeds {', '.join(map(str, t['seeds']))}; "
+                      + "; ".join(f"{name} {t['train_s'][name]:.0f} s in all, {t['env_steps'][name]:,} env steps per run"
+                                  for name in t["train_s"]) + ".")
+    return "\n\n".join(blocks)

@@ -4,7 +4,7 @@ This is the one place that steps gymnax environments during training, with gymna
 auto-reset semantics.
 """
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import chex
 import jax
@@ -196,9 +196,29 @@ def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, e
     Returns:
       `Transition` with leading shape `[L, M]`.
     """
-    params = jax.lax.stop_gradient(params)
     start = start_rollout(env, env_params, key, num_envs=num_envs, length=length, num_actions=env.num_actions,
                           epsilon=epsilon)
+    _, transitions = jax.lax.scan(acting_step(env, apply_fn, params, env_params, epsilon),
+                                  (start.obs, start.state), start.per_step)
+    return transitions
+
+
+def acting_step(env: "environment.Environment", apply_fn: ApplyFn, params: Params, env_params: EnvParams,
+                epsilon: chex.Numeric) -> Callable:
+    """The scanned step of `collect`: act ε-greedy on Q(params) in M envs, step them, reset the done.
+
+    Args:
+      env: a gymnax environment.
+      apply_fn: `apply_fn(params, obs[M, *obs]) -> q[M, A]`.
+      params: the Q-network acting (no gradient flows into the data).
+      env_params: one task's parameters (no batch axis).
+      epsilon: exploration rate; a Python ε ≥ 1 never evaluates the network.
+
+    Returns:
+      `step((obs[M], state[M]), per_step slice) -> ((obs, state), Transition[M])`, for `lax.scan`
+      over `start_rollout`'s `per_step`.
+    """
+    params = jax.lax.stop_gradient(params)
 
     def step(carry, xs):
         obs, state = carry
@@ -210,8 +230,7 @@ def collect(env: "environment.Environment", apply_fn: ApplyFn, params: Params, e
                                 next_obs=final_obs, terminated=terminated, truncated=truncated)
         return (next_obs, state), transition
 
-    _, transitions = jax.lax.scan(step, (start.obs, start.state), start.per_step)
-    return transitions
+    return step
 
 
 def episode_return(transitions: Transition) -> chex.Array:
@@ -229,3 +248,22 @@ def episode_return(transitions: Transition) -> chex.Array:
     done = jnp.logical_or(transitions.terminated, transitions.truncated)  # [L, M]
     episodes = jnp.sum(done, axis=0) + 1 - done[-1]  # a final step that ends one starts none
     return jnp.mean(jnp.sum(transitions.reward, axis=0) / episodes)
+
+
+def episode_returns(transitions: Transition, num_episodes: int) -> chex.Array:
+    """The undiscounted return of each of the first `num_episodes` episodes, averaged over envs.
+
+    Each environment's steps belong to its 1st, 2nd, … episode in turn; a trial of
+    `num_episodes × episode length` steps completes at least that many in every environment.
+
+    Args:
+      transitions: a `Transition` with leading shape `[L, M]`.
+      num_episodes: E.
+
+    Returns:
+      `[E]` mean return of episode 1..E over the M environments.
+    """
+    done = jnp.logical_or(transitions.terminated, transitions.truncated).astype(jnp.int32)  # [L, M]
+    episode = jnp.cumsum(done, axis=0) - done  # which episode each step belongs to, from 0
+    member = episode[..., None] == jnp.arange(num_episodes)[None, None]  # [L, M, E]
+    return jnp.mean(jnp.sum(jnp.where(member, transitions.reward[..., None], 0.0), axis=0), axis=0)

@@ -20,12 +20,12 @@ from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import meta_test
-from metaq_jax.protocol import MIN_EVAL_STEPS, add_baselines, fixed_baselines
+from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines
 from metaq_jax.plots import save_adaptation_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.training import env_steps_per_update, initial_state, step_key
-from metaq_jax.types import MetaState, Metrics, Params
+from metaq_jax.training import initial_state, step_key
+from metaq_jax.types import MetaState, Metrics
 
 
 StepCallback = Callable[[int, Metrics], None]
@@ -40,8 +40,8 @@ class RunResult(NamedTuple):
     report: dict  # `evaluation_report` of the final parameters
 
 
-def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, params: Params) -> dict:
-    """`meta_test` of `params` on the family's held-out tasks, labelled with family and algo.
+def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, state: MetaState) -> dict:
+    """`meta_test` of `state` on the family's held-out tasks, labelled with family and algo.
 
     Beside the random initialisation it carries the baselines that need no training: the
     family's oracle and, on Bernoulli bandits, UCB1, Thompson sampling and random play.
@@ -50,17 +50,17 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
       config: the run's config (its seed + 1 keys the evaluation).
       learner: the run's meta-learner.
       family: the run's task family.
-      params: the meta-parameters to test.
+      state: the learner's state to test.
 
     Returns:
-      The `meta_test` report with `family`, `algo`, `baselines` and `baselines_ci95`, over
-      0..max(3, K) inner steps.
+      The `meta_test` report with `family` and `algo`: a trial of `trial_episodes` episodes, and
+      for a gradient learner 0..max(3, K) inner steps.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
-    num_steps = max(MIN_EVAL_STEPS, config.inner_steps)
     report = {"family": config.family, "algo": config.algo,
-              **meta_test(learner, params, tasks, key, num_steps=num_steps)}
-    return add_baselines(report, fixed_baselines(family, tasks, key, num_steps=num_steps, num_seeds=1))
+              **meta_test(learner, state, tasks, key, num_episodes=config.trial_episodes,
+                          num_steps=max(MIN_EVAL_STEPS, config.inner_steps))}
+    return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1))
 
 
 def _is_finite(metrics: Metrics) -> bool:
@@ -99,7 +99,7 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
                 log: runs.MetricsLog | _NoLog, on_step: StepCallback | None) -> tuple[MetaState, Metrics | None]:
     """Meta-steps from `run.state.step` to `meta_steps`, logging and checkpointing as told."""
     state, run_key, metrics = run.state, run.run_key, None
-    env_steps = env_steps_per_update(run.config)
+    env_steps = run.learner.env_steps_per_update
     throughput = _Throughput(env_steps, int(state.step))
     # no donation: a skipped update needs the state before it
     update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks)
@@ -202,7 +202,7 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
         mgr.wait_until_finished()
         mgr.close()
         log.close()
-    report = evaluation_report(config, run.learner, run.family, state.params)
+    report = evaluation_report(config, run.learner, run.family, state)
     if writer:
         save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
     return RunResult(state=state, last=last, report=report)
@@ -246,4 +246,4 @@ def evaluate_run(run_dir: str) -> dict:
       InputError: as `load_run`.
     """
     config, learner, family, state = load_run(run_dir)
-    return evaluation_report(config, learner, family, state.params)
+    return evaluation_report(config, learner, family, state)

@@ -39,18 +39,6 @@ def initial_state(learner: MetaLearner, seed: int) -> tuple[MetaState, chex.PRNG
     return learner.init(init_key), run_key
 
 
-def env_steps_per_update(config: MetaConfig) -> int:
-    """Environment steps one meta-step collects: support and query, T tasks × M envs × L.
-
-    Args:
-      config: its `num_tasks`, `num_envs` and `rollout_length` are used.
-
-    Returns:
-      `2 * T * M * L`.
-    """
-    return 2 * config.num_tasks * config.num_envs * config.rollout_length
-
-
 def train(config: MetaConfig, family: TaskFamily | None = None, *,
           learner: MetaLearner | None = None,
           callback: Callable[[int, Metrics], None] | None = None) -> tuple[MetaState, list[Metrics]]:

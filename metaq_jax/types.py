@@ -4,6 +4,7 @@ Shape letters used throughout the docstrings:
   T  tasks in a meta-batch          M  environments per task
   L  rollout length (env steps)     A  number of discrete actions
   K  inner (adaptation) steps       ...obs  the observation shape
+  E  episodes of a trial            F  features of a memory learner's input
 """
 
 from typing import Any, Callable, NamedTuple
@@ -37,21 +38,27 @@ class Transition(NamedTuple):
 
 
 class MetaState(NamedTuple):
-    """Everything a meta-learner carries from one `update` to the next."""
+    """Everything a meta-learner carries from one `update` to the next, of every kind."""
 
     params: Params  # meta-parameters θ
     target_params: Params  # target network used by every TD loss of the step
     opt_state: Any  # the outer optax optimiser's state
     step: chex.Array  # int32 scalar: meta-updates done so far
+    learner_state: Any = ()  # the learner's own state, e.g. rl2's carry at a trial's start
 
 
 class Metrics(NamedTuple):
-    """Scalars reported by one meta-update, averaged over the task batch."""
+    """Scalars reported by one meta-update, averaged over the task batch.
 
-    meta_loss: chex.Array  # TD loss of the adapted parameters on query data
-    support_loss: chex.Array  # TD loss of θ on support data, before adaptation
-    pre_return: chex.Array  # mean episode return of θ's ε-greedy policy (support rollout)
-    post_return: chex.Array  # mean episode return after adaptation (query rollout)
+    "Before" and "after adaptation" as each kind adapts: a gradient learner before and after its
+    inner steps (support and query rollouts); a memory learner in the first and the last episode
+    of its training trial.
+    """
+
+    meta_loss: chex.Array  # the loss differentiated: TD loss after adaptation (query), or of the whole trial
+    support_loss: chex.Array  # TD loss before adaptation: θ on support data, or the trial's first episode
+    pre_return: chex.Array  # mean episode return before adaptation
+    post_return: chex.Array  # mean episode return after adaptation
     grad_norm: chex.Array  # global norm of the meta-gradient given to the optimiser
 
 
@@ -61,3 +68,5 @@ AdaptFn = Callable[..., Params]
 """`adapt(params, task_params, key) -> adapted params` for one task."""
 EvaluateFn = Callable[..., chex.Array]
 """`evaluate(params, task_params, key) -> returns[K + 1]` after 0..K inner steps, one task."""
+TrialFn = Callable[..., chex.Array]
+"""`trial(state, task_params, key, num_episodes) -> returns[E]`: one trial on one task."""

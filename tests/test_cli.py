@@ -52,7 +52,7 @@ def test_families_lists_one_line_each(capsys):
 
 def test_train_keeps_a_complete_run_dir(reference):
     run_dir, out = reference
-    assert "metaq train: maml on bandit" in out
+    assert "metaq train: maml (gradient) on bandit" in out
     assert out.strip().splitlines()[-1].startswith(f"done: {META_STEPS} meta-steps in ")
     assert {"config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png"} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints")), key=int) == ["39", "40"]
@@ -63,18 +63,21 @@ def test_train_keeps_a_complete_run_dir(reference):
 def test_eval_json_is_one_object(reference, capsys):
     cli.main(["eval", "--run-dir", reference[0], "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert (report["family"], report["algo"], report["inner_steps"]) == ("bandit", "maml", [0, 1, 2, 3])
-    assert len(report["returns"]) == len(report["ci95"]) == len(report["baselines"]["random_init"]) == 4
-    assert {"random_init", "oracle", "ucb1", "thompson", "random_play"} == set(report["baselines"])
+    assert (report["family"], report["algo"], report["kind"]) == ("bandit", "maml", "gradient")
+    assert report["protocols"]["inner_steps"]["points"] == [0, 1, 2, 3]
+    assert report["protocols"]["trial"]["points"] == [1, 2]
+    for part in report["protocols"].values():
+        assert list(part["rows"]) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play"]
+        assert all(len(row["mean"]) == len(row["ci95"]) == len(part["points"]) for row in part["rows"].values())
 
 
 def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
     out = tmp_path / "results"
     cli.main(["protocol", *TINY, "--meta-steps", "2", "--out", str(out)])
     table = (out / "protocol.md").read_text()
-    assert table.startswith("| start | 0 steps |") and "| pretrain |" in table and "| oracle |" in table
+    assert table.startswith("**trial**") and "| pretrain |" in table and "| oracle |" in table
     report = json.loads((out / "protocol.json").read_text())
-    assert report["config"]["meta_steps"] == 2 and "pretrain" in report["baselines"]
+    assert report["config"]["meta_steps"] == 2 and "pretrain" in report["protocols"]["trial"]["rows"]
     assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
 
 
@@ -196,7 +199,16 @@ def _setup(kind, tmp_path, reference_dir) -> str:
 
 BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
     (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
-    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain"),
+    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain, rl2"),
+    (["train", "--algo", "rl2", "--inner-steps", "3"], "new", None,
+     "MetaConfig.inner_steps = 3: not used by algo rl2 (a memory learner; inner_steps is for gradient learners)"),
+    (["train", "--algo", "rl2", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not used by algo rl2"),
+    (["train", "--algo", "rl2", "--network", "tabular"], "new", None,
+     "MetaConfig.network = 'tabular': must be one of mlp, attention"),
+    (["train", "--cell", "lstm"], "new", None, "MetaConfig.cell = 'lstm': not used by algo maml"),
+    (["protocol", "--algo", "rl2", "--network", "attention", "--cell-size", "8"], "new", None,
+     "MetaConfig.cell_size = 8: not used with network 'attention'"),
+    (["protocol", "--train-seeds", "0"], "new", None, "--train-seeds = 0: must be a positive integer"),
     (["train", "--num-tasks", "0"], "new", None, "MetaConfig.num_tasks = 0: must be a positive integer"),
     (["train", "--num-tasks", "-3"], "new", None, "MetaConfig.num_tasks = -3: must be a positive integer"),
     (["train", "--num-tasks", "abc"], "new", None, "--num-tasks: invalid literal for int()"),

@@ -17,7 +17,10 @@ def test_defaults_are_valid_and_round_trip():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain"),
+    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2"),
+    ("trial_episodes", 0, "must be a positive integer"),
+    ("adapt_every", -1, "must be an integer >= 0"),
+    ("network", "attention", "must be one of mlp, tabular"),
     ("family", "atari", "must be one of acrobot, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),
     ("num_tasks", 2.5, "must be a positive integer"),
@@ -48,3 +51,36 @@ def test_invalid_values_name_field_value_and_allowed(field, value, message):
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="unknown field.*num_taskz"):
         mq.MetaConfig.from_dict({"num_taskz": 3})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"inner_steps": 3}, "MetaConfig.inner_steps = 3: not used by algo rl2 (a memory learner"),
+    ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not used by algo rl2"),
+    ({"inner_lr": 0.5}, "MetaConfig.inner_lr = 0.5: not used by algo rl2"),
+    ({"rollout_length": 20}, "MetaConfig.rollout_length = 20: not used by algo rl2"),
+    ({"adapt_every": 5}, "MetaConfig.adapt_every = 5: not used by algo rl2"),
+    ({"network": "tabular"}, "MetaConfig.network = 'tabular': must be one of mlp, attention"),
+    ({"cell": "rnn"}, "MetaConfig.cell = 'rnn': must be one of gru, lstm"),
+    ({"cell_size": 0}, "MetaConfig.cell_size = 0: must be a positive integer"),
+    ({"network": "attention", "cell": "lstm"}, "MetaConfig.cell = 'lstm': not used with network 'attention'"),
+    ({"network": "attention", "cell_size": 8}, "MetaConfig.cell_size = 8: not used with network 'attention'"),
+])
+def test_a_memory_learner_refuses_the_fields_it_does_not_use(changes, message):
+    with pytest.raises(ValueError) as error:
+        mq.MetaConfig(algo="rl2", **changes)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}])
+def test_a_gradient_learner_refuses_the_memory_fields(changes):
+    (name, value), = changes.items()
+    with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo maml"):
+        mq.MetaConfig(**changes)
+
+
+def test_for_algo_resets_the_fields_the_new_kind_does_not_use():
+    memory = mq.MetaConfig(algo="rl2", network="attention", trial_episodes=3, gamma=0.9)
+    gradient = memory.for_algo("pretrain")
+    assert (gradient.algo, gradient.network, gradient.trial_episodes, gradient.gamma) == ("pretrain", "mlp", 3, 0.9)
+    back = mq.MetaConfig(inner_steps=3, adapt_every=4).for_algo("rl2")
+    assert (back.inner_steps, back.adapt_every, back.kind) == (1, 0, "memory")

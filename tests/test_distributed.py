@@ -18,12 +18,15 @@ import pytest
 from metaq_jax import distributed, session
 from metaq_jax.errors import InputError
 
-ALGOS = ("maml", "fomaml", "reptile")
+TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_sizes=(8,), inner_steps=1)
+MEMORY_TINY = dict(family="bandit-k5-n10", num_tasks=4, num_envs=2, hidden_sizes=(8,), algo="rl2", gamma=0.9,
+                   trial_episodes=1)
+LEARNERS = {"maml": TINY, "fomaml": {**TINY, "algo": "fomaml"}, "reptile": {**TINY, "algo": "reptile"},
+            "rl2": {**MEMORY_TINY, "cell_size": 8}, "rl2-attention": {**MEMORY_TINY, "network": "attention"}}
+ALGOS = tuple(LEARNERS)
 DEVICE_COUNTS = (2, 4)  # against plain jit on one device; a one-device mesh runs in every CLI test
 UPDATES = 3
 SGD_LR = 0.1  # the meta-gradient is (θ0 - θ1) / lr after one plain SGD step
-TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_sizes=(8,),
-            inner_steps=1)
 
 # For each algorithm: the parameters after 1 and after UPDATES updates, plain jit on one device
 # ("ref") and sharded over each device count; then the refusal of a batch of 6 on 4 devices.
@@ -46,8 +49,8 @@ def run(update, learner, mesh=None):
     return {{"init": flat(initial_state(learner, 0)[0].params), "one": after[0], "last": after[-1]}}
 
 out = {{}}
-for algo in {ALGOS!r}:
-    config = MetaConfig(algo=algo, outer_optimizer="sgd", outer_lr={SGD_LR}, **{TINY!r})
+for algo, fields in {LEARNERS!r}.items():
+    config = MetaConfig(outer_optimizer="sgd", outer_lr={SGD_LR}, **fields)
     learner = make_meta_learner(config)
     out[algo] = {{"ref": run(jax.jit(learner.update), learner)}}
     for n in {DEVICE_COUNTS!r}:

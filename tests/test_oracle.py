@@ -29,10 +29,11 @@ def test_protocol_uses_the_learned_oracle_where_no_exact_one_exists():
     family = mq.make_family("cartpole")
     assert family.oracle_return is None
     learner = mq.make_meta_learner(config)
-    params = learner.init(jax.random.key(0)).params
-    report = protocol.protocol_report(config, family, params, params, jax.random.key(1),
+    state = learner.init(jax.random.key(0))
+    report = protocol.protocol_report(config.replace(trial_episodes=1), family, state, state, jax.random.key(1),
                                       oracle_budget=oracle.OracleBudget(rounds=3, updates=2))
-    assert "oracle" not in report["baselines"]
-    learned = report["baselines"]["oracle_learned"]
-    assert len(learned) == len(report["inner_steps"]) and len(set(learned)) == 1  # a constant ceiling
-    assert np.isfinite(learned[0]) and learned[0] > 0  # CartPole pays +1 per step
+    for part in report["protocols"].values():
+        assert "oracle" not in part["rows"]
+        learned = part["rows"]["oracle_learned"]["mean"]
+        assert len(learned) == len(part["points"]) and len(set(learned)) == 1  # a constant ceiling
+        assert np.isfinite(learned[0]) and learned[0] > 0  # CartPole pays +1 per step

@@ -16,35 +16,64 @@ def bandit_report():
     return config, protocol.run_protocol(config)
 
 
-def test_report_has_every_baseline_at_every_step(bandit_report):
+def test_report_has_every_baseline_in_both_protocols(bandit_report):
     config, report = bandit_report
-    assert report["inner_steps"] == [0, 1, 2, 3]
-    assert set(report["baselines"]) == {"random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play"}
-    for name, values in report["baselines"].items():
-        assert len(values) == 4 and len(report["baselines_ci95"][name]) == 4
+    assert (report["kind"], list(report["protocols"])) == ("gradient", ["trial", "inner_steps"])
+    trial, steps = report["protocols"]["trial"], report["protocols"]["inner_steps"]
+    assert (trial["x"], trial["points"]) == ("episode", [1, 2])  # config.trial_episodes
+    assert (steps["x"], steps["points"]) == ("inner steps", [0, 1, 2, 3])
+    names = ["meta-learned", "random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play"]
+    for part in (trial, steps):
+        assert list(part["rows"]) == names
+        for row in part["rows"].values():
+            assert len(row["mean"]) == len(row["ci95"]) == len(part["points"])
     family = mq.make_family("bandit")
     oracle = 100 * np.max(np.asarray(family.test_tasks().arm_means), axis=1).mean()
-    assert report["baselines"]["oracle"][0] == pytest.approx(oracle, rel=1e-5)
+    for part in (trial, steps):
+        assert part["rows"]["oracle"]["mean"][0] == pytest.approx(oracle, rel=1e-5)
+    assert trial["rows"]["oracle"]["total"] == pytest.approx(2 * oracle, rel=1e-5)  # two episodes
     # the oracle is a ceiling for the strategies that pay for their exploration
     for name in ("ucb1", "thompson", "random_play"):
-        assert report["baselines"][name][0] < report["baselines"]["oracle"][0]
+        assert steps["rows"][name]["mean"][0] < steps["rows"]["oracle"]["mean"][0]
+    # a trial's total is the sum of its episodes, trial by trial
+    for row in trial["rows"].values():
+        assert row["total"] == pytest.approx(sum(row["mean"]), abs=2e-4)
 
 
-def test_markdown_table_has_a_row_per_curve(bandit_report):
+def test_markdown_table_has_a_table_per_protocol_and_a_row_per_curve(bandit_report):
     _, report = bandit_report
     table = protocol.markdown_table(report)
-    lines = table.splitlines()
-    assert lines[0] == "| start | 0 steps | 1 steps | 2 steps | 3 steps |"
-    assert len(lines) == 2 + 1 + len(report["baselines"])
-    assert f"{report['baselines']['ucb1'][2]:.2f}" in table
+    trial, steps = table.split("\n\n**inner_steps**")
+    assert trial.startswith("**trial**: a trial of E episodes")
+    assert "| learner | episode 1 | episode 2 | total |" in trial
+    assert "| learner | inner steps 0 | inner steps 1 | inner steps 2 | inner steps 3 |" in steps
+    assert "| meta-learned (maml) |" in trial and "| meta-learned (maml) |" in steps
+    assert len([line for line in steps.splitlines() if line.startswith("| ")]) == 1 + 7
+    ucb1 = report["protocols"]["inner_steps"]["rows"]["ucb1"]["mean"][2]
+    assert f"{ucb1:.2f}" in steps
 
 
 def test_pretrain_baseline_uses_the_same_budget():
     config = mq.MetaConfig(meta_sgd=True, step_losses=True)
-    pre = protocol.pretrain_config(config)  # valid: the meta-learning options are dropped
+    pre = protocol.pretrain_config(config, mq.make_family("nav2d"))  # valid: the meta-learning options are dropped
     assert pre.algo == "pretrain" and not pre.meta_sgd and not pre.step_losses
     assert (pre.num_tasks, pre.num_envs, pre.rollout_length, pre.meta_steps) == (
         config.num_tasks, config.num_envs, config.rollout_length, config.meta_steps)
+    memory = mq.MetaConfig(algo="rl2", network="attention", num_tasks=4, meta_steps=9, trial_episodes=3)
+    pre = protocol.pretrain_config(memory, mq.make_family("nav2d"))  # the same tasks, meta-steps, rollouts' length
+    assert (pre.algo, pre.network, pre.num_tasks, pre.meta_steps, pre.trial_episodes, pre.rollout_length) == (
+        "pretrain", "mlp", 4, 9, 3, 300)
+
+
+def test_a_memory_learner_is_reported_on_trials_beside_the_bandit_strategies():
+    config = mq.MetaConfig(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, meta_steps=2,
+                           hidden_sizes=(8,), cell_size=8, trial_episodes=1)
+    report = protocol.run_protocol(config, num_seeds=2)
+    assert (report["kind"], list(report["protocols"])) == ("memory", ["trial"])
+    rows = report["protocols"]["trial"]["rows"]
+    assert list(rows) == ["meta-learned", "random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play"]
+    assert all(0 <= row["mean"][0] <= 10 for row in rows.values())  # 10 pulls of a 0/1 reward
+    assert "| meta-learned (rl2) |" in protocol.markdown_table(report)
 
 
 def test_nav2d_oracle_and_paper_goals():

@@ -29,7 +29,7 @@ def test_trial_td_loss_hand_computed_with_an_episode_end_inside_the_trial():
     # t2: online picks 1 at (3,5), target 5: 2 + 0.5·5 − 2 → δ 2.5
     # t3, the trial's end, cut: −1 − Q(3,5)[0]=3 → δ −4
     expected = 0.5 * np.mean(np.array([1.0, 1.0, 2.5, -4.0]) ** 2)
-    got = rl2.trial_td_loss(linear_recurrent, jnp.eye(2), jnp.array([[2.0, 0.0], [0.0, 1.0]]),
+    got = rl2.trial_td_loss(rl2.recurrent_memory(linear_recurrent), jnp.eye(2), jnp.array([[2.0, 0.0], [0.0, 1.0]]),
                             jnp.zeros((1, 2)), trial, 0.5)
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
@@ -59,8 +59,9 @@ def _tabular_setup(length=12):
 def test_the_carry_runs_across_episode_ends_and_restarts_with_each_trial():
     family, net, params = _tabular_setup()
     task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
-    collect = jax.jit(lambda key: rl2.collect_trial(family.env, net.apply, params, net.initial_carry((2,)), task, key,
-                                                    num_envs=2, length=12, epsilon=0.0))
+    collect = jax.jit(lambda key: rl2.collect_trial(family.env, rl2.recurrent_memory(net.apply), params,
+                                                    net.initial_carry((2,)), task, key, num_envs=2, length=12,
+                                                    epsilon=0.0))
     trial = collect(jax.random.key(2))
     done = trial.transitions.terminated | trial.transitions.truncated
     assert done.sum() == 8  # 3-step episodes: four per env in 12 steps, the last at the trial's end
@@ -88,9 +89,10 @@ def test_tasks_batched_equal_one_at_a_time():
     tasks, keys = family.test_tasks(3), jax.random.split(jax.random.key(3), 3)
 
     def loss(theta, task, key):
-        trial = rl2.collect_trial(family.env, net.apply, theta, net.initial_carry((2,)), task, key,
+        memory_q = rl2.recurrent_memory(net.apply)
+        trial = rl2.collect_trial(family.env, memory_q, theta, net.initial_carry((2,)), task, key,
                                   num_envs=2, length=12, epsilon=0.3)
-        return rl2.trial_td_loss(net.apply, theta, params, net.initial_carry((2,)), trial, 0.9)
+        return rl2.trial_td_loss(memory_q, theta, params, net.initial_carry((2,)), trial, 0.9)
 
     value_and_grad = jax.value_and_grad(loss)
     batched = jax.jit(jax.vmap(value_and_grad, in_axes=(None, 0, 0)))(params, tasks, keys)
@@ -123,3 +125,76 @@ def test_the_attention_network_is_causal():
         assert not np.allclose(q_changed[t + 1], q[t + 1])
     # a prefix alone gives the same values as the whole sequence: read step by step in a trial
     np.testing.assert_allclose(jax.jit(net.apply)(params, inputs[:5]), q[:5], rtol=1e-5, atol=1e-6)
+
+
+def test_the_attention_memory_acts_as_the_whole_sequence_reads():
+    """`sequence_memory` steps through a buffer of the trial so far; its values are the sequence's."""
+    from metaq_jax.networks import AttentionQNetwork
+
+    net = AttentionQNetwork(num_actions=3, max_length=6, filters=4, key_size=8, value_size=8, torso_sizes=(8,))
+    inputs = jax.random.normal(jax.random.key(0), (6, 2, 5))
+    params = net.init(jax.random.key(1), inputs)
+    memory_q = rl2.sequence_memory(net.apply, 6, 5)
+
+    def step(buffer, xs):
+        x, t = xs
+        return memory_q.step(params, buffer, x, t)
+
+    _, stepped = jax.lax.scan(step, memory_q.initial_memory((), 2), (inputs, jnp.arange(6)))
+    np.testing.assert_allclose(stepped, memory_q.sequence(params, None, inputs), rtol=1e-5, atol=1e-6)
+
+
+TINY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=4, num_envs=2, hidden_sizes=(8,), cell_size=8,
+            gamma=0.9, trial_episodes=2, meta_steps=4, outer_optimizer="sgd", outer_lr=0.1)  # Adam would magnify rounding
+
+
+@pytest.fixture(scope="module", params=["gru", "attention"])
+def learner_run(request):
+    """Three updates of the rl2 learner, jitted once, with tasks one at a time and all at once."""
+    network = {"network": "attention", "cell_size": 64} if request.param == "attention" else {"cell": request.param}
+    config = mq.MetaConfig(**{**TINY, **network})
+    out = {}
+    for task_batch in (1, 4):
+        learner = mq.make_meta_learner(config.replace(task_batch=task_batch))
+        state, run_key = mq.training.initial_state(learner, 0)
+        out["init"] = state.params
+        update = jax.jit(learner.update)
+        history = []
+        for step in range(3):
+            state, metrics = update(state, mq.training.step_key(run_key, step))
+            history.append(metrics)
+        out[task_batch] = (learner, state, history, update)
+    return config, out
+
+
+def test_the_learner_compiles_once_and_batched_tasks_equal_one_at_a_time(learner_run):
+    config, out = learner_run
+    (_, one, one_history, update), (_, batched, batched_history, _) = out[1], out[4]
+    assert update._cache_size() == 1  # three updates, one trace
+    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out["init"]))]
+    assert max(moved) > 1e-4  # the updates changed the parameters
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(batched.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(one_history, batched_history):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+
+
+def test_the_learner_trial_returns_each_episode_of_a_trial_on_its_task(learner_run):
+    config, out = learner_run
+    learner, state, history, _ = out[1]
+    assert np.isfinite(np.array(history)).all()
+    family = mq.make_family(config.family)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    returns = jax.jit(lambda k: learner.trial(state, task, k, 2))(jax.random.key(5))
+    assert returns.shape == (2,) and np.all((0 <= returns) & (returns <= 10))  # 10 pulls of a 0/1 reward
+    if config.network != "attention":
+        assert set(state.learner_state) == {"initial_carry"}  # the carry at a trial's start is the learner's
+
+
+def test_episode_returns_split_each_env_at_its_own_episode_ends():
+    reward = jnp.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 5.0]])
+    done = jnp.array([[False, True], [True, False], [False, True], [True, False]])
+    transitions = mq.Transition(obs=reward, action=jnp.zeros((4, 2), jnp.int32), reward=reward, next_obs=reward,
+                                terminated=done, truncated=jnp.zeros((4, 2), bool))
+    # env 0: episodes (1, 2) then (3, 4); env 1: (1), (1, 1), then (5) unfinished
+    np.testing.assert_allclose(mq.episode_returns(transitions, 2), [(3.0 + 1.0) / 2, (7.0 + 2.0) / 2])

@@ -12,7 +12,8 @@ from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
-from metaq_jax.networks import TabularQ, make_q_network
+from metaq_jax.algos.rl2 import make_rl2_learner
+from metaq_jax.networks import ACTIVATIONS, AttentionQNetwork, RecurrentQNetwork, TabularQ, make_q_network
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
@@ -40,29 +41,45 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
       InputError: `family.name` is not `config.family`, or the config's network does not fit
         the family (`default_network`).
     """
-    if family is None:
-        family = make_family(config.family)
-    elif family.name != config.family:
-        raise InputError(f"family {family.name!r} given for MetaConfig.family = {config.family!r}: they must "
-                         f"agree (the run records config.family); give config.replace(family={family.name!r})")
+    family = _checked_family(config, family)
     if network is None:
         network = default_network(config, family)
     return MetaQProblem(config=config, family=family, network=network)
 
 
+def _checked_family(config: MetaConfig, family: TaskFamily | None) -> TaskFamily:
+    """`family`, or `make_family(config.family)` when None; refused when its name is not `config.family`."""
+    if family is None:
+        return make_family(config.family)
+    if family.name != config.family:
+        raise InputError(f"family {family.name!r} given for MetaConfig.family = {config.family!r}: they must "
+                         f"agree (the run records config.family); give config.replace(family={family.name!r})")
+    return family
+
+
 def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
-    """The Q-network `config.network` names, shaped for `family`.
+    """The Q-network `config.network` names for `config.algo`'s kind, shaped for `family`.
 
     Args:
-      config: its `network`, and for an MLP `hidden_sizes` and `activation`, are used.
+      config: its `network`, `hidden_sizes` and `activation`, and for rl2 `cell`, `cell_size` and
+        `trial_episodes`, are used.
       family: gives A, and S or the observation's rank.
 
     Returns:
-      `TabularQ(S, A)` for `"tabular"`, else an MLP `obs[..., *obs] -> q[..., A]`.
+      Gradient kind: `TabularQ(S, A)` for `"tabular"`, else an MLP `obs[..., *obs] -> q[..., A]`.
+      Memory kind: `AttentionQNetwork` over a trial of `trial_episodes` episodes for
+      `"attention"`, else a `RecurrentQNetwork` (MLP torso of `hidden_sizes`, then the cell).
 
     Raises:
       InputError: `"tabular"` for a family with no tabular form (`num_states` None).
     """
+    if config.kind == "memory":
+        activation = ACTIVATIONS[config.activation]
+        if config.network == "attention":
+            return AttentionQNetwork(family.num_actions, max_length=config.trial_episodes * family.episode_length,
+                                     torso_sizes=config.hidden_sizes, activation=activation)
+        return RecurrentQNetwork(family.num_actions, hidden_size=config.cell_size, cell=config.cell,
+                                 torso_sizes=config.hidden_sizes, activation=activation)
     if config.network == "tabular":
         if family.num_states is None:
             raise InputError(f"MetaConfig.network = 'tabular': family {family.name} has no tabular form; "
@@ -75,25 +92,32 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
 def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
                       network: nn.Module | None = None,
                       optimizer: optax.GradientTransformation | None = None) -> MetaLearner:
-    """The meta-learner `config.algo` on `family`.
+    """The meta-learner `config.algo` on `family`, of whichever kind the algo is.
 
     Args:
       config: the settings.
       family: a `TaskFamily`; default `make_family(config.family)`.
-      network: any flax module `obs[..., *obs] -> q[..., A]`; default `config.network`.
+      network: any flax module of the kind's shape; default `config.network`. Gradient kind:
+        `obs[..., *obs] -> q[..., A]`. Memory kind: a recurrent step `(carry, inputs[..., F]) ->
+        (carry, q[..., A])` with `initial_carry(batch_shape)`, or a causal sequence network
+        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them).
       optimizer: any optax transformation for the outer step of the network; default from the
         config. With `config.meta_sgd` the learned rates get Adam at `config.meta_sgd_lr`.
 
     Returns:
-      `MetaLearner(init, update, adapt, evaluate)`.
+      The `MetaLearner`.
 
     Raises:
       InputError: `family` does not match `config.family`, or `config.network` does not fit it.
     """
-    problem = make_problem(config, family, network)
     optimizer = make_optimizer(config) if optimizer is None else optimizer
+    if config.kind == "memory":
+        family = _checked_family(config, family)
+        return make_rl2_learner(config, family, default_network(config, family) if network is None else network,
+                                optimizer)
+    problem = make_problem(config, family, network)
     return build_learner(problem, with_meta_sgd(config, optimizer), TASK_GRADS[config.algo])
 
 
 __all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",
-           "make_problem", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]
+           "make_problem", "make_rl2_learner", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]

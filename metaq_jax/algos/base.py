@@ -1,7 +1,8 @@
-"""What every meta-learner shares: the `MetaLearner` pair and the meta-Q-learning problem."""
+"""What every meta-learner shares — the `MetaLearner` interface and its outer update — and the
+gradient kind's substrate, `MetaQProblem` (Q-network, collection, TD loss, inner SGD steps)."""
 
 import dataclasses
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -13,25 +14,39 @@ from metaq_jax import distributed, inner, losses, rollout
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, MetaState, Metrics,
-                             Params, Transition, UpdateFn)
+                             Params, Transition, TrialFn, UpdateFn)
 
 
 class MetaLearner(NamedTuple):
-    """A meta-learner as pure functions, in the manner of an optax transformation.
+    """A meta-learner of any kind as pure functions, in the manner of an optax transformation.
+
+    Every kind meta-trains with the same pair and meta-tests with the same trial: E episodes on
+    one fixed task, during which the learner adapts as its kind does — a gradient learner by K
+    inner SGD steps on the trial's data so far every `adapt_every` env steps, a memory learner by
+    carrying its state across steps and episode ends.
 
     Attributes:
+      kind: `"gradient"` or `"memory"`.
       init: `init(key) -> MetaState`.
       update: `update(state, key) -> (state, Metrics)`: one meta-step over `num_tasks` training
         tasks, vmapped with axis name `task` over devices and `task_batch` tasks at a time; jit-able.
-      adapt: `adapt(params, task_params, key, target_params=None) -> params` for one task.
-      evaluate: `evaluate(params, task_params, key, num_steps=None, target_params=None) ->
-        returns[num_steps + 1]`, the return after 0..num_steps inner steps on one task.
+      trial: `trial(state, task_params, key, num_episodes) -> returns[E]`, the return of each
+        episode of one trial on one task, in `num_envs` environments (their mean).
+      env_steps_per_update: environment steps one `update` collects.
+      adapt: gradient kind: `adapt(params, task_params, key, target_params=None) -> params` for
+        one task; None for other kinds.
+      evaluate: gradient kind: `evaluate(params, task_params, key, num_steps=None,
+        target_params=None) -> returns[num_steps + 1]`, the return after 0..num_steps inner steps
+        on a support batch (MAML's protocol); None for other kinds.
     """
 
+    kind: str
     init: InitFn
     update: UpdateFn
-    adapt: AdaptFn
-    evaluate: EvaluateFn
+    trial: TrialFn
+    env_steps_per_update: int
+    adapt: AdaptFn | None = None
+    evaluate: EvaluateFn | None = None
 
 
 class TaskStats(NamedTuple):
@@ -45,6 +60,8 @@ class TaskStats(NamedTuple):
 
 TaskGradFn = Callable[["MetaQProblem", Params, Params, EnvParams, chex.PRNGKey], tuple[Params, TaskStats]]
 """`task_grad(problem, params, target_params, task_params, key) -> (grad for θ, TaskStats)`."""
+KindGradFn = Callable[[Params, Params, Any, EnvParams, chex.PRNGKey], tuple[Params, TaskStats]]
+"""`task_grad(params, target_params, learner_state, task_params, key) -> (grad for θ, TaskStats)`."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -152,18 +169,20 @@ class MetaQProblem:
         """
         return batch, self.network.apply(target_net, batch.next_obs)
 
-    def inner_loss(self, net: Params, data: tuple[Transition, chex.Array]) -> chex.Array:
+    def inner_loss(self, net: Params, data: tuple) -> chex.Array:
         """The inner loss of network variables on `inner_data`: `(transitions, target values at next_obs)`.
 
         Args:
           net: network variables, differentiated.
-          data: `inner_data`'s `(batch, q_t[..., A])`.
+          data: `inner_data`'s `(batch, q_t[..., A])`, optionally with `weights[...]` after them
+            (0 for rows of a buffer not yet filled).
 
         Returns:
-          `[]` the mean TD loss.
+          `[]` the mean (weighted mean) TD loss.
         """
-        batch, q_t = data
-        return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t)
+        batch, q_t, *weights = data
+        return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t,
+                              weights=weights[0] if weights else None)
 
     def inner(self, params: Params, target_params: Params, support: Transition, *,
               first_order: bool, steps: int | None = None, path: bool = False) -> Params:
@@ -272,31 +291,27 @@ def task_batch(config: MetaConfig, num_tasks: int) -> int:
     return 1 if jax.default_backend() == "cpu" else num_tasks
 
 
-def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation,
-                  task_grad: TaskGradFn) -> MetaLearner:
-    """Assemble `MetaLearner` from an algorithm's per-task meta-gradient `task_grad`.
+def meta_update(config: MetaConfig, family: TaskFamily, optimizer: optax.GradientTransformation,
+                task_grad: KindGradFn) -> UpdateFn:
+    """The outer update every kind shares, from its per-task meta-gradient `task_grad`.
+
+    Draws `num_tasks` training tasks, splits them over the devices of the `task` axis (and
+    `task_batch` at a time on each), averages the tasks' gradients, takes one optimiser step and
+    refreshes the target network every `target_update_period` steps. The learner's own state
+    rides along unchanged.
 
     Args:
-      problem: the network, family and config.
-      optimizer: the outer optimiser of the whole meta-parameters (with Meta-SGD, as
-        `with_meta_sgd` gives it).
-      task_grad: `task_grad(problem, params, target_params, task_params, key) -> (grad, TaskStats)`.
+      config: its `num_tasks`, `task_batch` and `target_update_period` are used.
+      family: the training tasks' family.
+      optimizer: the outer optimiser of the whole meta-parameters.
+      task_grad: `task_grad(params, target_params, learner_state, task_params, key) -> (grad, TaskStats)`.
 
     Returns:
-      `MetaLearner(init, update, adapt, evaluate)`; `adapt` and `evaluate` adapt first-order,
-      and default `target_params` to `params`.
+      `update(state, key) -> (state, Metrics)`, jit-able.
     """
-    config, family = problem.config, problem.family
-
-    def init(key: chex.PRNGKey) -> MetaState:
-        params = problem.init_params(key)
-        target = jax.tree.map(jnp.copy, params)  # its own buffers, so `update` can donate both
-        return MetaState(params=params, target_params=target, opt_state=optimizer.init(params),
-                         step=jnp.zeros((), jnp.int32))
-
-    def group_grad(params, target_params, task_params, keys):
+    def group_grad(params, target_params, learner_state, task_params, keys):
         """The mean meta-gradient of one device's tasks `[T / devices]`, `task_batch` at a time."""
-        grads, stats = jax.lax.map(lambda tk: task_grad(problem, params, target_params, *tk),
+        grads, stats = jax.lax.map(lambda tk: task_grad(params, target_params, learner_state, *tk),
                                    (task_params, keys), batch_size=task_batch(config, keys.shape[0]))
         return jax.lax.pmean(jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), "task"), stats
 
@@ -306,15 +321,111 @@ def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation
         tasks, keys = jax.tree.map(  # [devices, T / devices]: one group of tasks per device
             lambda x: x.reshape(groups, -1, *x.shape[1:]),
             (family.train_tasks(k_tasks, config.num_tasks), jax.random.split(k_run, config.num_tasks)))
-        grads, stats = jax.vmap(group_grad, in_axes=(None, None, 0, 0), out_axes=(None, 0), axis_name="task")(
-            state.params, state.target_params, *distributed.along_tasks((tasks, keys)))
+        grads, stats = jax.vmap(group_grad, in_axes=(None, None, None, 0, 0), out_axes=(None, 0), axis_name="task")(
+            state.params, state.target_params, state.learner_state, *distributed.along_tasks((tasks, keys)))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         step = state.step + 1
         target = optax.periodic_update(params, state.target_params, step, config.target_update_period)
         metrics = Metrics(**{k: jnp.mean(v) for k, v in stats._asdict().items()},
                           grad_norm=optax.tree.norm(grads))
-        return MetaState(params, target, opt_state, step), metrics
+        return MetaState(params, target, opt_state, step, state.learner_state), metrics
+
+    return update
+
+
+def initial_meta_state(params: Params, optimizer: optax.GradientTransformation, learner_state: Any = ()) -> MetaState:
+    """The state before the first meta-step: θ, its copy as the target, the optimiser's state.
+
+    Args:
+      params: the initial meta-parameters θ.
+      optimizer: the outer optimiser.
+      learner_state: the learner's own state.
+
+    Returns:
+      The `MetaState` at step 0.
+    """
+    target = jax.tree.map(jnp.copy, params)  # its own buffers, so `update` can donate both
+    return MetaState(params=params, target_params=target, opt_state=optimizer.init(params),
+                     step=jnp.zeros((), jnp.int32), learner_state=learner_state)
+
+
+def gradient_trial(problem: MetaQProblem, params: Params, task_params: EnvParams, key: chex.PRNGKey,
+                   num_episodes: int) -> chex.Array:
+    """A gradient learner's trial: act, and every `adapt_every` env steps adapt on the data so far.
+
+    The trial runs `E × H` steps (H: the family's episode length) in `num_envs` environments of
+    one task, ε-greedy at `eval_epsilon`. After each block of `adapt_every` steps (default H) the
+    acting parameters become θ adapted by K first-order inner steps on every transition of the
+    trial so far, as in meta-training's adaptation from θ on support data.
+
+    Args:
+      problem: the meta-Q problem.
+      params: meta-parameters θ (also the target network of the inner TD losses).
+      task_params: one task (no batch axis).
+      key: consumed.
+      num_episodes: E.
+
+    Returns:
+      `[E]` the mean return of episode 1..E over the environments.
+    """
+    config, env = problem.config, problem.family.env
+    length = num_episodes * problem.family.episode_length
+    every = config.adapt_every or problem.family.episode_length
+    blocks = -(-length // every)
+    begin = rollout.start_rollout(env, task_params, key, num_envs=config.num_envs, length=blocks * every,
+                                  num_actions=env.num_actions, epsilon=config.eval_epsilon)
+    per_block = jax.tree.map(lambda x: x.reshape(blocks, every, *x.shape[1:]), begin.per_step)
+    target_net = problem.net(params)
+    lr = problem.inner_lr(params)
+
+    def block(carry, xs):
+        obs, state, net, buffer = carry
+        index, per_step = xs
+        (obs, state), transitions = jax.lax.scan(
+            rollout.acting_step(env, problem.network.apply, net, task_params, config.eval_epsilon), (obs, state),
+            per_step)
+        buffer = jax.tree.map(lambda b, t: jax.lax.dynamic_update_slice_in_dim(b, t, index * every, axis=0),
+                              buffer, transitions)
+        seen = (jnp.arange(blocks * every) < (index + 1) * every)[:, None]  # [L, 1]: filled rows
+        data = (*problem.inner_data(target_net, buffer), jnp.broadcast_to(seen, buffer.reward.shape))
+        net = inner.adapt(problem.net(params), problem.inner_loss, data, steps=config.inner_steps, lr=lr,
+                          first_order=True)
+        return (obs, state, net, buffer), None
+
+    rows = (blocks * every, config.num_envs)
+    empty = Transition(obs=jnp.zeros(rows[:1] + begin.obs.shape, begin.obs.dtype), action=jnp.zeros(rows, jnp.int32),
+                       reward=jnp.zeros(rows, jnp.float32), next_obs=jnp.zeros(rows[:1] + begin.obs.shape, begin.obs.dtype),
+                       terminated=jnp.zeros(rows, bool), truncated=jnp.zeros(rows, bool))
+    (_, _, _, buffer), _ = jax.lax.scan(block, (begin.obs, begin.state, problem.net(params), empty),
+                                        (jnp.arange(blocks), per_block))
+    return rollout.episode_returns(jax.tree.map(lambda x: x[:length], buffer), num_episodes)
+
+
+def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation,
+                  task_grad: TaskGradFn) -> MetaLearner:
+    """Assemble a gradient-kind `MetaLearner` from an algorithm's per-task meta-gradient `task_grad`.
+
+    Args:
+      problem: the network, family and config.
+      optimizer: the outer optimiser of the whole meta-parameters (with Meta-SGD, as
+        `with_meta_sgd` gives it).
+      task_grad: `task_grad(problem, params, target_params, task_params, key) -> (grad, TaskStats)`.
+
+    Returns:
+      The `MetaLearner` of kind `"gradient"`; `adapt` and `evaluate` adapt first-order, and
+      default `target_params` to `params`.
+    """
+    config = problem.config
+
+    def init(key: chex.PRNGKey) -> MetaState:
+        return initial_meta_state(problem.init_params(key), optimizer)
+
+    update = meta_update(config, problem.family, optimizer,
+                         lambda params, target, _, task, key: task_grad(problem, params, target, task, key))
+
+    def trial(state: MetaState, task_params: EnvParams, key: chex.PRNGKey, num_episodes: int) -> chex.Array:
+        return gradient_trial(problem, state.params, task_params, key, num_episodes)
 
     def adapt(params: Params, task_params: EnvParams, key: chex.PRNGKey,
               target_params: Params | None = None) -> Params:
@@ -339,4 +450,6 @@ def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation
         _, returns = jax.lax.scan(step, params, None, length=num_steps)
         return jnp.concatenate([ret(params)[None], returns])
 
-    return MetaLearner(init=init, update=update, adapt=adapt, evaluate=evaluate)
+    env_steps = 2 * config.num_tasks * config.num_envs * config.rollout_length  # support and query
+    return MetaLearner(kind="gradient", init=init, update=update, trial=trial, env_steps_per_update=env_steps,
+                       adapt=adapt, evaluate=evaluate)

@@ -99,6 +99,63 @@ def workload(algo: str, num_tasks: int, inner_steps: int = 5, *, remat: bool = F
                       epsilon=0.1, support_epsilon=1.0, hidden_sizes=(64, 64), remat=remat)
 
 
+LEARNERS = {
+    "maml": {}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
+    "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
+    "rl2 attention": {"algo": "rl2", "network": "attention"},
+}
+"""Every learner the suite compares on the learners' workload: name -> config changes."""
+
+
+def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
+    """The learners' workload for one learner: the same tasks and data per meta-step for every kind.
+
+    `tabular-mdp` (10 states, 5 actions, 10-step episodes), T tasks × M envs, a 64-64 torso:
+    gradient learners collect 20-step support and query rollouts and take K = 1 inner step;
+    memory learners one 2-episode (20-step) trial per task, with a 64-wide cell.
+
+    Args:
+      name: a key of `LEARNERS`.
+      num_tasks: T.
+      num_envs: M.
+
+    Returns:
+      The config.
+    """
+    changes = LEARNERS[name]
+    base = dict(family="tabular-mdp", num_tasks=num_tasks, num_envs=num_envs, trial_episodes=2, gamma=0.9,
+                hidden_sizes=(64, 64))
+    if changes.get("algo", "maml") != "rl2":
+        base.update(rollout_length=20, inner_steps=1, inner_lr=0.1)
+    return MetaConfig(**base, **changes)
+
+
+def learners_table(plan: "Plan") -> dict[str, dict]:
+    """Every learner's meta-step on the learners' workload: compile time, interleaved medians.
+
+    Each is measured through its `MetaLearner` alone (`init`, `update`, `env_steps_per_update`).
+
+    Args:
+      plan: gives T (`main_tasks`), M (`num_envs`) and the rounds.
+
+    Returns:
+      `name -> {"kind", "compile_s", "step_s", "env_steps_per_s"}`.
+    """
+    fns, out = {}, {}
+    for name in LEARNERS:
+        config = learner_workload(name, plan.main_tasks, plan.num_envs)
+        learner = make_meta_learner(config)
+        state = learner.init(jax.random.key(config.seed))
+        compiled, compile_s = compile_timed(learner.update, state, jax.random.key(1))
+        fns[name] = stepper(compiled, state)
+        out[name] = {"kind": learner.kind, "compile_s": compile_s, "env_steps": learner.env_steps_per_update}
+    times = interleaved(fns, plan.rounds)
+    for name, row in out.items():
+        step = spread(times[name])
+        row.update(step_s=step, env_steps_per_s=row.pop("env_steps") / step["median"])
+    return out
+
+
 def compiled_meta_step(config: MetaConfig) -> tuple[jax.stages.Compiled, MetaState, float]:
     """`(compiled update, its initial state, compile seconds)` of one meta-step.
 
@@ -423,7 +480,7 @@ def run_suite(plan: Plan, *, with_torch: bool = True,
 
     Returns:
       One JSON-ready dict: `machine`, `plan`, `gate_max_rel_error` (with torch), `matmul_flops_per_s`,
-      `configs`, `temp_bytes_k20`, `envs`, `torch_vs_jax`, `max_rss_mib` and `summary`.
+      `configs`, `temp_bytes_k20`, `learners`, `envs`, `torch_vs_jax`, `max_rss_mib` and `summary`.
 
     Raises:
       GateError: before any timing, if the frameworks disagree.
@@ -451,6 +508,8 @@ def run_suite(plan: Plan, *, with_torch: bool = True,
             torch_step = steps["maml"]
     log(f"XLA temp bytes at K={plan.memory_inner_steps} with and without remat")
     result["temp_bytes_k20"] = remat_memory(plan, result["configs"])
+    log(f"every learner on the learners' workload (tabular-mdp, T={plan.main_tasks})")
+    result["learners"] = learners_table(plan)
     result["envs"] = {}
     for num_envs in plan.env_counts:
         log(f"environment throughput at {num_envs} envs")

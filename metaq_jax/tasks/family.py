@@ -9,6 +9,7 @@ from `num_test_tasks` upward, so no test task is seen in meta-training.
 """
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, Callable
 
 import chex
@@ -70,6 +71,20 @@ class TaskFamily:
           A, `env.num_actions`.
         """
         return self.env.num_actions
+
+    @functools.cached_property
+    def episode_length(self) -> int:
+        """H, the most steps an episode of the family's tasks lasts (its time limit).
+
+        Returns:
+          The largest `max_steps_in_episode` of the held-out tasks (a task sets its own, e.g. a
+          bandit's pulls), or of the default params when the tasks carry none.
+        """
+        with jax.ensure_compile_time_eval():  # a concrete number even when first asked inside a trace
+            limit = getattr(self.test_tasks(), "max_steps_in_episode", None)
+        if limit is None:
+            return int(self.default_params.max_steps_in_episode)
+        return int(np.max(np.asarray(limit)))
 
     @property
     def default_params(self) -> EnvParams:

@@ -1,0 +1,51 @@
+"""A run of every learner kind through the session: stopped, resumed exactly, evaluated, plotted."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import metaq_jax as mq
+from metaq_jax import checkpoints, cli, runs, session
+
+from helpers import trees_equal
+
+MEMORY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
+              trial_episodes=2, meta_steps=3, cell_size=8)
+
+
+class Stop(Exception):
+    """Raised from `on_step` to stop a run as a crash would, after a checkpoint."""
+
+
+def test_a_memory_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, capsys):
+    """rl2 (GRU) stopped after 2 of 3 meta-steps and resumed equals the run done at once, through
+    its own state (the carry at a trial's start) too; `metaq eval` then reports its trials."""
+    config = mq.MetaConfig(**MEMORY)
+    options = runs.RunOptions(checkpoint_every=1)
+    whole = session.train_run(session.prepare_run(config, str(tmp_path / "whole")), options)
+
+    def stop_after_two(step, _):
+        if step == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        session.train_run(session.prepare_run(config, str(tmp_path / "cut")), options, on_step=stop_after_two)
+    resumed_run = session.prepare_run(config, str(tmp_path / "cut"), resume=True)
+    assert resumed_run.resumed and int(resumed_run.state.step) == 2
+    resumed = session.train_run(resumed_run, options)
+    assert trees_equal(resumed.state, whole.state)  # params, target, optimiser and the learner's own state
+    with open(tmp_path / "whole" / runs.METRICS) as a, open(tmp_path / "cut" / runs.METRICS) as b:
+        assert a.read() == b.read()
+    restored = session.load_run(str(tmp_path / "cut"))[3]
+    assert set(restored.learner_state) == {"initial_carry"}
+    cli.main(["eval", "--run-dir", str(tmp_path / "cut"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["kind"], list(report["protocols"])) == ("memory", ["trial"])
+    rows = report["protocols"]["trial"]["rows"]
+    assert list(rows) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play"]
+    assert rows["meta-learned"] == whole.report["protocols"]["trial"]["rows"]["meta-learned"]
+    assert os.path.getsize(tmp_path / "cut" / runs.PLOT) > 0
+    assert np.isfinite(rows["meta-learned"]["total"])
+    assert checkpoints.latest_step(str(tmp_path / "cut" / runs.CHECKPOINTS)) == 3
