@@ -104,7 +104,7 @@ def rl2_inputs(obs: chex.Array, prev_action: chex.Array, prev_reward: chex.Array
     """The input of a memory-based learner at one step (RL², Duan et al. 2016).
 
     Args:
-      obs: `[..., D]` the observation.
+      obs: `[..., *obs]` the observation, flattened to `D` features (e.g. image frames).
       prev_action: `[...]` int, the previous action; -1 at a trial's first step (all zeros one-hot).
       prev_reward: `[...]` the previous reward; 0 at a trial's first step.
       prev_done: `[...]` bool, whether the previous step ended an episode.
@@ -113,6 +113,7 @@ def rl2_inputs(obs: chex.Array, prev_action: chex.Array, prev_reward: chex.Array
     Returns:
       `[..., D + A + 2]` float32: the observation, the previous action one-hot, reward and done flag.
     """
+    obs = obs.reshape(prev_action.shape + (-1,))
     return jnp.concatenate([obs.astype(jnp.float32), jax.nn.one_hot(prev_action, num_actions, dtype=jnp.float32),
                             prev_reward.astype(jnp.float32)[..., None], prev_done.astype(jnp.float32)[..., None]],
                            axis=-1)

@@ -168,12 +168,7 @@ def protocol_report(config: MetaConfig, family: TaskFamily, state: MetaState, pr
 
     Args:
       config: the meta-learner's config, of any kind.
-      family: the task family `config.family` names.
-      state: the meta-learned state.
-      pretrained: the pretraining baseline's state (`pretrain_config(config, family)`).
-      key: consumed; shared by every curve, so they are paired.
-      num_seeds: S, trials per test task.
-      oracle_budget: the learned oracle's training, for families with no exact oracle.
+      family, state, pretrained, key, num_seeds, oracle_budget: as `protocol_returns` takes them.
 
     Returns:
       `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`), each section with

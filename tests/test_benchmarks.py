@@ -50,9 +50,16 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
     assert set(tiny_result["envs"]["4"]) == {"metaq_random_walk", "metaq_epsilon_greedy", "gymnax_auto_reset",
                                              "gymnax_bare_step_env", "gymnasium_numpy", "gymnasium_python_loop"}
     assert len(tiny_result["torch_vs_jax"]) == 3
+    learners = tiny_result["learners"]  # every learner through its MetaLearner alone
+    assert list(learners) == list(suite.LEARNERS)
+    assert {name: row["kind"] for name, row in learners.items()} == {
+        "maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
+        "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory"}
+    assert all(row["env_steps_per_s"] > 0 and row["compile_s"] > 0 for row in learners.values())
     json.dumps(tiny_result)  # the JSON `metaq bench --json` prints
     table = report.markdown(tiny_result)
     assert "| summary | value |" in table and "torch_1_thread" in table and "Peak resident memory" in table
+    assert "| rl2 attention | memory |" in table
 
 
 SHARDED_CHILD = """

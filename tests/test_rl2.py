@@ -108,6 +108,9 @@ def test_rl2_inputs_layout():
     np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0]])
     x = rl2_inputs(jnp.array([[0.5, 0.25]]), jnp.array([2]), jnp.array([1.5]), jnp.array([True]), 3)
     np.testing.assert_array_equal(x, [[0.5, 0.25, 0.0, 0.0, 1.0, 1.5, 1.0]])
+    frames = jnp.array([[[True, False], [False, True]]])  # [M=1, 2, 2]: image observations are flattened
+    x = rl2_inputs(frames, jnp.array([0]), jnp.array([0.0]), jnp.array([False]), 2)
+    np.testing.assert_array_equal(x, [[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
 
 
 def test_the_attention_network_is_causal():

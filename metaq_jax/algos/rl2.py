@@ -207,15 +207,10 @@ def trial_td_loss(memory_q: MemoryQ, params: Params, target_params: Params, memo
     """The double-Q TD loss of a whole trial: the mean of `0.5 * error²` of `trial_td_errors`. `[]`.
 
     Args:
-      memory_q: the network with memory.
-      params: online parameters, differentiated (through the whole trial).
-      target_params: target-network parameters.
-      memory: the memory at the trial's start, for `[M]` environments.
-      trial: `[L, M]` from `collect_trial`.
-      gamma: discount.
+      memory_q, params, target_params, memory, trial, gamma: as `trial_td_errors` takes them.
 
     Returns:
-      `[]` the loss.
+      `[]` the loss, differentiable in `params` through the whole trial.
     """
     return 0.5 * jnp.mean(jnp.square(trial_td_errors(memory_q, params, target_params, memory, trial, gamma)))
 
