@@ -168,7 +168,12 @@ def protocol_report(config: MetaConfig, family: TaskFamily, state: MetaState, pr
 
     Args:
       config: the meta-learner's config, of any kind.
-      family, state, pretrained, key, num_seeds, oracle_budget: as `protocol_returns` takes them.
+      family: its task family.
+      state: the meta-learned state.
+      pretrained: the pretraining baseline's state.
+      key: consumed; every curve's.
+      num_seeds: S, trials per test task.
+      oracle_budget: the learned oracle's training, where the family has no exact oracle.
 
     Returns:
       `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`), each section with

@@ -207,7 +207,12 @@ def trial_td_loss(memory_q: MemoryQ, params: Params, target_params: Params, memo
     """The double-Q TD loss of a whole trial: the mean of `0.5 * error²` of `trial_td_errors`. `[]`.
 
     Args:
-      memory_q, params, target_params, memory, trial, gamma: as `trial_td_errors` takes them.
+      memory_q: the network with memory.
+      params: online parameters, differentiated.
+      target_params: target-network parameters.
+      memory: the memory at the trial's start.
+      trial: `[L, M]` from `collect_trial`.
+      gamma: discount.
 
     Returns:
       `[]` the loss, differentiable in `params` through the whole trial.
