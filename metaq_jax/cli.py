@@ -221,10 +221,9 @@ def train(args: Train) -> None:
     run_dir = args.run_dir or runs.default_run_dir()
     run = session.prepare_run(config, run_dir, resume=args.resume)
     config, first = run.config, int(run.state.step)
-    shape = (f"{config.rollout_length} steps, K={config.inner_steps}" if config.kind == "gradient"
-             else f"trials of {config.trial_episodes} episode(s)")
-    print(f"metaq train: {config.algo} ({config.kind}) on {config.family}, {config.num_tasks} tasks × "
-          f"{config.num_envs} envs × {shape}, {jax.devices()[0].platform} mesh "
+    print(f"metaq train: {config.algo} ({run.learner.kind}) on {config.family}, {config.num_tasks} tasks × "
+          f"{config.num_envs} envs, {run.learner.env_steps_per_update:,} env steps per meta-step, "
+          f"{jax.devices()[0].platform} mesh "
           f"{distributed.mesh_shape(run.mesh)} ({config.devices} device(s) × {jax.process_count()} process(es)), "
           f"{'resuming at meta-step ' + str(first) if run.resumed else 'new run'} in {run_dir}")
     columns = [TextColumn("meta-step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),

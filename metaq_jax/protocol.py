@@ -184,6 +184,25 @@ def protocol_report(config: MetaConfig, family: TaskFamily, state: MetaState, pr
     return report_from_returns(config, returns)
 
 
+CURVE_POINTS = 10
+"""How many windows a report's training curve averages the meta-steps over."""
+
+
+def training_curve(history: list[Metrics], points: int = CURVE_POINTS) -> dict[str, list[float]]:
+    """The meta-steps cut into `points` windows: the mean return after adaptation in each.
+
+    Args:
+      history: every meta-step's host `Metrics`.
+      points: windows (fewer when there are fewer steps).
+
+    Returns:
+      `{"step": last meta-step of each window (1-based), "post_return": its mean}`.
+    """
+    post = np.array([float(m.post_return) for m in history])
+    windows = np.array_split(np.arange(len(post)), min(points, len(post)))
+    return {"step": [int(w[-1]) + 1 for w in windows], "post_return": [round(float(post[w].mean()), 4) for w in windows]}
+
+
 def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
                  callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
@@ -201,21 +220,23 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
 
     Returns:
       `report_from_returns`' dict over R × S × T trials, with `training`: the seeds, each
-      learner's total training seconds and its environment steps per training run.
+      learner's total training seconds, its environment steps per training run, and its
+      `training_curve` per run.
 
     Raises:
       InputError: `config.family` names no family.
     """
     family = make_family(config.family)
-    pooled, seconds = {}, {"meta": 0.0, "pretrain": 0.0}
+    pooled, seconds, curves = {}, {"meta": 0.0, "pretrain": 0.0}, {"meta": [], "pretrain": []}
     for r in range(train_seeds):
         run_config, states = config.replace(seed=config.seed + r), {}
         for name, cfg in (("meta", run_config), ("pretrain", pretrain_config(run_config, family))):
             label = name if r == 0 else f"{name}/{r}"
             step_cb = None if callback is None else (lambda step, m, label=label: callback(label, step, m))
             start = time.perf_counter()
-            states[name], _ = train(cfg, family, callback=step_cb)
+            states[name], history = train(cfg, family, callback=step_cb)
             seconds[name] += time.perf_counter() - start
+            curves[name].append(training_curve(history))
         returns = protocol_returns(run_config, family, states["meta"], states["pretrain"],
                                    jax.random.key(run_config.seed + 1), num_seeds=num_seeds)
         for protocol, rows in returns.items():
@@ -224,7 +245,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     returns = {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
     report = report_from_returns(config, returns)
     report["training"] = {
-        "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds,
+        "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
                       for name, cfg in (("meta", config), ("pretrain", pretrain_config(config, family)))}}
     return report
@@ -259,4 +280,10 @@ def markdown_table(report: dict) -> str:
         blocks.append(f"Training: seeds {', '.join(map(str, t['seeds']))}; "
                       + "; ".join(f"{name} {t['train_s'][name]:.0f} s in all, {t['env_steps'][name]:,} env steps per run"
                                   for name in t["train_s"]) + ".")
+        if "curve" in t:
+            per_seed = t["curve"]["meta"]
+            blocks.append("Return after adaptation while meta-training (mean over each window of meta-steps; one "
+                          "list per seed): " + "; ".join(
+                              ", ".join(f"{s} → {v:.2f}" for s, v in zip(c["step"], c["post_return"])) for c in per_seed)
+                          + ".")
     return "\n\n".join(blocks)

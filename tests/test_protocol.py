@@ -74,6 +74,9 @@ def test_a_memory_learner_is_reported_on_trials_beside_the_bandit_strategies():
     assert list(rows) == ["meta-learned", "random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play"]
     assert all(0 <= row["mean"][0] <= 10 for row in rows.values())  # 10 pulls of a 0/1 reward
     assert "| meta-learned (rl2) |" in protocol.markdown_table(report)
+    training = report["training"]
+    assert training["env_steps"] == {"meta": 2 * 2 * 2 * 10, "pretrain": 2 * 2 * 2 * 2 * 10}  # steps × T × M × L (× 2)
+    assert [c["step"] for c in training["curve"]["meta"]] == [[1, 2]]
 
 
 def test_nav2d_oracle_and_paper_goals():
