@@ -65,8 +65,9 @@ class FixedGoalMaze(meta_maze.MetaMaze):
 def make_metamaze(maze_size: int = 9, max_steps: int = 200, **family_kwargs: Any) -> TaskFamily:
     """The `metamaze` family: a goal cell per task; every 5th open cell is held out for testing.
 
-    Reaching the goal pays 10 and ends the episode; the agent sees its 3×3 surroundings, its
-    last action and reward and the normalised time, `[15]`.
+    Reaching the goal pays 10 and puts the agent at a random cell, the episode going on (gymnax's
+    rule); the agent sees its 3×3 surroundings, its last action and reward and the normalised
+    time, `[15]`.
 
     Args:
       maze_size: the maze's side, an odd int ≥ 3.
