@@ -1,0 +1,71 @@
+"""Print the README's RL² tables from the protocol.json files `regenerate.sh` writes.
+
+Usage: python results/rl2/table.py
+"""
+
+import json
+import pathlib
+
+HERE = pathlib.Path(__file__).parent
+PUBLISHED = {  # Duan et al. 2016 Table 1: random, Gittins, Thompson, UCB1, RL²; SNAIL and MAML (Mishra et al. 2018)
+    (10, 5): (5.0, 6.6, 5.7, 6.7, 6.7, None, None), (10, 10): (5.0, 6.6, 5.5, 6.7, 6.7, None, None),
+    (10, 50): (5.1, 6.5, 5.2, 6.6, 6.8, None, None), (100, 5): (49.9, 78.3, 74.7, 78.0, 78.7, 79.1, 67.1),
+    (100, 10): (49.9, 82.8, 76.7, 82.4, 83.5, 83.5, 70.1), (100, 50): (49.8, 85.2, 64.5, 84.3, 84.9, 85.1, 70.3),
+}
+
+
+def load(name):
+    path = HERE / name / "protocol.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cell(report, row="meta-learned"):
+    if report is None:
+        return "not run"
+    r = report["protocols"]["trial"]["rows"][row]
+    return f"{r['total']:.2f} ± {r['total_ci95']:.2f}"
+
+
+def minutes(report):
+    return "" if report is None else f"{report['training']['train_s']['meta'] / 60:.0f}"
+
+
+def bandits():
+    print("| n, k | random | UCB1 | Thompson | oracle (best arm) | RL² (ours, GRU) | SNAIL-style (ours) | MAML (ours, trial) "
+          "| RL² min | published: Gittins / UCB1 / RL² / SNAIL / MAML |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (n, k), pub in PUBLISHED.items():
+        rl2, att, maml = load(f"bandit-k{k}-n{n}"), load(f"attention-bandit-k{k}-n{n}"), load(f"maml-bandit-k{k}-n{n}")
+        base = rl2 or maml
+        published = " / ".join("–" if v is None else f"{v}" for v in (pub[1], pub[3], pub[4], pub[5], pub[6]))
+        print(f"| {n}, {k} | {cell(base, 'random_play')} | {cell(base, 'ucb1')} | {cell(base, 'thompson')} | "
+              f"{cell(base, 'oracle')} | {cell(rl2)} | {cell(att)} | {cell(maml)} | {minutes(rl2)} | {published} |")
+
+
+def mdp():
+    report = load("tabular-mdp-n10")
+    if report is None:
+        return
+    rows = report["protocols"]["trial"]["rows"]
+    vi = rows["oracle"]["total"]
+    print("\n| learner | total over 10 episodes | ÷ value iteration |")
+    print("|---|---|---|")
+    for name in ("meta-learned", "random_init", "pretrain", "oracle"):
+        print(f"| {name} | {rows[name]['total']:.1f} ± {rows[name]['total_ci95']:.1f} | {rows[name]['total'] / vi:.3f} |")
+
+
+def maze():
+    for name in ("metamaze-rl2", "metamaze-maml"):
+        report = load(name)
+        if report is None:
+            continue
+        rows = report["protocols"]["trial"]["rows"]
+        print(f"\n{name}: " + "; ".join(
+            f"{row}: " + " / ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(r["mean"], r["ci95"]))
+            for row, r in rows.items()))
+
+
+if __name__ == "__main__":
+    bandits()
+    mdp()
+    maze()
