@@ -239,10 +239,12 @@ def train(args: Train) -> None:
                 f"{float(m.post_return):.1f}  {rate:,.0f} env steps/s"))
 
         result = session.train_run(run, args.options, on_step=on_step)
+    from metaq_jax.evaluate import LEARNED
+
     rows = result.report["protocols"]["trial"]["rows"]
     episodes = lambda name: " → ".join(f"{m:.1f}" for m in rows[name]["mean"])  # noqa: E731
     print(f"done: {config.meta_steps - first} meta-steps in {time.perf_counter() - start:.0f} s; "
-          f"held-out trial return per episode {episodes('meta-learned')} (random init {episodes('random_init')}); "
+          f"held-out trial return per episode {episodes(LEARNED)} (random init {episodes('random_init')}); "
           f"run dir {os.path.abspath(run_dir)}")
 
 

@@ -205,6 +205,30 @@ def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, ke
     return out
 
 
+def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
+                   num_episodes: int, num_steps: int, num_seeds: int = 1,
+                   baseline_seed: int = RANDOM_INIT_SEED) -> dict[str, dict[str, chex.Array]]:
+    """Every protocol's returns of `state` and of a random initialisation, same tasks, same keys.
+
+    Args:
+      learner: any learner; its `init` gives the random initialisation.
+      state: the meta-learned state.
+      tasks: task parameters with a leading `[T]` axis.
+      key: consumed; the same for both, so they are paired.
+      num_episodes: E, the episodes of a trial.
+      num_steps: K of the inner-steps protocol (gradient learners).
+      num_seeds: S independent trials per task.
+      baseline_seed: seeds the random initialisation.
+
+    Returns:
+      `protocol -> {"meta-learned": [N, P], "random_init": [N, P]}`.
+    """
+    sizes = dict(num_episodes=num_episodes, num_steps=num_steps, num_seeds=num_seeds)
+    learned = learner_returns(learner, state, tasks, key, **sizes)
+    rand = learner_returns(learner, learner.init(jax.random.key(baseline_seed)), tasks, key, **sizes)
+    return {protocol: {LEARNED: learned[protocol], "random_init": rand[protocol]} for protocol in learned}
+
+
 def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
               num_episodes: int, num_steps: int, num_seeds: int = 1, baseline_seed: int = RANDOM_INIT_SEED) -> dict:
     """The meta-test report: `state` against a random initialisation, same tasks, same keys.
@@ -224,11 +248,9 @@ def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: che
       `random_init` in each section.
     """
     sizes = {"trial": num_episodes, "inner_steps": num_steps}
-    learned = learner_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
-                              num_seeds=num_seeds)
-    rand = learner_returns(learner, learner.init(jax.random.key(baseline_seed)), tasks, key,
-                           num_episodes=num_episodes, num_steps=num_steps, num_seeds=num_seeds)
-    report = {"kind": learner.kind, "protocols": {name: section(name, sizes[name]) for name in learned}}
-    for name in learned:
-        add_rows(report, name, {LEARNED: learned[name], "random_init": rand[name]})
+    returns = paired_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
+                             num_seeds=num_seeds, baseline_seed=baseline_seed)
+    report = {"kind": learner.kind, "protocols": {name: section(name, sizes[name]) for name in returns}}
+    for name, rows in returns.items():
+        add_rows(report, name, rows)
     return report

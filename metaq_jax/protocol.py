@@ -22,7 +22,7 @@ import numpy as np
 from metaq_jax import baselines, oracle
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
-from metaq_jax.evaluate import LEARNED, RANDOM_INIT_SEED, add_rows, constant_returns, learner_returns, section
+from metaq_jax.evaluate import LEARNED, add_rows, constant_returns, learner_returns, paired_returns, section
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 from metaq_jax.training import train
@@ -124,22 +124,17 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
     sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
                  num_seeds=num_seeds)
     tasks, pre_config = family.test_tasks(), pretrain_config(config, family)
-    learner = make_meta_learner(config, family)
-    random_init = learner.init(jax.random.key(RANDOM_INIT_SEED))
-    rows = {"learned": learner_returns(learner, state, tasks, key, **sizes),
-            "random_init": learner_returns(learner, random_init, tasks, key, **sizes),
-            "pretrain": learner_returns(make_meta_learner(pre_config, family), pretrained, tasks, key, **sizes)}
+    out = paired_returns(make_meta_learner(config, family), state, tasks, key, **sizes)
+    pretrain = learner_returns(make_meta_learner(pre_config, family), pretrained, tasks, key, **sizes)
     fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
     if family.oracle_return is None:
         problem = make_problem(pre_config, family)
         fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
             problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
-    out = {}
-    for protocol, learned in rows["learned"].items():
-        points = learned.shape[1]
-        out[protocol] = {LEARNED: np.asarray(learned), "random_init": np.asarray(rows["random_init"][protocol]),
-                         "pretrain": np.asarray(rows["pretrain"][protocol]),
-                         **{name: constant_returns(r, points) for name, r in fixed.items()}}
+    for protocol, rows in out.items():
+        points = rows[LEARNED].shape[1]
+        rows.update(pretrain=np.asarray(pretrain[protocol]),
+                    **{name: constant_returns(r, points) for name, r in fixed.items()})
     return out
 
 
