@@ -7,7 +7,9 @@ rather than silently resumed from.
 """
 
 import contextlib
+import gc
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -145,16 +147,35 @@ def latest_step(directory: str) -> int | None:
         return reader.latest_step()
 
 
-@contextlib.contextmanager
-def _closed_loop_errors_dropped(quiet_s: float = 0.05, limit_s: float = 1.0):
-    """Drop the 'Event loop is closed' errors of reads still in flight when a restore fails.
+class _LostReadsFilter(logging.Filter):
+    """Drops asyncio's 'Task (or Future) exception was never retrieved' reports of the reads a
+    failed restore abandoned, noting when each came."""
 
-    Orbax stops at the first damaged array and closes its event loop; tensorstore then reports
-    the other reads into the closed loop as unraisable errors, within milliseconds, which would
-    print tracebacks. The hook is in place only inside this block: after a failure it waits
-    until no such error has come for `quiet_s` (at most `limit_s`), then puts the old one back.
+    def __init__(self, last: list[float]):
+        super().__init__()
+        self.last = last
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().partition("\n")[0].endswith("exception was never retrieved"):
+            self.last[0] = time.monotonic()
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _abandoned_reads_quiet(quiet_s: float = 0.05, limit_s: float = 1.0):
+    """Drop the errors of reads still in flight when a restore fails.
+
+    Orbax stops at the first damaged array and closes its event loop. The other reads then end
+    in one of two ways, within milliseconds, each of which would print a traceback: tensorstore
+    reports them into the closed loop as unraisable 'Event loop is closed' errors, or their
+    tasks, failed and never awaited, are logged by asyncio when collected. Both are dropped
+    only inside this block: after a failure it collects the abandoned tasks and waits until
+    neither has come for `quiet_s` (at most `limit_s`), then puts the old hook back and removes
+    the log filter.
     """
     previous, last = sys.unraisablehook, [time.monotonic()]
+    lost_reads = _LostReadsFilter(last)
 
     def hook(unraisable):
         if unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value):
@@ -163,15 +184,19 @@ def _closed_loop_errors_dropped(quiet_s: float = 0.05, limit_s: float = 1.0):
             previous(unraisable)
 
     sys.unraisablehook = hook
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addFilter(lost_reads)
     try:
         yield
     except BaseException:
         start = last[0] = time.monotonic()
         while time.monotonic() - last[0] < quiet_s and time.monotonic() - start < limit_s:
+            gc.collect()  # failed tasks are reported when collected: collect them while filtered
             time.sleep(quiet_s / 5)
         raise
     finally:
         sys.unraisablehook = previous
+        asyncio_logger.removeFilter(lost_reads)
 
 
 def restore(directory: str, step: int, template: MetaState, template_key: chex.PRNGKey) -> Restored:
@@ -194,7 +219,7 @@ def restore(directory: str, step: int, template: MetaState, template_key: chex.P
     template_payload = {"state": template, "run_key": jax.random.key_data(template_key)}
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template_payload)
     try:
-        with _closed_loop_errors_dropped(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as reader:
+        with _abandoned_reads_quiet(), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as reader:
             loaded = reader.restore(path, args=ocp.args.Composite(
                 payload=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except (ValueError, OSError) as error:  # what tensorstore and orbax raise for damaged or missing files
