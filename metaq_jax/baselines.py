@@ -1,14 +1,17 @@
 """Classic bandit strategies, the baselines a meta-learned bandit agent must beat.
 
 Each plays one Bernoulli bandit task of `arm_means[k]` for `num_pulls` pulls and returns the
-total reward; vmap over tasks and keys.
+total reward; vmap over tasks and keys. `bayes_optimal` is the exact optimum for short horizons
+under the tasks' own prior, computed by dynamic programming on the host.
 """
 
+import functools
 from typing import Callable
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 BanditPolicy = Callable[[chex.PRNGKey, chex.Array, chex.Array, chex.Array], chex.Array]
 """`policy(key, t, counts[k], wins[k]) -> arm` after `t` pulls."""
@@ -94,3 +97,90 @@ def play(policy: BanditPolicy, key: chex.PRNGKey, arm_means: chex.Array, num_pul
 
 BANDIT_POLICIES: dict[str, BanditPolicy] = {"ucb1": ucb1, "thompson": thompson, "random_play": random_play}
 """The strategies by the baseline names of the meta-test report."""
+
+
+BAYES_OPTIMAL_MAX_PULLS = 10
+"""The longest horizon `bayes_optimal_arm` is computed for: its states grow combinatorially."""
+
+Arm = tuple[int, int]
+"""One arm's record (wins, losses); arms with the same record are interchangeable."""
+
+
+@functools.cache
+def bayes_optimal_value(pulled: tuple[Arm, ...], unpulled: int, left: int) -> float:
+    """Expected reward of the remaining pulls under the Bayes-optimal strategy.
+
+    The arms' means are i.i.d. U[0, 1] = Beta(1, 1) (the bandit families' prior), so an arm
+    of record (w, l) pays with probability (1 + w) / (2 + w + l), and the state is the multiset
+    of records.
+
+    Args:
+      pulled: the records of the arms pulled so far, sorted.
+      unpulled: how many arms have never been pulled.
+      left: pulls remaining.
+
+    Returns:
+      The expected total reward of the `left` pulls.
+    """
+    if left == 0:
+        return 0.0
+    candidates = set(pulled) | ({(0, 0)} if unpulled else set())
+    return max(_pull_value(pulled, unpulled, left, arm) for arm in candidates)
+
+
+def _pull_value(pulled: tuple[Arm, ...], unpulled: int, left: int, arm: Arm) -> float:
+    """Expected reward of pulling an arm of record `arm` now and playing optimally after."""
+    wins, losses = arm
+    rest = list(pulled)
+    if arm == (0, 0):  # a new arm: pulled records have at least one pull
+        unpulled -= 1
+    else:
+        rest.remove(arm)
+    won = tuple(sorted([*rest, (wins + 1, losses)]))
+    lost = tuple(sorted([*rest, (wins, losses + 1)]))
+    pays = (1 + wins) / (2 + wins + losses)
+    return (pays * (1.0 + bayes_optimal_value(won, unpulled, left - 1))
+            + (1 - pays) * bayes_optimal_value(lost, unpulled, left - 1))
+
+
+def bayes_optimal_arm(counts: np.ndarray, wins: np.ndarray, left: int) -> int:
+    """The arm the Bayes-optimal strategy pulls (ties go to the lowest arm).
+
+    Args:
+      counts: pulls of each arm so far, `[k]` ints.
+      wins: reward collected from each arm so far, `[k]` ints.
+      left: pulls remaining, at most `BAYES_OPTIMAL_MAX_PULLS`.
+
+    Returns:
+      The arm's index.
+    """
+    records = [(int(w), int(c - w)) for c, w in zip(counts, wins)]
+    pulled = tuple(sorted(r for r in records if r != (0, 0)))
+    unpulled = len(records) - len(pulled)
+    values = [_pull_value(pulled, unpulled, left, record) for record in records]
+    return int(np.argmax(values))
+
+
+def play_bayes_optimal(rng: np.random.Generator, arm_means: np.ndarray, num_pulls: int) -> float:
+    """Total reward of the Bayes-optimal strategy over `num_pulls` pulls of `arm_means[k]`.
+
+    Args:
+      rng: draws the rewards.
+      arm_means: each arm's probability of paying 1, `[k]`.
+      num_pulls: n, at most `BAYES_OPTIMAL_MAX_PULLS`.
+
+    Returns:
+      The total reward.
+
+    Raises:
+      ValueError: `num_pulls` is over `BAYES_OPTIMAL_MAX_PULLS`.
+    """
+    if num_pulls > BAYES_OPTIMAL_MAX_PULLS:
+        raise ValueError(f"num_pulls = {num_pulls}: the Bayes-optimal strategy is computed for at most "
+                         f"{BAYES_OPTIMAL_MAX_PULLS} pulls")
+    counts, wins = np.zeros(len(arm_means), int), np.zeros(len(arm_means), int)
+    for left in range(num_pulls, 0, -1):
+        arm = bayes_optimal_arm(counts, wins, left)
+        counts[arm] += 1
+        wins[arm] += int(rng.random() < arm_means[arm])
+    return float(wins.sum())

@@ -10,7 +10,9 @@ support batch). Baselines, each on the same test tasks with the same keys:
   oracle        the family's exact optimal return per episode, where it has one (a ceiling);
   oracle_learned  elsewhere, a Q-learner trained on each test task alone (`metaq_jax.oracle`);
   ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families (each episode
-                played afresh).
+                played afresh);
+  bayes_optimal the exact Bayes-optimal strategy under the tasks' U[0, 1] prior, on bandits of
+                at most 10 pulls (a ceiling no learner beats in expectation).
 """
 
 import time
@@ -59,7 +61,8 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
 
     Args:
       family: gives `oracle_return` (the `oracle` baseline, where not None) and the env (the
-        bandit strategies, on `BernoulliBandit` only: they assume 0/1 rewards).
+        bandit strategies, on `BernoulliBandit` only: they assume 0/1 rewards; `bayes_optimal`
+        where n <= `baselines.BAYES_OPTIMAL_MAX_PULLS`).
       tasks: task parameters with a leading `[T]` axis.
       key: consumed by the bandit strategies; split per (seed, task).
       num_seeds: S, trials per task.
@@ -81,6 +84,11 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
             play = jax.vmap(jax.vmap(lambda k, means: baselines.play(policy, k, means, num_pulls)),
                             in_axes=(0, None))
             out[name] = np.asarray(jax.jit(play)(keys, tasks.arm_means)).reshape(-1)
+        if num_pulls <= baselines.BAYES_OPTIMAL_MAX_PULLS:
+            rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+            means = np.asarray(tasks.arm_means)
+            out["bayes_optimal"] = np.array([baselines.play_bayes_optimal(rng, means[t], num_pulls)
+                                             for _ in range(num_seeds) for t in range(num_tasks)])
     return out
 
 

@@ -1,21 +1,31 @@
 """Test-wide settings: implicit rank promotion is an error everywhere in the suite, and one XLA
-compilation cache serves the whole run — this process and every subprocess it starts — so a
-computation compiled by one test (the same tiny learner, a CLI run) is not compiled again by
-another."""
+compilation cache serves the whole run — this process, the xdist workers it starts (which
+inherit its environment) and every subprocess they start — so a computation compiled by one
+test (the same tiny learner, a CLI run) is not compiled again by another. The slowest modules
+are collected first, so that the two workers, given whole modules in order, finish together."""
 
 import os
 import shutil
 import tempfile
 
 os.environ.setdefault("JAX_NUMPY_RANK_PROMOTION", "raise")
-_CACHE = tempfile.mkdtemp(prefix="metaq-test-xla-cache-")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+_CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkdtemp(prefix="metaq-test-xla-cache-")
+if _CACHE is not None:  # the first process of the run; the workers and subprocesses share its cache
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402  (after the environment is set)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+SLOWEST_FIRST = ("test_benchmarks.py", "test_distributed.py", "test_cli.py", "test_rl2.py", "test_protocol.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable: modules keep their order
+
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)

@@ -71,7 +71,8 @@ def test_a_memory_learner_is_reported_on_trials_beside_the_bandit_strategies():
     report = protocol.run_protocol(config, num_seeds=2)
     assert (report["kind"], list(report["protocols"])) == ("memory", ["trial"])
     rows = report["protocols"]["trial"]["rows"]
-    assert list(rows) == ["meta-learned", "random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play"]
+    assert list(rows) == ["meta-learned", "random_init", "pretrain", "oracle", "ucb1", "thompson", "random_play",
+                          "bayes_optimal"]  # 10 pulls: short enough for the exact Bayes-optimal strategy
     assert all(0 <= row["mean"][0] <= 10 for row in rows.values())  # 10 pulls of a 0/1 reward
     assert "| meta-learned (rl2) |" in protocol.markdown_table(report)
     training = report["training"]

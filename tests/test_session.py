@@ -44,7 +44,8 @@ def test_a_memory_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, c
     report = json.loads(capsys.readouterr().out)
     assert (report["kind"], list(report["protocols"])) == ("memory", ["trial"])
     rows = report["protocols"]["trial"]["rows"]
-    assert list(rows) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play"]
+    assert list(rows) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play",
+                          "bayes_optimal"]
     assert rows["meta-learned"] == whole.report["protocols"]["trial"]["rows"]["meta-learned"]
     assert os.path.getsize(tmp_path / "cut" / runs.PLOT) > 0
     assert np.isfinite(rows["meta-learned"]["total"])

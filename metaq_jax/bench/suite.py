@@ -28,6 +28,14 @@ from metaq_jax.types import MetaState, Metrics, Params, Transition, UpdateFn
 ALGOS = gate.ALGOS
 
 
+LEARNERS = {
+    "maml": {}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
+    "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
+    "rl2 attention": {"algo": "rl2", "network": "attention"},
+}
+"""Every learner the suite compares on the learners' workload: name -> config changes."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What one run of the suite measures; `quick()` and `full()` are the two presets.
@@ -44,6 +52,7 @@ class Plan:
       memory_inner_steps: K of the remat memory comparison.
       num_envs: M of every meta-step.
       rollout_length: L of every meta-step.
+      learners: the rows of the learners' table, keys of `LEARNERS` (both presets: all of them).
     """
 
     main_tasks: int  # T of the headline comparison (torch, so/fo, peak fraction)
@@ -57,6 +66,7 @@ class Plan:
     memory_inner_steps: int = 20  # K of the remat memory comparison
     num_envs: int = 32
     rollout_length: int = 50
+    learners: tuple[str, ...] = tuple(LEARNERS)
 
     @classmethod
     def quick(cls) -> "Plan":
@@ -99,14 +109,6 @@ def workload(algo: str, num_tasks: int, inner_steps: int = 5, *, remat: bool = F
                       epsilon=0.1, support_epsilon=1.0, hidden_sizes=(64, 64), remat=remat)
 
 
-LEARNERS = {
-    "maml": {}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
-    "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
-    "rl2 attention": {"algo": "rl2", "network": "attention"},
-}
-"""Every learner the suite compares on the learners' workload: name -> config changes."""
-
-
 def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
     """The learners' workload for one learner: the same tasks and data per meta-step for every kind.
 
@@ -136,13 +138,13 @@ def learners_table(plan: "Plan") -> dict[str, dict]:
     Each is measured through its `MetaLearner` alone (`init`, `update`, `env_steps_per_update`).
 
     Args:
-      plan: gives T (`main_tasks`), M (`num_envs`) and the rounds.
+      plan: gives the learners, T (`main_tasks`), M (`num_envs`) and the rounds.
 
     Returns:
       `name -> {"kind", "compile_s", "step_s", "env_steps_per_s"}`.
     """
     fns, out = {}, {}
-    for name in LEARNERS:
+    for name in plan.learners:
         config = learner_workload(name, plan.main_tasks, plan.num_envs)
         learner = make_meta_learner(config)
         state = learner.init(jax.random.key(config.seed))
