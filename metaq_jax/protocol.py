@@ -68,14 +68,14 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
       num_seeds: S, trials per task.
 
     Returns:
-      `name -> [S × T]` the return of one episode per trial, seed-major (the oracle's repeated
-      over seeds).
+      `name -> [S × T]` the return of one episode per trial, seed-major; the oracle's `[T]`, once
+      per task (it is exact: repeating it over trials would narrow its interval, not inform it).
     """
     from metaq_jax.tasks.bandit import BernoulliBandit  # not at import: gymnax starts JAX's backend
 
     out = {}
     if family.oracle_return is not None:
-        out["oracle"] = np.tile(np.asarray(jax.vmap(family.oracle_return)(tasks)), num_seeds)
+        out["oracle"] = np.asarray(jax.vmap(family.oracle_return)(tasks))
     if type(family.env) is BernoulliBandit:  # not its Gaussian subclass: these assume 0/1 rewards
         num_tasks = tasks.arm_means.shape[0]
         num_pulls = int(np.asarray(tasks.max_steps_in_episode)[0])
@@ -211,7 +211,8 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
 
     With several training seeds every row pools the trials of every seed's run, so its interval
-    covers the spread over training runs as well as over tasks.
+    covers the spread over training runs as well as over tasks; a row no run changes (the exact
+    oracle) is counted once.
 
     Args:
       config: the meta-learner's config; its family, budget and seed serve both trainings.
@@ -244,7 +245,9 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
                                    jax.random.key(run_config.seed + 1), num_seeds=num_seeds)
         for protocol, rows in returns.items():
             for name, values in rows.items():
-                pooled.setdefault(protocol, {}).setdefault(name, []).append(values)
+                runs = pooled.setdefault(protocol, {}).setdefault(name, [])
+                if not any(np.array_equal(values, seen) for seen in runs):  # the exact oracle: once
+                    runs.append(values)
     returns = {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
     report = report_from_returns(config, returns)
     report["training"] = {
