@@ -19,6 +19,9 @@ for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
     --hidden-sizes 64 --meta-steps 2000 --num-seeds 2 --out $out/bandit-k$k-n100
 done
+# the (100, 5) cell trained 2.5 times longer (README)
+metaq protocol --family bandit-k5-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
+  --hidden-sizes 64 --meta-steps 5000 --num-seeds 2 --out $out/bandit-k5-n100-long
 # MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls
 for n in 10 100; do
   for k in 5 10 50; do
