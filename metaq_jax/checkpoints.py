@@ -121,7 +121,7 @@ def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) ->
       NonFiniteError: the state holds a NaN or an infinity; a checkpoint is always one worth
         resuming from.
     """
-    step = int(state.step)
+    step = int(np.max(jax.device_get(state.step)))  # a population's members share their step
     if not is_finite(state):
         raise NonFiniteError(f"refusing to checkpoint a non-finite state at meta-step {step}")
     # host copies: replicated arrays of a multi-host mesh are written once, by this process alone

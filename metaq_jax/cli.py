@@ -56,6 +56,25 @@ class Train:
 
 
 @dataclasses.dataclass(frozen=True)
+class Sweep:
+    """Train a population (seeds × hyperparameters) as one compiled program into a run directory."""
+
+    config: Annotated[ConfigFlags, tyro.conf.arg(name="")]
+    options: Annotated[runs.RunOptions, tyro.conf.arg(name="")] = runs.RunOptions()
+    # a saved config.json to start from; flags given on the command line override it
+    config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
+    seeds: int = 1  # S: training seeds seed .. seed + S - 1, each with every setting
+    # field=v1,v2,... (repeatable): every combination of the values, e.g. --grid inner_lr=0.05,0.1
+    grid: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(help_behavior_hint="(default: none)")] = ()
+    random: int = 0  # N settings drawn at random from the --range flags (instead of --grid)
+    # field=low:high, or field=low:high:log for log-uniform (repeatable), for --random
+    range: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(help_behavior_hint="(default: none)")] = ()
+    member_devices: int = 1  # devices along the population's member axis; the rest split each member's tasks
+    run_dir: str | None = None  # default: a new timestamped folder under runs/
+    resume: bool = False  # continue the sweep in --run-dir from its latest checkpoint, with its config and members
+
+
+@dataclasses.dataclass(frozen=True)
 class Eval:
     """Meta-test a run's parameters on the held-out tasks, beside a random initialisation."""
 
@@ -93,6 +112,7 @@ class Families:
 
 Command = Union[
     Annotated[Train, tyro.conf.subcommand("train")],
+    Annotated[Sweep, tyro.conf.subcommand("sweep")],
     Annotated[Eval, tyro.conf.subcommand("eval")],
     Annotated[Protocol, tyro.conf.subcommand("protocol")],
     Annotated[Bench, tyro.conf.subcommand("bench")],
@@ -248,6 +268,71 @@ def train(args: Train) -> None:
           f"run dir {os.path.abspath(run_dir)}")
 
 
+def sweep_members(args: Sweep, config: MetaConfig) -> list[dict]:
+    """The members `args` asks for: seeds × a grid or random draws; on resume without them, the stored ones.
+
+    Args:
+      args: the parsed `sweep` command.
+      config: the resolved shared config (its seed is the first seed, and seeds the draws).
+
+    Returns:
+      The members.
+
+    Raises:
+      InputError: both --grid and --random, a bad --seeds, or a malformed --grid / --range.
+    """
+    from metaq_jax import population, sweep
+
+    if not isinstance(args.seeds, int) or args.seeds < 1:
+        raise InputError(f"--seeds = {args.seeds!r}: must be a positive integer")
+    if args.grid and (args.random or args.range):
+        raise InputError("--grid with --random/--range: give a grid or random draws, not both")
+    if args.range and not args.random:
+        raise InputError("--range without --random N: say how many settings to draw")
+    seeds = list(range(config.seed, config.seed + args.seeds))
+    if args.resume and args.run_dir and not (args.grid or args.random):
+        stored = sweep.stored_members(args.run_dir)
+        if stored is not None:
+            return stored
+    if args.random:
+        return sweep.random_members(seeds, args.range, args.random, config.seed)
+    return population.grid_members(seeds, sweep.parse_grid(args.grid))
+
+
+def run_sweep(args: Sweep) -> None:
+    """Check everything, then train the population with a progress bar and print each member's result.
+
+    Args:
+      args: the parsed `sweep` command.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from metaq_jax import sweep
+
+    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
+    members = sweep_members(args, config)
+    run_dir = args.run_dir or runs.default_run_dir()
+    prepared = sweep.prepare_sweep(config, members, run_dir, resume=args.resume, member_devices=args.member_devices)
+    config, first = prepared.config, int(prepared.population.states.step[0])
+    print(f"metaq sweep: {len(members)} members of {config.algo} on {config.family} in one program, "
+          f"mesh {dict(prepared.mesh.shape)}, {'resuming at meta-step ' + str(first) if prepared.resumed else 'new run'} "
+          f"in {run_dir}")
+    start = time.perf_counter()
+    columns = [TextColumn("meta-step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn()]
+    with Progress(*columns) as progress:
+        bar = progress.add_task("sweep", total=config.meta_steps, completed=first, info="compiling…")
+
+        def on_step(step, m):
+            progress.update(bar, completed=step + 1, info=f"loss {float(m.meta_loss.min()):.3f}–{float(m.meta_loss.max()):.3f}")
+
+        results = sweep.train_sweep(prepared, args.options, on_step=on_step)
+    for i, result in enumerate(results):
+        print(f"member {i} {result['member']}: held-out trial return {result['trial_total']:.2f}")
+    print(f"done: {config.meta_steps - first} meta-steps of {len(members)} members in "
+          f"{time.perf_counter() - start:.0f} s; run dir {os.path.abspath(run_dir)}")
+
+
 def evaluate(args: Eval) -> None:
     """Print the meta-test of a run, as a table or as one JSON object.
 
@@ -361,6 +446,8 @@ def run(argv: list[str] | None = None) -> None:
     command = parsed.command
     if isinstance(command, Train):
         train(command)
+    elif isinstance(command, Sweep):
+        run_sweep(command)
     elif isinstance(command, Eval):
         evaluate(command)
     elif isinstance(command, Protocol):

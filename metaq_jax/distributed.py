@@ -1,13 +1,14 @@
 """Scale-out: the task axis of a meta-step sharded over a device mesh, across hosts too.
 
 The task batch and everything computed per task (env states, transitions, adapted parameters)
-are split along the mesh axis `task`; meta-parameters and optimiser state are replicated. The
+are split along the mesh axis `task`; meta-parameters and optimiser state are replicated. A
+population's members are split along a second axis `member`, tasks along `task` within it. The
 meta-step is plain `jax.jit` with `NamedSharding`s: `shard_map` would need care, as its default
 silently sums gradients w.r.t. replicated parameters across devices and so mixes tasks.
 """
 
 import os
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import chex
 import jax
@@ -18,6 +19,7 @@ from metaq_jax.errors import InputError
 from metaq_jax.types import MetaState, Metrics, UpdateFn
 
 TASK_AXIS = "task"
+MEMBER_AXIS = "member"
 
 # The settings of `initialize` and the environment variables that give them. JAX itself reads
 # only JAX_COORDINATOR_ADDRESS; the other two follow its naming.
@@ -144,19 +146,28 @@ def mesh_devices(devices: int) -> list:
     return [d for p in sorted(by_process) for d in sorted(by_process[p], key=lambda d: d.id)[:per_process]]
 
 
-def make_mesh(devices: int = 0) -> Mesh:
-    """A 1-D mesh with axis `task` over `devices` local devices of each process (0: all).
+def make_mesh(devices: int = 0, members: int = 1) -> Mesh:
+    """A mesh with axis `task` over `devices` local devices of each process (0: all); with
+    `members` > 1, a 2-D mesh `(member, task)` that splits them into `members` groups.
 
     Args:
       devices: local devices per process; 0 for all of them.
+      members: devices along a population's `member` axis; 1 for a 1-D `task` mesh.
 
     Returns:
-      The `Mesh`, its devices as `mesh_devices` orders them.
+      The `Mesh`, its devices as `mesh_devices` orders them (row-major over `(member, task)`).
 
     Raises:
-      InputError: `devices` is negative or more than this process's local devices.
+      InputError: `devices` is negative or more than this process's local devices, or the
+        devices do not split into `members` groups.
     """
-    return Mesh(np.array(mesh_devices(devices)), (TASK_AXIS,), axis_types=(AxisType.Auto,))
+    found = np.array(mesh_devices(devices))
+    if members == 1:
+        return Mesh(found, (TASK_AXIS,), axis_types=(AxisType.Auto,))
+    if not isinstance(members, int) or members < 1 or found.size % members:
+        raise InputError(f"member devices = {members!r}: must be a positive integer dividing the "
+                         f"{found.size} devices")
+    return Mesh(found.reshape(members, -1), (MEMBER_AXIS, TASK_AXIS), axis_types=(AxisType.Auto,) * 2)
 
 
 def mesh_shape(mesh: Mesh) -> dict[str, int]:
@@ -189,6 +200,15 @@ def check_divisible(num_tasks: int, mesh: Mesh) -> None:
         raise InputError(f"MetaConfig.num_tasks = {num_tasks}: does not divide by the {size} devices of the "
                          f"mesh's task axis; give a multiple of {size}, or fewer devices (--devices) "
                          f"whose total divides {num_tasks}")
+
+
+def member_axis() -> str | None:
+    """`"member"` while tracing under a mesh with that axis (a population's update), else None.
+
+    Returns:
+      The axis name to shard a population's leading axis along (`vmap`'s `spmd_axis_name`), or None.
+    """
+    return MEMBER_AXIS if MEMBER_AXIS in jax.sharding.get_abstract_mesh().axis_names else None
 
 
 def task_groups() -> int:
@@ -230,14 +250,62 @@ def replicate(tree, mesh: Mesh):
     Returns:
       (Any): `tree` with every leaf a global array, fully replicated over `mesh`.
     """
-    sharding = NamedSharding(mesh, P())
+    return _put(tree, NamedSharding(mesh, P()))
 
+
+def _put(tree, sharding: NamedSharding):
+    """Every leaf of `tree` (typed PRNG keys allowed) placed with `sharding`."""
     def put(x):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         return jax.device_put(np.asarray(jax.device_get(x)), sharding)
 
     return jax.tree.map(put, tree)
+
+
+def population_sharding(mesh: Mesh) -> NamedSharding:
+    """How a population's `[P, ...]` leaves lie on `mesh`: split along `member`, else replicated.
+
+    Args:
+      mesh: a mesh from `make_mesh`.
+
+    Returns:
+      `P("member")` on a mesh with a `member` axis, `P()` otherwise.
+    """
+    return NamedSharding(mesh, P(MEMBER_AXIS) if MEMBER_AXIS in mesh.axis_names else P())
+
+
+def shard_population(update: Callable, population, mesh: Mesh, num_tasks: int) -> tuple[Callable, Any]:
+    """A population's `update` jitted over `mesh`, and the population placed on it.
+
+    Members are split along the mesh's `member` axis (when it has one), each member's tasks along
+    `task`.
+
+    Args:
+      update: `update(population) -> (population, Metrics[P])`.
+      population (Any): its initial value, every leaf `[P, ...]`.
+      mesh: a mesh from `make_mesh`.
+      num_tasks: T, each member's tasks per meta-step.
+
+    Returns:
+      (tuple[Callable, Any]): `(sharded_update, population on the mesh)`.
+
+    Raises:
+      InputError: T does not divide by the `task` axis, or P by the `member` axis.
+    """
+    check_divisible(num_tasks, mesh)
+    size, members = mesh.shape.get(MEMBER_AXIS, 1), len(jax.tree.leaves(population)[0])
+    if members % size:
+        raise InputError(f"population of {members} members: does not divide by the {size} devices of the "
+                         f"mesh's member axis; give a multiple of {size} members, or fewer member devices")
+    sharding = population_sharding(mesh)
+    jitted = jax.jit(update, in_shardings=sharding, out_shardings=sharding)
+
+    def sharded(value):
+        with jax.set_mesh(mesh):  # lets `along_tasks` and `member_axis` see the mesh while tracing
+            return jitted(value)
+
+    return sharded, _put(population, sharding)
 
 
 def shard_update(update: UpdateFn, mesh: Mesh, num_tasks: int) -> UpdateFn:

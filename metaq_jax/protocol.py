@@ -206,6 +206,26 @@ def training_curve(history: list[Metrics], points: int = CURVE_POINTS) -> dict[s
     return {"step": [int(w[-1]) + 1 for w in windows], "post_return": [round(float(post[w].mean()), 4) for w in windows]}
 
 
+def pool_runs(runs: list[dict]) -> dict:
+    """Pool the returns of R training runs, counting a row that no run changes once.
+
+    Args:
+      runs: per training run, `{protocol: {row: returns [N, ...]}}` as `protocol_returns` gives.
+
+    Returns:
+      `{protocol: {row: returns}}`, each row the runs' arrays concatenated along the first axis,
+      leaving out an array equal to one already pooled (the exact oracle, the same in every run).
+    """
+    pooled = {}
+    for returns in runs:
+        for protocol, rows in returns.items():
+            for name, values in rows.items():
+                seen = pooled.setdefault(protocol, {}).setdefault(name, [])
+                if not any(np.array_equal(values, other) for other in seen):
+                    seen.append(values)
+    return {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
+
+
 def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
                  callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
@@ -231,7 +251,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
       InputError: `config.family` names no family.
     """
     family = make_family(config.family)
-    pooled, seconds, curves = {}, {"meta": 0.0, "pretrain": 0.0}, {"meta": [], "pretrain": []}
+    runs, seconds, curves = [], {"meta": 0.0, "pretrain": 0.0}, {"meta": [], "pretrain": []}
     for r in range(train_seeds):
         run_config, states = config.replace(seed=config.seed + r), {}
         for name, cfg in (("meta", run_config), ("pretrain", pretrain_config(run_config, family))):
@@ -241,15 +261,9 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
             states[name], history = train(cfg, family, callback=step_cb)
             seconds[name] += time.perf_counter() - start
             curves[name].append(training_curve(history))
-        returns = protocol_returns(run_config, family, states["meta"], states["pretrain"],
-                                   jax.random.key(run_config.seed + 1), num_seeds=num_seeds)
-        for protocol, rows in returns.items():
-            for name, values in rows.items():
-                runs = pooled.setdefault(protocol, {}).setdefault(name, [])
-                if not any(np.array_equal(values, seen) for seen in runs):  # the exact oracle: once
-                    runs.append(values)
-    returns = {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
-    report = report_from_returns(config, returns)
+        runs.append(protocol_returns(run_config, family, states["meta"], states["pretrain"],
+                                     jax.random.key(run_config.seed + 1), num_seeds=num_seeds))
+    report = report_from_returns(config, pool_runs(runs))
     report["training"] = {
         "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps

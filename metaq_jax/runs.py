@@ -169,7 +169,7 @@ def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | No
     return step
 
 
-def _write_atomic(file: str, text: str) -> None:
+def write_atomic(file: str, text: str) -> None:
     """Replace `file` with `text` all at once, so a crash leaves the old or the new file."""
     with open(file + ".tmp", "w") as f:
         f.write(text)
@@ -184,7 +184,7 @@ def write_config(run_dir: str, config: MetaConfig, mesh: dict[str, int]) -> None
       config: the resolved config.
       mesh: the mesh's shape, e.g. `{"task": 4}`.
     """
-    _write_atomic(path(run_dir, CONFIG), json.dumps({**config.to_dict(), MESH: mesh}, indent=2) + "\n")
+    write_atomic(path(run_dir, CONFIG), json.dumps({**config.to_dict(), MESH: mesh}, indent=2) + "\n")
 
 
 def keep_metrics_before(run_dir: str, step: int) -> None:
@@ -203,7 +203,7 @@ def keep_metrics_before(run_dir: str, step: int) -> None:
         with open(file) as f:
             lines = [line for line in f.readlines()[1:]
                      if line.endswith("\n") and int(line.split(",", 1)[0]) < step]
-    _write_atomic(file, ",".join(METRIC_COLUMNS) + "\n" + "".join(lines))
+    write_atomic(file, ",".join(METRIC_COLUMNS) + "\n" + "".join(lines))
 
 
 class MetricsLog:

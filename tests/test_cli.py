@@ -215,7 +215,7 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["train", "--num-envs", "2.5"], "new", None, "--num-envs: invalid literal for int()"),
     (["train", "--num-envs"], "new", None, "--num-envs: a value is required (allowed: INT); see metaq train --help"),
     (["frob"], "new", None, "Unrecognized options: frob; see metaq --help"),
-    ([], "new", None, "a command is required (none given): one of train, eval, protocol, bench, families"),
+    ([], "new", None, "a command is required (none given): one of train, sweep, eval, protocol, bench, families"),
     (["--import", "no_such_module_xyz", "families"], "new", None,
      "--import no_such_module_xyz: no module named 'no_such_module_xyz'"),
     (["protocol", "--num-seeds", "0"], "new", None, "--num-seeds = 0: must be a positive integer"),

@@ -100,3 +100,13 @@ def test_nav2d_oracle_and_paper_goals():
         if terminated or truncated:
             break
     assert total == pytest.approx(float(oracle[3]), rel=1e-5)
+
+
+def test_training_runs_pool_every_row_but_the_one_no_run_changes():
+    oracle = np.array([[8.0], [9.0], [7.0]])
+    runs = [{"trial": {"meta-learned": np.full((3, 1), float(r)), "oracle": oracle.copy()}} for r in range(3)]
+    pooled = protocol.pool_runs(runs)["trial"]
+    np.testing.assert_array_equal(pooled["meta-learned"], np.repeat([0.0, 1.0, 2.0], 3)[:, None])
+    np.testing.assert_array_equal(pooled["oracle"], oracle)  # counted once, not once per run
+    runs[1]["trial"]["oracle"] = oracle + 1  # a row that does change between runs is pooled
+    assert protocol.pool_runs(runs)["trial"]["oracle"].shape == (6, 1)

@@ -7,9 +7,6 @@ for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n10 --algo rl2 --trial-episodes 1 --gamma 1.0 --num-tasks 32 --num-envs 8 \
     --hidden-sizes 64 --meta-steps 2000 --train-seeds 3 --num-seeds 5 --out $out/bandit-k$k-n10
 done
-# the (10, 5) cell with 64 tasks a meta-step at outer lr 3e-4 for 3000 meta-steps (README: no better)
-metaq protocol --family bandit-k5-n10 --algo rl2 --trial-episodes 1 --gamma 1.0 --num-tasks 64 --num-envs 8 \
-  --outer-lr 3e-4 --hidden-sizes 64 --meta-steps 3000 --train-seeds 3 --num-seeds 5 --out $out/bandit-k5-n10-t64
 # random tabular MDPs (Duan et al. Table 2, n = 10): a trial of 10 episodes of 10 steps, against value iteration per episode
 # (γ = 0.99, 1500 meta-steps, 2 seeds gave 0.460 of value iteration; the README gives both)
 metaq protocol --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.9 --num-tasks 16 --num-envs 4 \
@@ -17,22 +14,19 @@ metaq protocol --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.9 -
 # the 100-pull cells: one training seed each; γ = 0.9 (with γ = 1, 1000 meta-steps learned nothing: the README)
 for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
-    --hidden-sizes 64 --meta-steps 2000 --num-seeds 2 --out $out/bandit-k$k-n100
+    --hidden-sizes 64 --meta-steps 5000 --num-seeds 2 --out $out/bandit-k$k-n100
 done
-# the (100, 5) cell trained 2.5 times longer (README)
-metaq protocol --family bandit-k5-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
-  --hidden-sizes 64 --meta-steps 5000 --num-seeds 2 --out $out/bandit-k5-n100-long
 # MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls
 for n in 10 100; do
   for k in 5 10 50; do
     metaq protocol --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 4 \
       --rollout-length $n --inner-steps 1 --adapt-every $((n / 5)) --hidden-sizes 64 --meta-steps 300 \
-      --num-seeds 2 --out $out/maml-bandit-k$k-n$n
+      --train-seeds 3 --num-seeds 2 --out $out/maml-bandit-k$k-n$n
   done
 done
 # SNAIL-style attention (causal convolutions + attention over the trial) on the 10-pull, 5-arm cell
 metaq protocol --family bandit-k5-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
-  --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --num-seeds 5 --out $out/attention-bandit-k5-n10
+  --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --train-seeds 3 --num-seeds 5 --out $out/attention-bandit-k5-n10
 # MetaMaze: a trial of 2 episodes of 200 steps; rl2 and MAML
 metaq protocol --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
   --hidden-sizes 64 --meta-steps 300 --out $out/metamaze-rl2

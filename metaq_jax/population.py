@@ -1,0 +1,151 @@
+"""Populations: P meta-learners — seeds × hyperparameters — trained as one compiled program.
+
+A member differs from the others by its seed and by hyperparameters that change no array shape
+(`HYPERPARAMS`). Those are leaves of a pytree the update reads at run time, so one `jit` of the
+population's update, `vmap`ped over the named axis `member`, trains every member; member i
+computes what `metaq train` computes alone with its settings (to float32 rounding).
+"""
+
+import copy
+import itertools
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from metaq_jax import distributed
+from metaq_jax.algos import make_meta_learner
+from metaq_jax.config import MetaConfig
+from metaq_jax.errors import InputError
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.training import step_key
+from metaq_jax.types import MetaState, Metrics
+
+HYPERPARAMS = {"inner_lr": jnp.float32, "outer_lr": jnp.float32, "gamma": jnp.float32, "epsilon": jnp.float32,
+               "support_epsilon": jnp.float32, "meta_sgd_lr": jnp.float32, "target_update_period": jnp.int32}
+"""The fields a population may vary between members, and the dtype of their leaves."""
+
+Member = dict[str, Any]
+"""One member's settings: `{"seed": int, field: value, ...}` for fields of `HYPERPARAMS`."""
+
+
+class Population(NamedTuple):
+    """The state of P members, every leaf with a leading `[P]` axis."""
+
+    states: MetaState  # each member's learner state
+    hyperparams: dict[str, chex.Array]  # {field: [P]}: the values the members differ by
+    run_keys: chex.PRNGKey  # [P]: each member's run key; meta-step s uses fold_in(run_key, s)
+
+
+class PopulationLearner(NamedTuple):
+    """A population as pure functions: `init() -> Population`, `update(population) -> (population, Metrics[P])`."""
+
+    members: tuple[Member, ...]
+    init: Callable[[], Population]
+    update: Callable[[Population], tuple[Population, Metrics]]
+    env_steps_per_update: int  # of each member
+
+
+def grid_members(seeds: Sequence[int], grid: Mapping[str, Sequence[float]]) -> list[Member]:
+    """Every seed with every combination of the grid's values, seeds varying slowest.
+
+    Args:
+      seeds: the training seeds.
+      grid: `{field: values}`, fields of `HYPERPARAMS`.
+
+    Returns:
+      `len(seeds) × Π len(values)` members, `{"seed": s, field: value, ...}`.
+    """
+    names = list(grid)
+    return [{"seed": seed, **dict(zip(names, values))}
+            for seed in seeds for values in itertools.product(*(grid[n] for n in names))]
+
+
+def member_config(config: MetaConfig, member: Member) -> MetaConfig:
+    """The config of `metaq train` for one member alone: `config` with the member's seed and values.
+
+    Args:
+      config: the population's shared settings.
+      member: `{"seed": s, field: value, ...}`.
+
+    Returns:
+      The validated config.
+
+    Raises:
+      InputError: a field is not in `HYPERPARAMS` (it changes shapes or is not a hyperparameter), or a
+        value is one the field's own validation refuses.
+    """
+    for name in member:
+        if name != "seed" and name not in HYPERPARAMS:
+            raise InputError(f"sweep field {name!r}: only fields that change no array shape may vary "
+                             f"between members: {', '.join(HYPERPARAMS)}")
+    return config.replace(**member)
+
+
+def runtime_config(config: MetaConfig, hyperparams: Mapping[str, chex.Array]) -> MetaConfig:
+    """`config` reading `hyperparams`' (traced) values in place of its own; not validated again.
+
+    Every member's values were validated as Python numbers by `member_config`; a learner built
+    from the result reads them wherever it reads the config, as arrays of the running program.
+
+    Args:
+      config: the shared settings.
+      hyperparams: `{field: scalar array}` for fields of `HYPERPARAMS`.
+
+    Returns:
+      A copy of `config` holding the arrays.
+    """
+    runtime = copy.copy(config)
+    for name, value in hyperparams.items():
+        object.__setattr__(runtime, name, value)  # a frozen dataclass: its checks refuse arrays
+    return runtime
+
+
+def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Member]) -> PopulationLearner:
+    """A population of `members` of `config`'s learner, trained by one compiled update.
+
+    Every member must give the same fields (besides its seed); those fields become `[P]` leaves
+    of `Population.hyperparams`, the rest of `config` is shared and compiled in.
+
+    Args:
+      config: the shared settings (algo, network, sizes, budget, ...).
+      family: the tasks, named `config.family`.
+      members: P members, as `grid_members` gives them.
+
+    Returns:
+      The `PopulationLearner`; `update` is jit-able and vmaps a learner's update over the axis
+      `member`.
+
+    Raises:
+      InputError: no member, members giving different fields, or a member `member_config` refuses.
+    """
+    if not members:
+        raise InputError("a population needs at least one member")
+    names = sorted(set(members[0]) - {"seed"})
+    for member in members:
+        if sorted(set(member) - {"seed"}) != names:
+            raise InputError(f"population member {member}: every member must give the fields {names}")
+        member_config(config, member)
+    hyperparams = {n: jnp.asarray([m[n] for m in members], HYPERPARAMS[n]) for n in names}
+    seeds = [member.get("seed", config.seed) for member in members]
+
+    def learner(values):
+        return make_meta_learner(runtime_config(config, values), family)
+
+    def init() -> Population:
+        keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(jnp.asarray(seeds, jnp.uint32))
+        states = jax.vmap(lambda h, k: learner(h).init(k))(hyperparams, keys[:, 0])
+        return Population(states=states, hyperparams=hyperparams, run_keys=keys[:, 1])
+
+    def member_update(state, values, run_key):
+        return learner(values).update(state, step_key(run_key, state.step))
+
+    def update(population: Population) -> tuple[Population, Metrics]:
+        states, metrics = jax.vmap(member_update, axis_name=distributed.MEMBER_AXIS,
+                                   spmd_axis_name=distributed.member_axis())(
+            population.states, population.hyperparams, population.run_keys)
+        return population._replace(states=states), metrics
+
+    return PopulationLearner(members=tuple(members), init=init, update=update,
+                             env_steps_per_update=make_meta_learner(config, family).env_steps_per_update)

@@ -1,0 +1,123 @@
+"""A population trains every member in one compiled update, and member i equals the run alone
+with member i's settings; on 2 and 4 simulated devices it equals one device."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import metaq_jax as mq
+from metaq_jax import population, training
+from metaq_jax.errors import InputError
+
+TINY = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=10, hidden_sizes=(8,), inner_steps=2)
+MEMORY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), cell_size=8,
+              trial_episodes=1)
+STEPS = 3
+# Each case: shared settings, seeds and a grid over fields that change no shape.
+CASES = {
+    "maml: 2 seeds x 2 inner lrs": (TINY, [0, 1], {"inner_lr": [0.1, 0.3]}),
+    "fomaml with meta-sgd: every other field": (
+        {**TINY, "algo": "fomaml", "meta_sgd": True, "support_epsilon": 0.5}, [1],
+        {"outer_lr": [1e-3, 3e-3], "meta_sgd_lr": [0.1], "inner_lr": [0.2], "gamma": [0.5], "epsilon": [0.3],
+         "support_epsilon": [0.2], "target_update_period": [1]}),
+    "rl2": (MEMORY, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [3e-3], "target_update_period": [2]}),
+}
+
+
+def flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def trained(request):
+    """A population of seeds × a grid after STEPS updates, its metrics, and how often it compiled."""
+    fields, seeds, grid = CASES[request.param]
+    config = mq.MetaConfig(meta_steps=STEPS, **fields)
+    family = mq.make_family(config.family)
+    pop = population.make_population(config, family, population.grid_members(seeds, grid))
+    update, value = jax.jit(pop.update), pop.init()
+    history = []
+    for _ in range(STEPS):
+        value, metrics = update(value)
+        history.append(metrics)
+    return config, family, pop, value, history, update._cache_size()
+
+
+def test_every_member_equals_its_run_alone(trained):
+    config, family, pop, value, history, compiles = trained
+    assert compiles == 1
+    for i, member in enumerate(pop.members):
+        state, alone = training.train(population.member_config(config, member), family)
+        np.testing.assert_allclose(flat(jax.tree.map(lambda x: x[i], value.states.params)), flat(state.params),
+                                   rtol=2e-5, atol=2e-6)
+        for step, metrics in enumerate(alone):
+            np.testing.assert_allclose([x[i] for x in history[step]], list(metrics), rtol=2e-4, atol=2e-6)
+
+
+def test_members_differ_by_their_settings(trained):
+    _, _, pop, value, _, _ = trained
+    params = [flat(jax.tree.map(lambda x: x[i], value.states.params)) for i in range(len(pop.members))]
+    assert all(not np.allclose(params[0], p) for p in params[1:])
+
+
+def test_grid_members_vary_seeds_slowest():
+    members = population.grid_members([3, 4], {"inner_lr": [0.1, 0.2], "gamma": [0.0]})
+    assert members == [{"seed": 3, "inner_lr": 0.1, "gamma": 0.0}, {"seed": 3, "inner_lr": 0.2, "gamma": 0.0},
+                       {"seed": 4, "inner_lr": 0.1, "gamma": 0.0}, {"seed": 4, "inner_lr": 0.2, "gamma": 0.0}]
+
+
+@pytest.mark.parametrize("fields, member, message", [
+    (TINY, {"seed": 0, "num_envs": 4}, "sweep field 'num_envs': only fields that change no array shape"),
+    (TINY, {"seed": 0, "gamma": 2.0}, "MetaConfig.gamma = 2.0: must be a finite number >= 0 and <= 1"),
+    (MEMORY, {"seed": 0, "inner_lr": 0.1}, "MetaConfig.inner_lr = 0.1: not used by algo rl2"),
+])
+def test_a_member_the_config_refuses_is_refused_naming_the_field(fields, member, message):
+    config = mq.MetaConfig(**fields)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        population.make_population(config, mq.make_family(config.family), [member])
+
+
+def test_members_giving_different_fields_are_refused():
+    config = mq.MetaConfig(**TINY)
+    with pytest.raises(InputError, match="every member must give the fields"):
+        population.make_population(config, mq.make_family("nav2d"), [{"seed": 0, "gamma": 0.1}, {"seed": 1}])
+
+
+SCRIPT = f"""
+import json, jax, numpy as np
+import metaq_jax as mq
+from metaq_jax import distributed, population
+
+def flat(tree):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
+
+config = mq.MetaConfig(meta_steps={STEPS}, **{TINY!r})
+pop = population.make_population(config, mq.make_family("nav2d"), population.grid_members([0, 1], {{"inner_lr": [0.1, 0.3]}}))
+out = {{}}
+for name, mesh in (("ref", None), ("task2", distributed.make_mesh(2)), ("member2xtask2", distributed.make_mesh(4, members=2))):
+    value = pop.init()
+    update = jax.jit(pop.update) if mesh is None else None
+    if mesh is not None:
+        update, value = distributed.shard_population(pop.update, value, mesh, config.num_tasks)
+    for _ in range({STEPS}):
+        value, metrics = update(value)
+    out[name] = {{"params": flat(value.states.params), "loss": flat(metrics.meta_loss),
+                  "shards": len(value.states.step.sharding.device_set)}}
+print(json.dumps(out))
+"""
+
+
+def test_a_population_sharded_over_members_and_tasks_equals_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in ("task2", "member2xtask2"):
+        np.testing.assert_allclose(out[name]["params"], out["ref"]["params"], rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(out[name]["loss"], out["ref"]["loss"], rtol=2e-4, atol=2e-6)
+    assert (out["task2"]["shards"], out["member2xtask2"]["shards"]) == (2, 4)
