@@ -103,6 +103,7 @@ class Bench:
     out: str | None = None  # also write bench.json and bench.md into this folder
     scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
     cpu_devices: int = 0  # on a CPU, JAX devices to split it into for the sharded rows; 0: one per core
+    population: bool = False  # add populations of 1, 4, 16, 64 members against as many separate runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -411,6 +412,12 @@ def bench(args: Bench) -> None:
         result["scaling"] = scaling.scaling()
         table += "\n\n## Scaling over simulated CPU devices (maml, cartpole, 16 tasks × 16 envs × 50 steps, K=2)\n\n"
         table += scaling.markdown(result["scaling"])
+    if args.population:
+        from metaq_jax.bench import population
+
+        result["population"] = population.population_rows()
+        table += ("\n\n## Populations: P members in one program against P separate runs (maml, nav2d, "
+                  "4 tasks × 4 envs × 20 steps, one device)\n\n" + population.markdown(result["population"]))
     result["wall_s"] = time.perf_counter() - start
     if args.out:
         os.makedirs(args.out, exist_ok=True)

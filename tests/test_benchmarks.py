@@ -105,3 +105,14 @@ def test_every_learner_has_a_workload_of_its_kind():
     kinds = {name: suite.learner_workload(name, 2, 2).kind for name in suite.LEARNERS}
     assert kinds == {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
                      "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory"}
+
+
+def test_a_population_is_timed_beside_as_many_separate_runs():
+    from metaq_jax.bench import population as bench_population
+
+    tiny = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=5, hidden_sizes=(8,))
+    (row,) = bench_population.population_rows(sizes=(4,), rounds=1, steps=1, workload=tiny)
+    assert row["members"] == 4 and row["population_compile_s"] > 0 and row["separate_compile_s"] > 0
+    assert row["population_step_s"] > 0 and row["speedup"] == pytest.approx(row["separate_step_s"] / row["population_step_s"])
+    assert bench_population.markdown([row]).count("\n") == 2
+    assert [len(bench_population.members_of(p)) for p in bench_population.SIZES] == list(bench_population.SIZES)
