@@ -42,12 +42,27 @@ class Curve(NamedTuple):
     returns: chex.Array  # [N, P]
 
 
-def _per_task_seed(fn, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
-    """`fn(task, key) -> [P]` on every task S times, jitted and vmapped: `[S × T, P]`."""
+def _batched(fn):
+    """`fn(x, task, key) -> [P]` jitted over `[T]` tasks and `[S, T]` keys: `(x, tasks, keys) -> [S, T, P]`.
+
+    `x` (a state, or parameters) is an argument, not a constant of the program, so every starting
+    point of the same shapes runs the same compiled program."""
+    return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0)))
+
+
+def _per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
+    """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`."""
     num_tasks = jax.tree.leaves(tasks)[0].shape[0]
-    keys = jax.random.split(key, (num_seeds, num_tasks))
-    returns = jax.jit(jax.vmap(jax.vmap(fn), in_axes=(None, 0)))(tasks, keys)
+    returns = batched(x, tasks, jax.random.split(key, (num_seeds, num_tasks)))
     return returns.reshape(num_seeds * num_tasks, -1)
+
+
+def _programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
+    """`{protocol: batched fn of the state}`: the trial, and for a gradient learner the inner steps."""
+    programs = {"trial": _batched(lambda s, t, k: learner.trial(s, t, k, num_episodes))}
+    if learner.evaluate is not None:
+        programs["inner_steps"] = _batched(lambda s, t, k: learner.evaluate(s.params, t, k, num_steps))
+    return programs
 
 
 def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -72,7 +87,8 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
     if learner.evaluate is None:
         raise InputError(f"the inner-steps protocol needs a gradient learner; this one is of the {learner.kind} kind "
                          "(use trial_curve)")
-    return summarize(_per_task_seed(lambda t, k: learner.evaluate(params, t, k, num_steps), tasks, key, num_seeds))
+    batched = _batched(lambda p, t, k: learner.evaluate(p, t, k, num_steps))
+    return summarize(_per_task_seed(batched, params, tasks, key, num_seeds))
 
 
 def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -90,7 +106,7 @@ def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: c
     Returns:
       The curve over N = S × T trials at episodes 1..E.
     """
-    return summarize(_per_task_seed(lambda t, k: learner.trial(state, t, k, num_episodes), tasks, key, num_seeds))
+    return summarize(_per_task_seed(_programs(learner, num_episodes, 0)["trial"], state, tasks, key, num_seeds))
 
 
 def summarize(returns: chex.Array) -> Curve:
@@ -198,11 +214,8 @@ def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, ke
     Returns:
       `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner.
     """
-    out = {"trial": trial_curve(learner, state, tasks, key, num_episodes=num_episodes, num_seeds=num_seeds).returns}
-    if learner.evaluate is not None:
-        out["inner_steps"] = adaptation_curve(learner, state.params, tasks, key, num_steps=num_steps,
-                                              num_seeds=num_seeds).returns
-    return out
+    return {protocol: _per_task_seed(batched, state, tasks, key, num_seeds)
+            for protocol, batched in _programs(learner, num_episodes, num_steps).items()}
 
 
 def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -223,10 +236,10 @@ def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key
     Returns:
       `protocol -> {"meta-learned": [N, P], "random_init": [N, P]}`.
     """
-    sizes = dict(num_episodes=num_episodes, num_steps=num_steps, num_seeds=num_seeds)
-    learned = learner_returns(learner, state, tasks, key, **sizes)
-    rand = learner_returns(learner, learner.init(jax.random.key(baseline_seed)), tasks, key, **sizes)
-    return {protocol: {LEARNED: learned[protocol], "random_init": rand[protocol]} for protocol in learned}
+    rand = learner.init(jax.random.key(baseline_seed))
+    return {protocol: {LEARNED: _per_task_seed(batched, state, tasks, key, num_seeds),  # one compile for both
+                       "random_init": _per_task_seed(batched, rand, tasks, key, num_seeds)}
+            for protocol, batched in _programs(learner, num_episodes, num_steps).items()}
 
 
 def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,

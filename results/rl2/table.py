@@ -9,12 +9,10 @@ import pathlib
 import jax
 import numpy as np
 
-from metaq_jax import baselines, protocol
 from metaq_jax.evaluate import summarize
 from metaq_jax.tasks.registry import make_family
 
 HERE = pathlib.Path(__file__).parent
-TRIALS_N10 = 5  # --num-seeds of the 10-pull cells in regenerate.sh
 PUBLISHED = {  # Duan et al. 2016 Table 1: random, Gittins, Thompson, UCB1, RL²; SNAIL and MAML (Mishra et al. 2018)
     (10, 5): (5.0, 6.6, 5.7, 6.7, 6.7, None, None), (10, 10): (5.0, 6.6, 5.5, 6.7, 6.7, None, None),
     (10, 50): (5.1, 6.5, 5.2, 6.6, 6.8, None, None), (100, 5): (49.9, 78.3, 74.7, 78.0, 78.7, 79.1, 67.1),
@@ -27,34 +25,22 @@ def load(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def bayes_optimal(report):
-    """The Bayes-optimal strategy on the report's held-out tasks, with the keys `run_protocol` gives
-    the bandit baselines (training seed r: key r + 1) and its trials per task (`TRIALS_N10`)."""
-    if report is None or int(report["family"].rsplit("-n", 1)[1]) > baselines.BAYES_OPTIMAL_MAX_PULLS:
-        return "–"
-    family = make_family(report["family"])
-    returns = np.concatenate([
-        protocol.fixed_baselines(family, family.test_tasks(), jax.random.key(seed + 1), num_seeds=TRIALS_N10)[
-            "bayes_optimal"] for seed in report["training"]["seeds"]])
-    return ci(summarize(returns[:, None]))
-
-
 def ci(curve, digits=2):
     return f"{float(curve.mean[0]):.{digits}f} ± {float(curve.ci95[0]):.{digits}f}"
 
 
-def oracle_total(name):
-    """The exact oracle's trial total on the family's held-out tasks, once per task (the cells'
-    `protocol.json` were written when it was repeated per trial, which narrowed its interval)."""
+def oracle_total(name, episodes):
+    """The exact oracle's trial total on the family's held-out tasks, once per task (the
+    tabular-MDP cell's `protocol.json` was written when it was repeated per trial, which narrowed
+    its interval)."""
     family = make_family(name)
     per_task = np.asarray(jax.vmap(family.oracle_return)(family.test_tasks()))
-    episodes = 10 if name == "tabular-mdp" else 1  # the trials of regenerate.sh
     return summarize(episodes * per_task[:, None])
 
 
 def cell(report, row="meta-learned"):
-    if report is None:
-        return "not run"
+    if report is None or row not in report["protocols"]["trial"]["rows"]:
+        return "not run" if report is None else "–"
     r = report["protocols"]["trial"]["rows"][row]
     return f"{r['total']:.2f} ± {r['total_ci95']:.2f}"
 
@@ -72,7 +58,8 @@ def bandits():
         base = rl2 or maml
         published = " / ".join("–" if v is None else f"{v}" for v in (pub[1], pub[3], pub[4], pub[5], pub[6]))
         print(f"| {n}, {k} | {cell(base, 'random_play')} | {cell(base, 'ucb1')} | {cell(base, 'thompson')} | "
-              f"{bayes_optimal(rl2)} | {ci(oracle_total(f'bandit-k{k}-n{n}'))} | {cell(rl2)} | {cell(att)} | {cell(maml)} | {minutes(rl2)} | {published} |")
+              f"{cell(base, 'bayes_optimal')} | {cell(base, 'oracle')} | {cell(rl2)} | {cell(att)} | {cell(maml)} | "
+              f"{minutes(rl2)} | {published} |")
 
 
 def mdp():
@@ -80,7 +67,7 @@ def mdp():
     if report is None:
         return
     rows = report["protocols"]["trial"]["rows"]
-    oracle = oracle_total("tabular-mdp")
+    oracle = oracle_total("tabular-mdp", episodes=10)
     vi = float(oracle.mean[0])
     print("\n| learner | total over 10 episodes | ÷ value iteration |")
     print("|---|---|---|")
