@@ -13,9 +13,10 @@ from metaq_jax import cli, population, runs, session, sweep
 
 from helpers import trees_equal
 
-TINY = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=10, hidden_sizes=(8,), meta_steps=3)
+TINY = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=10, hidden_sizes=(8,), meta_steps=3,
+            trial_episodes=1)
 FLAGS = ["--family", "nav2d", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10", "--hidden-sizes", "8",
-         "--meta-steps", "3"]
+         "--meta-steps", "3", "--trial-episodes", "1"]
 MEMBERS = population.grid_members([0], {"inner_lr": [0.1, 0.3]})
 
 
