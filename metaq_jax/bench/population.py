@@ -112,3 +112,10 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['members']} | {r['population_compile_s']:.1f} | {1e3 * r['population_step_s']:.1f} | "
                      f"{r['separate_compile_s']:.1f} | {1e3 * r['separate_step_s']:.1f} | {r['speedup']:.2f}× |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m metaq_jax.bench.population
+    from metaq_jax.bench import report, suite
+
+    print(report.machine_line(suite.machine()))
+    print(markdown(population_rows()))

@@ -17,6 +17,21 @@ def _percent_of_rate(config: dict, seconds: float, result: dict) -> float:
     return 100 * config["flops"] / seconds / result["matmul_flops_per_s"]
 
 
+def machine_line(m: dict) -> str:
+    """One line naming the machine, its load and the versions, from `suite.machine()`.
+
+    Args:
+      m: `suite.machine()`'s dict.
+
+    Returns:
+      `"Machine: ..."`.
+    """
+    return (f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['device']}), load average "
+            f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at start, {m['date']}; python {m['python']}, "
+            f"jax {m['jax']}, flax {m['flax']}, gymnax {m['gymnax']}, gymnasium {m['gymnasium']}, "
+            f"torch {m['torch']}.")
+
+
 def markdown(result: dict) -> str:
     """Summary, meta-step, memory, environment and torch tables of one `run_suite` result.
 
@@ -26,11 +41,7 @@ def markdown(result: dict) -> str:
     Returns:
       The tables and notes as one markdown string.
     """
-    m = result["machine"]
-    lines = [f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['device']}), load average "
-             f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at start, {m['date']}; python {m['python']}, "
-             f"jax {m['jax']}, flax {m['flax']}, gymnax {m['gymnax']}, gymnasium {m['gymnasium']}, "
-             f"torch {m['torch']}.", ""]
+    lines = [machine_line(result["machine"]), ""]
     lines += ["| summary | value |", "|---|---:|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in result["summary"].items()]
     if "gate_max_rel_error" in result:

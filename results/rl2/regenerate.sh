@@ -33,7 +33,7 @@ metaq protocol --family bandit-k5-n10 --algo rl2 --network attention --trial-epi
   --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --num-seeds 5 --out $out/attention-bandit-k5-n10
 # MetaMaze: a trial of 2 episodes of 200 steps; rl2 and MAML
 metaq protocol --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
-  --hidden-sizes 64 --meta-steps 300 --out $out/metamaze-rl2
+  --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-rl2
 metaq protocol --family metamaze --algo maml --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
-  --rollout-length 200 --inner-steps 1 --hidden-sizes 64 --meta-steps 300 --out $out/metamaze-maml
+  --rollout-length 200 --inner-steps 1 --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-maml
 python results/rl2/table.py   # the README tables
