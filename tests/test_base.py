@@ -162,30 +162,35 @@ def test_a_family_must_carry_the_configs_name():
 
 
 def _hand_trial(config, family, params, task, key, num_episodes):
-    """The gradient trial written as a Python loop over blocks, adapting on the filled prefix alone."""
+    """The gradient trial written as Python loops over environments and blocks: each environment
+    acts alone and adapts on its own filled prefix alone."""
     problem = mq.make_problem(config, family)
     env, every = family.env, config.adapt_every or family.episode_length
     length = num_episodes * family.episode_length
     blocks = -(-length // every)
     begin = mq.rollout.start_rollout(env, task, key, num_envs=config.num_envs, length=blocks * every,
                                      num_actions=env.num_actions, epsilon=config.eval_epsilon)
-    carry, net, seen = (begin.obs, begin.state), params, []
-    for b in range(blocks):
-        per_step = jax.tree.map(lambda x: x[b * every:(b + 1) * every], begin.per_step)
-        carry, transitions = jax.lax.scan(
-            mq.rollout.acting_step(env, problem.network.apply, net, task, config.eval_epsilon), carry, per_step)
-        seen.append(transitions)
-        data = jax.tree.map(lambda *x: jnp.concatenate(x), *seen)
-        net = mq.adapt(params, problem.inner_loss, problem.inner_data(params, data), steps=config.inner_steps,
-                       lr=config.inner_lr, first_order=True)
-    data = jax.tree.map(lambda *x: jnp.concatenate(x)[:length], *seen)
-    return mq.episode_returns(data, num_episodes)
+    returns = []
+    for m in range(config.num_envs):  # slice environment m out of the batched start: the same draws
+        column = lambda x: x[m:m + 1]  # noqa: E731
+        carry = jax.tree.map(column, (begin.obs, begin.state))
+        net, seen = params, []
+        for b in range(blocks):
+            per_step = jax.tree.map(lambda x: x[b * every:(b + 1) * every, m:m + 1], begin.per_step)
+            carry, transitions = jax.lax.scan(
+                mq.rollout.acting_step(env, problem.network.apply, net, task, config.eval_epsilon), carry, per_step)
+            seen.append(transitions)
+            data = jax.tree.map(lambda *x: jnp.concatenate(x), *seen)
+            net = mq.adapt(params, problem.inner_loss, problem.inner_data(params, data), steps=config.inner_steps,
+                           lr=config.inner_lr, first_order=True)
+        returns.append(mq.episode_returns(jax.tree.map(lambda *x: jnp.concatenate(x)[:length], *seen), num_episodes))
+    return jnp.mean(jnp.stack(returns), axis=0)
 
 
 def test_a_gradient_trial_adapts_on_the_trial_so_far_every_adapt_every_steps():
     """tabular-mdp (10-step episodes), 3 episodes in blocks of 7 steps (the last cut at 30 steps,
-    not a divisor of the episode): after each block θ adapted by K steps on every transition so
-    far acts, the buffer's unfilled rows weighing nothing."""
+    not a divisor of the episode): after each block each environment acts with θ adapted by K steps
+    on its own transitions so far, the buffer's unfilled rows weighing nothing."""
     config = mq.MetaConfig(family="tabular-mdp", network="tabular", inner_steps=2, inner_lr=0.5, num_envs=2,
                            trial_episodes=3, adapt_every=7, eval_epsilon=0.1, gamma=0.5)
     family = mq.make_family("tabular-mdp")

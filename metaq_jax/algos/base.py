@@ -23,7 +23,8 @@ class MetaLearner(NamedTuple):
     Every kind meta-trains with the same pair and meta-tests with the same trial: E episodes on
     one fixed task, during which the learner adapts as its kind does — a gradient learner by K
     inner SGD steps on the trial's data so far every `adapt_every` env steps, a memory learner by
-    carrying its state across steps and episode ends.
+    carrying its state across steps and episode ends. Each of the trial's `num_envs`
+    environments is one agent: it adapts on its own data alone.
 
     Attributes:
       kind: `"gradient"` or `"memory"`.
@@ -355,9 +356,10 @@ def gradient_trial(problem: MetaQProblem, params: Params, task_params: EnvParams
     """A gradient learner's trial: act, and every `adapt_every` env steps adapt on the data so far.
 
     The trial runs `E × H` steps (H: the family's episode length) in `num_envs` environments of
-    one task, ε-greedy at `eval_epsilon`. After each block of `adapt_every` steps (default H) the
-    acting parameters become θ adapted by K first-order inner steps on every transition of the
-    trial so far, as in meta-training's adaptation from θ on support data.
+    one task, ε-greedy at `eval_epsilon`; each environment is one agent, as a memory learner's
+    carry is. After each block of `adapt_every` steps (default H) an environment's acting
+    parameters become θ adapted by K first-order inner steps on every transition of the trial so
+    far in that environment, as in meta-training's adaptation from θ on support data.
 
     Args:
       problem: the meta-Q problem.
@@ -378,26 +380,30 @@ def gradient_trial(problem: MetaQProblem, params: Params, task_params: EnvParams
     per_block = jax.tree.map(lambda x: x.reshape(blocks, every, *x.shape[1:]), begin.per_step)
     target_net = problem.net(params)
     lr = problem.inner_lr(params)
+    per_env_apply = jax.vmap(problem.network.apply)  # nets [M, ...], obs [M, *obs] -> q [M, A]
+
+    def adapt_one(data):  # one environment's agent, on its own transitions `[L]`
+        return inner.adapt(problem.net(params), problem.inner_loss, data, steps=config.inner_steps, lr=lr,
+                           first_order=True)
 
     def block(carry, xs):
-        obs, state, net, buffer = carry
+        obs, state, nets, buffer = carry
         index, per_step = xs
         (obs, state), transitions = jax.lax.scan(
-            rollout.acting_step(env, problem.network.apply, net, task_params, config.eval_epsilon), (obs, state),
-            per_step)
+            rollout.acting_step(env, per_env_apply, nets, task_params, config.eval_epsilon), (obs, state), per_step)
         buffer = jax.tree.map(lambda b, t: jax.lax.dynamic_update_slice_in_dim(b, t, index * every, axis=0),
                               buffer, transitions)
         seen = (jnp.arange(blocks * every) < (index + 1) * every)[:, None]  # [L, 1]: filled rows
         data = (*problem.inner_data(target_net, buffer), jnp.broadcast_to(seen, buffer.reward.shape))
-        net = inner.adapt(problem.net(params), problem.inner_loss, data, steps=config.inner_steps, lr=lr,
-                          first_order=True)
-        return (obs, state, net, buffer), None
+        nets = jax.vmap(adapt_one, in_axes=1)(data)  # every leaf of `data` is [L, M, ...]
+        return (obs, state, nets, buffer), None
 
     rows = (blocks * every, config.num_envs)
     empty = Transition(obs=jnp.zeros(rows[:1] + begin.obs.shape, begin.obs.dtype), action=jnp.zeros(rows, jnp.int32),
                        reward=jnp.zeros(rows, jnp.float32), next_obs=jnp.zeros(rows[:1] + begin.obs.shape, begin.obs.dtype),
                        terminated=jnp.zeros(rows, bool), truncated=jnp.zeros(rows, bool))
-    (_, _, _, buffer), _ = jax.lax.scan(block, (begin.obs, begin.state, problem.net(params), empty),
+    nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (config.num_envs, *x.shape)), problem.net(params))
+    (_, _, _, buffer), _ = jax.lax.scan(block, (begin.obs, begin.state, nets, empty),
                                         (jnp.arange(blocks), per_block))
     return rollout.episode_returns(jax.tree.map(lambda x: x[:length], buffer), num_episodes)
 
