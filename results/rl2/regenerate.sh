@@ -20,10 +20,11 @@ for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
     --hidden-sizes 64 --meta-steps $steps --num-seeds 2 --out $out/bandit-k$k-n100
 done
-# MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls
+# MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls; one env per task, so
+# that a trial is one agent's n pulls (a gradient learner's trial adapts on all its envs' data together)
 for n in 10 100; do
   for k in 5 10 50; do
-    metaq protocol --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 4 \
+    metaq protocol --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 1 \
       --rollout-length $n --inner-steps 1 --adapt-every $((n / 5)) --hidden-sizes 64 --meta-steps 300 \
       --train-seeds 3 --num-seeds 2 --out $out/maml-bandit-k$k-n$n
   done
