@@ -57,9 +57,14 @@ def _per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: i
     return returns.reshape(num_seeds * num_tasks, -1)
 
 
+def _trial_program(learner: MetaLearner, num_episodes: int):
+    """The trial of E episodes, batched, as a function of the state."""
+    return _batched(lambda s, t, k: learner.trial(s, t, k, num_episodes))
+
+
 def _programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
     """`{protocol: batched fn of the state}`: the trial, and for a gradient learner the inner steps."""
-    programs = {"trial": _batched(lambda s, t, k: learner.trial(s, t, k, num_episodes))}
+    programs = {"trial": _trial_program(learner, num_episodes)}
     if learner.evaluate is not None:
         programs["inner_steps"] = _batched(lambda s, t, k: learner.evaluate(s.params, t, k, num_steps))
     return programs
@@ -106,7 +111,7 @@ def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: c
     Returns:
       The curve over N = S × T trials at episodes 1..E.
     """
-    return summarize(_per_task_seed(_programs(learner, num_episodes, 0)["trial"], state, tasks, key, num_seeds))
+    return summarize(_per_task_seed(_trial_program(learner, num_episodes), state, tasks, key, num_seeds))
 
 
 def summarize(returns: chex.Array) -> Curve:

@@ -19,7 +19,7 @@ from metaq_jax.algos import make_meta_learner
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.training import step_key
+from metaq_jax.training import initial_state, step_key
 from metaq_jax.types import MetaState, Metrics
 
 HYPERPARAMS = {"inner_lr": jnp.float32, "outer_lr": jnp.float32, "gamma": jnp.float32, "epsilon": jnp.float32,
@@ -133,10 +133,10 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
     def learner(values):
         return make_meta_learner(runtime_config(config, values), family)
 
-    def init() -> Population:
-        keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(jnp.asarray(seeds, jnp.uint32))
-        states = jax.vmap(lambda h, k: learner(h).init(k))(hyperparams, keys[:, 0])
-        return Population(states=states, hyperparams=hyperparams, run_keys=keys[:, 1])
+    def init() -> Population:  # each member's state and run key as its run alone makes them
+        states, run_keys = jax.vmap(lambda h, s: initial_state(learner(h), s))(
+            hyperparams, jnp.asarray(seeds, jnp.uint32))
+        return Population(states=states, hyperparams=hyperparams, run_keys=run_keys)
 
     def member_update(state, values, run_key):
         return learner(values).update(state, step_key(run_key, state.step))

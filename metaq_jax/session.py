@@ -67,7 +67,8 @@ def _is_finite(metrics: Metrics) -> bool:
     return math.isfinite(float(metrics.meta_loss)) and math.isfinite(float(metrics.grad_norm))
 
 
-def _last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
+def last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
+    """The path of the run's newest finished checkpoint, or "none" (for a message that stops a run)."""
     mgr.wait_until_finished()
     step = mgr.latest_step()
     return "none" if step is None else f"{runs.path(run_dir, runs.CHECKPOINTS)}/{step}"
@@ -113,7 +114,7 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
         if not finite and not options.skip_nonfinite:
             raise NonFiniteError(
                 f"meta-step {step}: non-finite meta-loss {float(metrics.meta_loss)} or meta-gradient "
-                f"norm {float(metrics.grad_norm)}; stopped, last good checkpoint: {_last_good(mgr, run.run_dir)} "
+                f"norm {float(metrics.grad_norm)}; stopped, last good checkpoint: {last_good(mgr, run.run_dir)} "
                 "(lower --inner-lr or --outer-lr, or pass --skip-nonfinite)")
         # a skipped update keeps the previous state but counts the step, so keys move on
         state = new_state if finite else state._replace(step=state.step + 1)

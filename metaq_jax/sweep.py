@@ -26,8 +26,9 @@ from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import LEARNED
 from metaq_jax.population import HYPERPARAMS, Member, Population, PopulationLearner
-from metaq_jax.session import evaluation_report
+from metaq_jax.session import evaluation_report, last_good
 from metaq_jax.tasks import make_family
+from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import Metrics
 
 SWEEP, SWEEP_PLOT, MEMBERS = "sweep.json", "sweep.png", "members"
@@ -123,6 +124,7 @@ class PreparedSweep(NamedTuple):
 
     config: MetaConfig
     run_dir: str
+    family: TaskFamily
     learner: PopulationLearner
     population: Population  # initial, or restored from the latest checkpoint; on the mesh
     update: Callable[[Population], tuple[Population, Metrics]]  # the learner's, jitted over the mesh
@@ -159,7 +161,8 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     """
     mesh = distributed.make_mesh(config.devices, members=member_devices)
     config = config.replace(devices=mesh.size // jax.process_count())
-    learner = population.make_population(config, make_family(config.family), list(members))
+    family = make_family(config.family)
+    learner = population.make_population(config, family, list(members))
     start = runs.check_run_dir(run_dir, config, resume=resume)
     stored = stored_members(run_dir)
     if stored is not None and stored != [dict(m) for m in members]:
@@ -170,7 +173,7 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
         restored = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, value.states, value.run_keys)
         value = value._replace(states=restored.state, run_keys=restored.run_key)
     update, value = distributed.shard_population(learner.update, value, mesh, config.num_tasks)
-    return PreparedSweep(config, run_dir, learner, value, update, resumed=start is not None, mesh=mesh)
+    return PreparedSweep(config, run_dir, family, learner, value, update, resumed=start is not None, mesh=mesh)
 
 
 def _member(tree, i: int):
@@ -235,11 +238,9 @@ def train_sweep(sweep: PreparedSweep, options: runs.RunOptions = runs.RunOptions
                                      **{k: float(v[i]) for k, v in metrics._asdict().items()}})
             if not finite.all() and not options.skip_nonfinite:
                 bad = int(np.flatnonzero(~finite)[0])
-                mgr.wait_until_finished()
-                last = mgr.latest_step()
                 raise NonFiniteError(
                     f"meta-step {step}: member {bad} ({members[bad]}) has a non-finite meta-loss or meta-gradient; "
-                    f"stopped, last good checkpoint: {runs.path(run_dir, runs.CHECKPOINTS)}/{last} "
+                    f"stopped, last good checkpoint: {last_good(mgr, run_dir)} "
                     "(narrow the swept values, or pass --skip-nonfinite)")
             value = new if finite.all() else _keep_finite(new, value, finite)
             if (step + 1) % options.checkpoint_every == 0:
@@ -253,19 +254,20 @@ def train_sweep(sweep: PreparedSweep, options: runs.RunOptions = runs.RunOptions
         mgr.close()
         for log in logs:
             log.close()
-    results = member_results(config, members, value, metrics)
+    results = member_results(config, sweep.family, members, value, metrics)
     if writer:
         _write_sweep(run_dir, members, results)
         save_sweep_plot(results, config, runs.path(run_dir, SWEEP_PLOT))
     return results
 
 
-def member_results(config: MetaConfig, members: Sequence[Member], value: Population,
+def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Member], value: Population,
                    last: Metrics | None) -> list[dict]:
     """Each member's last metrics and its meta-test on the held-out tasks (`evaluation_report`).
 
     Args:
       config: the shared settings.
+      family: the tasks.
       members: the population's members.
       value: the trained population.
       last: the members' metrics of the last meta-step run, `[P]`, or None.
@@ -273,7 +275,7 @@ def member_results(config: MetaConfig, members: Sequence[Member], value: Populat
     Returns:
       Per member `{"member", "final", "trial", "trial_total", "inner_steps"}`.
     """
-    family, states, results = make_family(config.family), jax.device_get(value.states), []
+    states, results = jax.device_get(value.states), []
     for i, member in enumerate(members):
         alone = population.member_config(config, member)
         report = evaluation_report(alone, make_meta_learner(alone, family), family, _member(states, i))

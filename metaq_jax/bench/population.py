@@ -53,13 +53,14 @@ def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int 
     """
     config, rows = mq.MetaConfig(**workload), []
     family = mq.make_family(config.family)
-    singles = []
-    for member in members_of(4)[:2]:  # a separate run: its own program, as a process of its own compiles
+    singles = []  # a separate run: its own program, as a process of its own compiles
+    for member in members_of(4)[:2]:
         learner = mq.make_meta_learner(population.member_config(config, member), family)
         state, run_key = initial_state(learner, member["seed"])
         start = time.perf_counter()
         update = jax.jit(learner.update).lower(state, run_key).compile()
-        singles.append((update, state, run_key, time.perf_counter() - start))
+        singles.append({"update": update, "state": state, "run_key": run_key,
+                        "compile_s": time.perf_counter() - start})
     for size in sizes:
         pop = population.make_population(config, family, members_of(size))
         value = pop.init()
@@ -71,12 +72,12 @@ def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int 
             (value, _), seconds = _timed(lambda v: _steps(update, v, steps), value)
             pop_times.append(seconds / steps)
             total = 0.0
-            for i, (one, state, run_key, _) in enumerate(singles):
-                (state, _), seconds = _timed(lambda s: _single_steps(one, s, run_key, steps), state)
-                singles[i] = (one, state, run_key, singles[i][3])
+            for one in singles:
+                (one["state"], _), seconds = _timed(
+                    lambda s: _single_steps(one["update"], s, one["run_key"], steps), one["state"])
                 total += seconds / steps
             one_times.append(total / len(singles))
-        one_compile = statistics.mean(s[3] for s in singles)
+        one_compile = statistics.mean(one["compile_s"] for one in singles)
         pop_step, one_step = statistics.median(pop_times), statistics.median(one_times)
         rows.append({"members": size, "population_compile_s": compile_s, "population_step_s": pop_step,
                      "separate_compile_s": size * one_compile, "separate_step_s": size * one_step,
