@@ -18,7 +18,7 @@ CELLS = ("gru", "lstm")
 KIND_FIELDS = {
     "gradient": ("inner_steps", "inner_lr", "rollout_length", "support_epsilon", "remat", "meta_sgd",
                  "meta_sgd_lr", "step_losses", "adapt_every"),
-    "memory": ("cell", "cell_size"),
+    "memory": ("cell", "cell_size", "td_lambda"),
 }
 """Fields only one kind reads: any other kind must leave them at their defaults."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
@@ -59,6 +59,7 @@ class MetaConfig:
     adapt_every: int = 0  # gradient kind, in a trial: env steps between adaptations; 0: one episode length
     cell: str = "gru"  # rl2's recurrent cell: gru | lstm
     cell_size: int = 64  # rl2's recurrent cell width
+    td_lambda: float = 0.0  # rl2's λ of its Q(λ) targets over a trial (0: one-step; 1: the trial's return)
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
@@ -84,7 +85,7 @@ class MetaConfig:
         _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)
-        for name in ("epsilon", "support_epsilon", "eval_epsilon", "gamma"):
+        for name in ("epsilon", "support_epsilon", "eval_epsilon", "gamma", "td_lambda"):
             _check_float(name, getattr(self, name), low=0.0, low_open=False, high=1.0)
         if not isinstance(self.hidden_sizes, tuple) or not all(
             _is_int(h) and h >= 1 for h in self.hidden_sizes

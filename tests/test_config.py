@@ -62,6 +62,7 @@ def test_unknown_keys_are_refused():
     ({"network": "tabular"}, "MetaConfig.network = 'tabular': must be one of mlp, attention"),
     ({"cell": "rnn"}, "MetaConfig.cell = 'rnn': must be one of gru, lstm"),
     ({"cell_size": 0}, "MetaConfig.cell_size = 0: must be a positive integer"),
+    ({"td_lambda": 1.5}, "MetaConfig.td_lambda = 1.5: must be a finite number >= 0 and <= 1"),
     ({"network": "attention", "cell": "lstm"}, "MetaConfig.cell = 'lstm': not used with network 'attention'"),
     ({"network": "attention", "cell_size": 8}, "MetaConfig.cell_size = 8: not used with network 'attention'"),
 ])
@@ -71,7 +72,7 @@ def test_a_memory_learner_refuses_the_fields_it_does_not_use(changes, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}])
+@pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}, {"td_lambda": 0.9}])
 def test_a_gradient_learner_refuses_the_memory_fields(changes):
     (name, value), = changes.items()
     with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo maml"):

@@ -34,6 +34,25 @@ def test_trial_td_loss_hand_computed_with_an_episode_end_inside_the_trial():
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("td_lambda, expected", [
+    (0.0, [1.0, 1.0, 2.5, -4.0]),  # one-step targets, as above
+    # G3 = −1; G2 = 2 + 0.5 (0.5·5 + 0.5·G3) = 3; G1 = 0 + 0.5 (0.5·6 + 0.5·G2) = 2.25;
+    # G0 = 1 + 0.5 (0.5·2 + 0.5·G1) = 2.0625; minus Q(a) = 1, 2, 2, 3
+    (0.5, [1.0625, 0.25, 1.0, -4.0]),
+    # λ = 1: the discounted return of the trial from t, across the episode end: 1.375, 0.75, 1.5, −1
+    (1.0, [0.375, -1.25, -0.5, -4.0]),
+])
+def test_trial_td_errors_with_lambda_returns_hand_computed(td_lambda, expected):
+    x = jnp.array([[1.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 3.0]])[:, None]
+    transitions = mq.Transition(obs=x, action=jnp.array([[0], [1], [1], [0]]),
+                                reward=jnp.array([[1.0], [0.0], [2.0], [-1.0]]), next_obs=x,
+                                terminated=jnp.array([[False], [True], [False], [False]]),
+                                truncated=jnp.zeros((4, 1), bool))
+    got = rl2.trial_td_errors(rl2.recurrent_memory(linear_recurrent), jnp.eye(2), jnp.array([[2.0, 0.0], [0.0, 1.0]]),
+                              jnp.zeros((1, 2)), rl2.Trial(inputs=x, transitions=transitions), 0.5, td_lambda)
+    np.testing.assert_allclose(got[:, 0], expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_no_output_depends_on_a_later_step(cell):
     net = RecurrentQNetwork(num_actions=3, hidden_size=8, cell=cell, torso_sizes=(8,))

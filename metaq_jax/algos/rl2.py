@@ -5,8 +5,9 @@ environments. Episodes that end inside it are reset with the same task, and the 
 runs on across them, so what it learned of the task in one episode serves the next; the memory
 starts afresh only when a trial (a task) starts. The objective is the return of the whole trial:
 the TD target bootstraps across episode ends, from the step after (the next episode's first),
-and is cut only at the trial's last step. Targets are double-Q: the online network picks the next
-action, the target network values it.
+and is cut only at the trial's last step. Targets are double-Q(λ): λ-returns (Peng's Q(λ), λ =
+`td_lambda`) over the trial, bootstrapping at each step from the target network's value of the
+action the online network picks.
 
 The memory is a recurrent cell's carry (`RecurrentQNetwork`) or, SNAIL-style, the trial's inputs
 so far read by causal convolutions and attention (`AttentionQNetwork`): `MemoryQ` puts both
@@ -20,8 +21,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+import rlax
 
-from metaq_jax import losses, rollout
+from metaq_jax import rollout
 from metaq_jax.algos.base import MetaLearner, TaskStats, initial_meta_state, meta_update
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
@@ -168,13 +170,15 @@ def collect_trial(env: "environment.Environment", memory_q: MemoryQ, params: Par
 
 
 def trial_td_errors(memory_q: MemoryQ, params: Params, target_params: Params, memory: Memory, trial: Trial,
-                    gamma: chex.Numeric) -> chex.Array:
-    """The double-Q TD error at every step of a trial, by backpropagation through it.
+                    gamma: chex.Numeric, td_lambda: chex.Numeric = 0.0) -> chex.Array:
+    """The double-Q(λ) TD error at every step of a trial, by backpropagation through it.
 
-    Step t's target is `r_t + γ Q̄_{t+1}(argmax Q_{t+1})` with the values of both networks run
-    over the trial from `memory`; episode ends inside the trial do not cut it (the next step is
-    the next episode's first, and the memory runs on); the trial's last step has no next step:
-    its target is `r_{L-1}`.
+    Step t's target is Peng's λ-return `G_t = r_t + γ [(1 − λ) v_{t+1} + λ G_{t+1}]` with
+    `v_{t+1} = Q̄_{t+1}(argmax Q_{t+1})` (double Q: the online network picks, the target network
+    values), both networks run over the trial from `memory`; λ = 0 is the one-step target
+    `r_t + γ v_{t+1}`, λ = 1 the trial's discounted return from t. Episode ends inside the trial
+    do not cut it (the next step is the next episode's first, and the memory runs on); the
+    trial's last step has no next step: its target is `r_{L-1}`.
 
     Args:
       memory_q: the network with memory.
@@ -183,28 +187,30 @@ def trial_td_errors(memory_q: MemoryQ, params: Params, target_params: Params, me
       memory: the memory at the trial's start, for `[M]` environments.
       trial: `[L, M]` from `collect_trial`.
       gamma: discount.
+      td_lambda: λ of the targets, in [0, 1].
 
     Returns:
       `[L, M]` the TD errors.
     """
     q = memory_q.sequence(params, memory, trial.inputs)  # [L, M, A]
     q_target = memory_q.sequence(target_params, memory, trial.inputs)
-    num_actions = q.shape[-1]
 
     def next_step(values):  # step t + 1's values at t; the last slot is never bootstrapped from
         return jnp.concatenate([values[1:], jnp.zeros_like(values[:1])])
 
     rewards = trial.transitions.reward.astype(q.dtype)
     discount = jnp.full(rewards.shape, gamma, q.dtype).at[-1].set(0.0)
-    errors = jax.vmap(losses.double_td_error)(
-        q.reshape(-1, num_actions), trial.transitions.action.reshape(-1), rewards.reshape(-1),
-        discount.reshape(-1), next_step(q_target).reshape(-1, num_actions), next_step(q).reshape(-1, num_actions))
-    return errors.reshape(rewards.shape)
+    greedy = jnp.argmax(next_step(q), axis=-1)
+    v_next = jnp.take_along_axis(next_step(q_target), greedy[..., None], axis=-1)[..., 0]  # [L, M]
+    lambda_returns = jax.vmap(rlax.lambda_returns, in_axes=(1, 1, 1, None), out_axes=1)
+    targets = lambda_returns(rewards, discount, v_next, jnp.asarray(td_lambda, q.dtype))
+    taken = jnp.take_along_axis(q, trial.transitions.action[..., None], axis=-1)[..., 0]
+    return targets - taken
 
 
 def trial_td_loss(memory_q: MemoryQ, params: Params, target_params: Params, memory: Memory, trial: Trial,
-                  gamma: chex.Numeric) -> chex.Array:
-    """The double-Q TD loss of a whole trial: the mean of `0.5 * error²` of `trial_td_errors`. `[]`.
+                  gamma: chex.Numeric, td_lambda: chex.Numeric = 0.0) -> chex.Array:
+    """The double-Q(λ) TD loss of a whole trial: the mean of `0.5 * error²` of `trial_td_errors`. `[]`.
 
     Args:
       memory_q: the network with memory.
@@ -213,11 +219,13 @@ def trial_td_loss(memory_q: MemoryQ, params: Params, target_params: Params, memo
       memory: the memory at the trial's start.
       trial: `[L, M]` from `collect_trial`.
       gamma: discount.
+      td_lambda: λ of the targets, in [0, 1].
 
     Returns:
       `[]` the loss, differentiable in `params` through the whole trial.
     """
-    return 0.5 * jnp.mean(jnp.square(trial_td_errors(memory_q, params, target_params, memory, trial, gamma)))
+    return 0.5 * jnp.mean(jnp.square(trial_td_errors(memory_q, params, target_params, memory, trial, gamma,
+                                                               td_lambda)))
 
 
 def first_episode(transitions: Transition) -> chex.Array:
@@ -278,7 +286,8 @@ def make_rl2_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
         memory, trial = run_trial(params, learner_state, task, key, length, config.epsilon)
 
         def loss(theta):
-            errors = trial_td_errors(memory_q, theta, target_params, memory, trial, config.gamma)
+            errors = trial_td_errors(memory_q, theta, target_params, memory, trial, config.gamma,
+                                     config.td_lambda)
             return 0.5 * jnp.mean(jnp.square(errors)), errors
 
         (value, errors), grad = jax.value_and_grad(loss, has_aux=True)(params)
