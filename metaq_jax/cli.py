@@ -53,6 +53,8 @@ class Train:
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     run_dir: str | None = None  # default: a new timestamped folder under runs/
     resume: bool = False  # continue the run in --run-dir from its latest checkpoint, with its config
+    # also train the pretraining baseline (same budget and seed) and show it beside, in the summary and adaptation.png
+    pretrain: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,11 +227,20 @@ def _split_cpu(devices: int) -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={devices or os.cpu_count() or 1}".strip()
 
 
-def train(args: Train) -> None:
+def _task_devices(num_tasks: int) -> int:
+    """The most CPU devices, at most one per core, that `num_tasks` tasks split over evenly."""
+    cores = os.cpu_count() or 1
+    return max(d for d in range(1, min(cores, num_tasks) + 1) if num_tasks % d == 0)
+
+
+def train(args: Train, *, split_cpu: bool = False) -> None:
     """Check everything, then train with a progress bar and print a one-line summary.
 
     Args:
       args: the parsed `train` command.
+      split_cpu: split the CPU into devices (as many as divide the tasks, one per core at most)
+        when the config leaves `devices` at 0 and the run is one process; only before JAX's
+        backend starts.
     """
     import jax
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -237,6 +248,10 @@ def train(args: Train) -> None:
     from metaq_jax import distributed, session
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
+    hosts = {k: v for k, v in dataclasses.asdict(args.hosts).items() if v is not None}
+    if split_cpu and config.devices == 0 and not (hosts or distributed.settings_from(os.environ)
+                                                  or distributed.detected_cluster(os.environ)):
+        _split_cpu(_task_devices(config.num_tasks))
     distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
 
     run_dir = args.run_dir or runs.default_run_dir()
@@ -259,14 +274,31 @@ def train(args: Train) -> None:
                 f"loss {float(m.meta_loss):.3f}  return {float(m.pre_return):.1f} → "
                 f"{float(m.post_return):.1f}  {rate:,.0f} env steps/s"))
 
-        result = session.train_run(run, args.options, on_step=on_step)
+        result = session.train_run(run, args.options, on_step=on_step, pretrain=args.pretrain)
+    print(f"done: {config.meta_steps - first} meta-steps in {time.perf_counter() - start:.0f} s; "
+          f"{summary_line(result.report)}; run dir {os.path.abspath(run_dir)}")
+
+
+def summary_line(report: dict) -> str:
+    """The held-out returns of a `metaq train` report in one line: after 0..K inner steps (gradient
+    kind), else per episode of a trial, meta-learned beside pretraining and random init.
+
+    Args:
+      report: `session.evaluation_report`'s dict.
+
+    Returns:
+      e.g. `held-out return after 0/1/2/3 inner steps: -20.0 → ... (pretrain ...; random init ...)`.
+    """
     from metaq_jax.evaluate import LEARNED
 
-    rows = result.report["protocols"]["trial"]["rows"]
-    episodes = lambda name: " → ".join(f"{m:.1f}" for m in rows[name]["mean"])  # noqa: E731
-    print(f"done: {config.meta_steps - first} meta-steps in {time.perf_counter() - start:.0f} s; "
-          f"held-out trial return per episode {episodes(LEARNED)} (random init {episodes('random_init')}); "
-          f"run dir {os.path.abspath(run_dir)}")
+    protocol = "inner_steps" if "inner_steps" in report["protocols"] else "trial"
+    part = report["protocols"][protocol]
+    line = lambda name: " → ".join(f"{m:.1f}" for m in part["rows"][name]["mean"])  # noqa: E731
+    what = ("after " + "/".join(str(p) for p in part["points"]) + " inner steps" if protocol == "inner_steps"
+            else "per episode of a trial")
+    others = "; ".join(f"{name.replace('_', ' ')} {line(name)}" for name in ("pretrain", "random_init", "oracle")
+                       if name in part["rows"])
+    return f"held-out return {what}: {line(LEARNED)} ({others})"
 
 
 def sweep_members(args: Sweep, config: MetaConfig) -> list[dict]:
@@ -439,8 +471,9 @@ def families() -> None:
 def run(argv: list[str] | None = None) -> None:
     """Parse `argv` and run the command it names.
 
-    `metaq bench` from a real command line (no `argv`) splits the CPU into one JAX device per
-    core first; called with `argv`, JAX may already be running, so it is left as it is.
+    `metaq bench` and `metaq train` from a real command line (no `argv`) split the CPU into JAX
+    devices first (bench: one per core; train: see `train`); called with `argv`, JAX may already be
+    running, so it is left as it is.
 
     Args:
       argv: the command line without the program name; None: the process's arguments.
@@ -452,7 +485,7 @@ def run(argv: list[str] | None = None) -> None:
     import_modules(parsed.imports)
     command = parsed.command
     if isinstance(command, Train):
-        train(command)
+        train(command, split_cpu=argv is None)
     elif isinstance(command, Sweep):
         run_sweep(command)
     elif isinstance(command, Eval):

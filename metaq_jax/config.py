@@ -35,18 +35,18 @@ class MetaConfig:
     family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
     algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory)
     num_tasks: int = 16  # T: tasks per meta-batch
-    inner_steps: int = 1  # K: SGD steps of adaptation per task
-    inner_lr: float = 0.3  # α: inner SGD step size
-    num_envs: int = 8  # M: parallel environments per task
-    rollout_length: int = 100  # L: environment steps per rollout (support and query alike)
-    meta_steps: int = 800  # outer updates of a run
+    inner_steps: int = 3  # K: SGD steps of adaptation per task
+    inner_lr: float = 0.2  # α: inner SGD step size
+    num_envs: int = 16  # M: parallel environments per task
+    rollout_length: int = 50  # L: environment steps per rollout (support and query alike)
+    meta_steps: int = 900  # outer updates of a run
     outer_optimizer: str = "adam"  # adam | sgd
-    outer_lr: float = 1e-3
+    outer_lr: float = 5e-3
     max_grad_norm: float = 0.0  # clip the meta-gradient's global norm; 0 disables clipping
     epsilon: float = 0.1  # ε of the ε-greedy query rollouts
     support_epsilon: float = 1.0  # ε of the support rollouts (1.0: a uniform random walk)
     eval_epsilon: float = 0.0  # ε of the rollouts that measure returns at meta-test time
-    gamma: float = 0.2  # discount γ of the TD target
+    gamma: float = 0.0  # discount γ of the TD target (0 suits nav2d: README)
     target_update_period: int = 10  # meta-steps between copies of θ into the target network
     network: str = "mlp"  # mlp | tabular (Q-table; gradient kind) | attention (SNAIL; rl2); rl2's mlp feeds its cell
     hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers
@@ -186,6 +186,24 @@ class MetaConfig:
           InputError: a changed value is not allowed.
         """
         return dataclasses.replace(self, **changes)
+
+
+def without_unread_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Stored config values without the fields their algo's kind does not read.
+
+    A run stores every field; those of another kind hold the defaults of the version that wrote
+    it, which a later version's defaults may not match.
+
+    Args:
+      values: `{field: value}` as a config.json holds them.
+
+    Returns:
+      The same values less the other kinds' fields (all of them when `algo` is unknown: the
+      config's own check then names it).
+    """
+    kind = KINDS.get(values.get("algo", MetaConfig.algo))
+    unread = {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
+    return {name: value for name, value in values.items() if name not in unread}
 
 
 def _is_int(value) -> bool:

@@ -40,6 +40,11 @@ PROTOCOL_NOTES = {
 """What each protocol is, for the reports' headings."""
 
 
+MEMORY_PRETRAIN_FINE_TUNING = {"inner_steps": 1, "inner_lr": 0.3}
+"""How a memory learner's pretraining baseline fine-tunes in a trial (K SGD steps of α at each
+adaptation): a memory config has no gradient fields of its own to lend it."""
+
+
 def pretrain_config(config: MetaConfig, family: TaskFamily) -> MetaConfig:
     """The pretraining baseline's config: the same budget, multi-task Q-learning, no meta-objective.
 
@@ -49,11 +54,13 @@ def pretrain_config(config: MetaConfig, family: TaskFamily) -> MetaConfig:
 
     Returns:
       `config` as `algo="pretrain"`: Meta-SGD and step losses off, other kinds' fields at
-      defaults; for a memory learner, rollouts as long as its trials (E × H steps).
+      defaults; for a memory learner, rollouts as long as its trials (E × H steps) and the
+      fine-tuning of `MEMORY_PRETRAIN_FINE_TUNING`.
     """
     if config.kind == "gradient":
         return config.replace(meta_sgd=False, step_losses=False).for_algo("pretrain")
-    return config.for_algo("pretrain").replace(rollout_length=config.trial_episodes * family.episode_length)
+    return config.for_algo("pretrain").replace(rollout_length=config.trial_episodes * family.episode_length,
+                                               **MEMORY_PRETRAIN_FINE_TUNING)
 
 
 def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_seeds: int) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from tensorboardX import SummaryWriter
 
 from metaq_jax import checkpoints
 from metaq_jax.errors import InputError
-from metaq_jax.config import SCALE_FIELDS, MetaConfig
+from metaq_jax.config import SCALE_FIELDS, MetaConfig, without_unread_fields
 from metaq_jax.types import Metrics
 
 CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT = (
@@ -81,7 +81,8 @@ def load_config_file(file: str) -> dict:
       file: a config.json written by a run (its `mesh` entry is dropped).
 
     Returns:
-      `{field: value}`, not yet validated.
+      `{field: value}`, not yet validated, less the fields the stored algo's kind does not read
+      (`config.without_unread_fields`).
 
     Raises:
       InputError: the file cannot be read, is not JSON, or holds no JSON object.
@@ -96,7 +97,7 @@ def load_config_file(file: str) -> dict:
     if not isinstance(values, dict):
         raise InputError(f"config file {file}: must hold a JSON object of MetaConfig fields")
     values.pop(MESH, None)
-    return values
+    return without_unread_fields(values)
 
 
 def stored_config(run_dir: str) -> MetaConfig | None:

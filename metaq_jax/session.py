@@ -19,12 +19,12 @@ from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
-from metaq_jax.evaluate import meta_test
-from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines
+from metaq_jax.evaluate import add_rows, learner_returns, meta_test
+from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines, pretrain_config
 from metaq_jax.plots import save_adaptation_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.training import initial_state, step_key
+from metaq_jax.training import initial_state, step_key, train
 from metaq_jax.types import MetaState, Metrics
 
 
@@ -40,26 +40,32 @@ class RunResult(NamedTuple):
     report: dict  # `evaluation_report` of the final parameters
 
 
-def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, state: MetaState) -> dict:
+def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFamily, state: MetaState,
+                      pretrained: MetaState | None = None) -> dict:
     """`meta_test` of `state` on the family's held-out tasks, labelled with family and algo.
 
     Beside the random initialisation it carries the baselines that need no training: the
-    family's oracle and, on Bernoulli bandits, UCB1, Thompson sampling and random play.
+    family's oracle and, on Bernoulli bandits, UCB1, Thompson sampling and random play; and,
+    when given, the pretraining baseline, tested with the same tasks and keys.
 
     Args:
       config: the run's config (its seed + 1 keys the evaluation).
       learner: the run's meta-learner.
       family: the run's task family.
       state: the learner's state to test.
+      pretrained: the state of `pretrain_config(config, family)` trained, or None.
 
     Returns:
       The `meta_test` report with `family` and `algo`: a trial of `trial_episodes` episodes, and
       for a gradient learner 0..max(3, K) inner steps.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
-    report = {"family": config.family, "algo": config.algo,
-              **meta_test(learner, state, tasks, key, num_episodes=config.trial_episodes,
-                          num_steps=max(MIN_EVAL_STEPS, config.inner_steps))}
+    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
+    report = {"family": config.family, "algo": config.algo, **meta_test(learner, state, tasks, key, **sizes)}
+    if pretrained is not None:
+        baseline = make_meta_learner(pretrain_config(config, family), family)
+        for protocol, returns in learner_returns(baseline, pretrained, tasks, key, num_seeds=1, **sizes).items():
+            add_rows(report, protocol, {"pretrain": returns})
     return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1))
 
 
@@ -169,7 +175,7 @@ def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> Pr
 
 
 def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
-              on_step: StepCallback | None = None) -> RunResult:
+              on_step: StepCallback | None = None, pretrain: bool = False) -> RunResult:
     """Meta-train a prepared run to `config.meta_steps`, then meta-test it and plot the curve.
 
     Every process of a multi-host run calls this; only process 0 writes.
@@ -178,6 +184,9 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
       run: from `prepare_run`.
       options: checkpointing and logging settings.
       on_step: called after every meta-step with the step and its host metrics.
+      pretrain: also train the pretraining baseline (`protocol.pretrain_config`: the same budget
+        and seed, multi-task Q-learning) and put it beside in the report and the plot; it is not
+        checkpointed (a resumed run trains it again, to the same parameters).
 
     Returns:
       `RunResult(state, last, report)`.
@@ -203,7 +212,8 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
         mgr.wait_until_finished()
         mgr.close()
         log.close()
-    report = evaluation_report(config, run.learner, run.family, state)
+    pretrained = train(pretrain_config(config, run.family), run.family)[0] if pretrain else None
+    report = evaluation_report(config, run.learner, run.family, state, pretrained)
     if writer:
         save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
     return RunResult(state=state, last=last, report=report)

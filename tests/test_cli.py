@@ -17,7 +17,7 @@ import pytest
 from metaq_jax import checkpoints, cli, runs, session
 
 TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
-        "--hidden-sizes", "8"]
+        "--hidden-sizes", "8", "--inner-steps", "1", "--no-pretrain"]
 META_STEPS = 40
 RUN = [*TINY, "--meta-steps", str(META_STEPS), "--checkpoint-every", "3", "--keep-last", "2"]
 KILLS = 3
@@ -29,7 +29,7 @@ def reference(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("reference") / "run")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        cli.main(["train", *RUN, "--run-dir", run_dir])
+        cli.main(["train", *[a for a in RUN if a != "--no-pretrain"], "--run-dir", run_dir])  # beside pretraining
     return run_dir, out.getvalue()
 
 
@@ -53,7 +53,9 @@ def test_families_lists_one_line_each(capsys):
 def test_train_keeps_a_complete_run_dir(reference):
     run_dir, out = reference
     assert "metaq train: maml (gradient) on bandit" in out
-    assert out.strip().splitlines()[-1].startswith(f"done: {META_STEPS} meta-steps in ")
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith(f"done: {META_STEPS} meta-steps in ")
+    assert "held-out return after 0/1/2/3 inner steps: " in summary and "(pretrain " in summary
     assert {"config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png"} <= set(os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints")), key=int) == ["39", "40"]
     assert len(_metrics(run_dir).splitlines()) == META_STEPS + 1
@@ -200,8 +202,8 @@ def _setup(kind, tmp_path, reference_dir) -> str:
 BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
     (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
     (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain, rl2"),
-    (["train", "--algo", "rl2", "--inner-steps", "3"], "new", None,
-     "MetaConfig.inner_steps = 3: not used by algo rl2 (a memory learner; inner_steps is for gradient learners)"),
+    (["train", "--algo", "rl2", "--inner-steps", "1"], "new", None,
+     "MetaConfig.inner_steps = 1: not used by algo rl2 (a memory learner; inner_steps is for gradient learners)"),
     (["train", "--algo", "rl2", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not used by algo rl2"),
     (["train", "--algo", "rl2", "--network", "tabular"], "new", None,
      "MetaConfig.network = 'tabular': must be one of mlp, attention"),

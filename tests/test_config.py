@@ -54,7 +54,7 @@ def test_unknown_keys_are_refused():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"inner_steps": 3}, "MetaConfig.inner_steps = 3: not used by algo rl2 (a memory learner"),
+    ({"inner_steps": 1}, "MetaConfig.inner_steps = 1: not used by algo rl2 (a memory learner"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not used by algo rl2"),
     ({"inner_lr": 0.5}, "MetaConfig.inner_lr = 0.5: not used by algo rl2"),
     ({"rollout_length": 20}, "MetaConfig.rollout_length = 20: not used by algo rl2"),
@@ -83,5 +83,5 @@ def test_for_algo_resets_the_fields_the_new_kind_does_not_use():
     memory = mq.MetaConfig(algo="rl2", network="attention", trial_episodes=3, gamma=0.9)
     gradient = memory.for_algo("pretrain")
     assert (gradient.algo, gradient.network, gradient.trial_episodes, gradient.gamma) == ("pretrain", "mlp", 3, 0.9)
-    back = mq.MetaConfig(inner_steps=3, adapt_every=4).for_algo("rl2")
-    assert (back.inner_steps, back.adapt_every, back.kind) == (1, 0, "memory")
+    back = mq.MetaConfig(inner_steps=2, adapt_every=4).for_algo("rl2")
+    assert (back.inner_steps, back.adapt_every, back.kind) == (3, 0, "memory")

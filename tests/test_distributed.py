@@ -105,7 +105,7 @@ def test_a_batch_not_dividing_by_the_devices_is_refused(sharded):
 
 CLI_TINY = ["--family", "bandit", "--num-tasks", "4", "--num-envs", "2", "--rollout-length", "10",
             "--hidden-sizes", "8", "--inner-steps", "1", "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR),
-            "--meta-steps", str(UPDATES), "--trial-episodes", "1"]  # SCRIPT's maml config (+ a shorter meta-test)
+            "--meta-steps", str(UPDATES), "--trial-episodes", "1", "--no-pretrain"]  # SCRIPT's maml config (+ a shorter meta-test)
 
 
 def _free_port() -> int:

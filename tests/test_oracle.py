@@ -10,7 +10,7 @@ from metaq_jax import oracle, protocol
 def test_learned_oracle_reaches_the_exact_one_on_nav2d():
     """γ = 0 makes the greedy policy one-step greedy, which is optimal on nav2d: the trained
     Q-learner must come close to the value-iteration oracle on held-out goals."""
-    config = mq.MetaConfig(family="nav2d", gamma=0.0, num_envs=8)
+    config = mq.MetaConfig(family="nav2d", gamma=0.0, num_envs=8, rollout_length=100)
     problem = mq.make_problem(config)
     tasks = jax.tree.map(lambda x: x[:4], problem.family.test_tasks())
     budget = oracle.OracleBudget(rounds=60, updates=10, lr=3e-3)

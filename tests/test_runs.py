@@ -1,5 +1,6 @@
 """Run directories, checkpoints and the resumable loop, as a library (the CLI is in test_cli.py)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,17 @@ def test_keep_metrics_before_drops_later_and_partial_rows(tmp_path):
     (tmp_path / runs.METRICS).write_text(header + "0,1,a\n1,2,b\n2,3,c\n3,4")  # killed mid-line
     runs.keep_metrics_before(str(tmp_path), 2)
     assert (tmp_path / runs.METRICS).read_text() == header + "0,1,a\n1,2,b\n"
+
+
+def test_a_stored_config_loads_whatever_its_unread_fields_hold(tmp_path):
+    """A memory run's config.json written when the gradient fields had other defaults still loads."""
+    stored = {**MetaConfig(algo="rl2", family="bandit-k5-n10").to_dict(), "inner_steps": 1, "inner_lr": 0.3}
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(stored, f)
+    config = runs.stored_config(str(tmp_path))
+    assert config == MetaConfig(algo="rl2", family="bandit-k5-n10")
+    with pytest.raises(ValueError, match="MetaConfig.inner_steps = 1: not used by algo rl2"):
+        MetaConfig.from_dict(stored)  # given as flags, the same values are refused
 
 
 def test_default_run_dir_is_new(tmp_path):
