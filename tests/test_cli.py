@@ -17,9 +17,9 @@ import pytest
 from metaq_jax import checkpoints, cli, runs, session
 
 TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
-        "--hidden-sizes", "8", "--inner-steps", "1", "--no-pretrain"]
+        "--hidden-sizes", "8", "--inner-steps", "1"]
 META_STEPS = 40
-RUN = [*TINY, "--meta-steps", str(META_STEPS), "--checkpoint-every", "3", "--keep-last", "2"]
+RUN = [*TINY, "--no-pretrain", "--meta-steps", str(META_STEPS), "--checkpoint-every", "3", "--keep-last", "2"]
 KILLS = 3
 
 
@@ -114,6 +114,7 @@ def test_sigkill_and_resume_is_bit_identical(reference, tmp_path):
     command = [sys.executable, "-m", "metaq_jax", "train", *RUN, "--run-dir", run_dir]
     resume = lambda: ["--resume"] if checkpoints.latest_step(os.path.join(run_dir, "checkpoints")) is not None else []  # noqa: E731
     env = dict(os.environ)  # with the test run's compile cache (conftest): the update compiles once, not four times
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"  # one device, as the reference: no CPU split
     rng = random.Random(7)
     for target in sorted(rng.sample(range(1, META_STEPS - 1), KILLS)):
         old_inode = os.stat(metrics).st_ino if os.path.exists(metrics) else None
@@ -131,7 +132,7 @@ def test_sigkill_and_resume_is_bit_identical(reference, tmp_path):
 def test_diverging_run_stops_in_one_line(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["train", *TINY, "--inner-lr", "1e20", "--run-dir", run_dir])
+        cli.main(["train", *TINY, "--no-pretrain", "--inner-lr", "1e20", "--run-dir", run_dir])
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
@@ -240,7 +241,7 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["train", *RUN, "--resume"], "no_checkpoint", None, "--resume: run dir {run} holds no checkpoint"),
     (["train", "--resume", "--num-tasks", "3"], "done", None, "run dir {run} holds another config (differs in num_tasks=3)"),
     (["train", *RUN], "done", None, "run dir {run} already holds a run (checkpoint 40); pass --resume"),
-    (["train", *TINY], "done", None, "run dir {run} holds another config (differs in meta_steps=800)"),
+    (["train", *TINY], "done", None, "run dir {run} holds another config (differs in meta_steps=900)"),
     (["train", "--resume"], "flip", None, "checkpoint {run}/checkpoints/40 is unreadable (ValueError); it is corrupt"),
     (["train", "--resume"], "digest", None, "checkpoint {run}/checkpoints/40 fails its checksum; it is corrupt"),
     (["train", "--resume"], "truncate", None, "checkpoint {run}/checkpoints/40 is unreadable (ValueError); it is corrupt or truncated"),
@@ -287,7 +288,7 @@ def test_an_internal_error_shows_its_traceback_and_exits_1(monkeypatch, capsys, 
 
     monkeypatch.setattr(session, "prepare_run", broken)
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["train", *TINY, "--run-dir", str(tmp_path / "run")])
+        cli.main(["train", *TINY, "--no-pretrain", "--run-dir", str(tmp_path / "run")])
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "ValueError: a bug, not bad input" in err
