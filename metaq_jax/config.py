@@ -142,7 +142,7 @@ class MetaConfig:
         """
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         kind = KINDS.get(algo)
-        changes = {name: defaults[name] for k, names in KIND_FIELDS.items() if k != kind for name in names}
+        changes = {name: defaults[name] for name in unread_fields(kind)}
         if self.network not in NETWORKS.get(kind, ()):
             changes["network"] = defaults["network"]
         return self.replace(algo=algo, **changes)
@@ -201,9 +201,20 @@ def without_unread_fields(values: dict[str, Any]) -> dict[str, Any]:
       The same values less the other kinds' fields (all of them when `algo` is unknown: the
       config's own check then names it).
     """
-    kind = KINDS.get(values.get("algo", MetaConfig.algo))
-    unread = {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
+    unread = unread_fields(KINDS.get(values.get("algo", MetaConfig.algo)))
     return {name: value for name, value in values.items() if name not in unread}
+
+
+def unread_fields(kind: str | None) -> set[str]:
+    """The fields that learners of `kind` do not read: every other kind's `KIND_FIELDS`.
+
+    Args:
+      kind: a value of `KINDS`; None for no kind (every kind field is then unread).
+
+    Returns:
+      The field names.
+    """
+    return {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
 
 
 def _is_int(value) -> bool:
