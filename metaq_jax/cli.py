@@ -391,7 +391,7 @@ def protocol(args: Protocol) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from metaq_jax.plots import save_adaptation_plot
+    from metaq_jax.plots import save_adaptation_plot, save_interval_plot
     from metaq_jax.protocol import markdown_table, run_protocol
     config = resolve_config(args.config, args.config_file)
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
@@ -415,8 +415,10 @@ def protocol(args: Protocol) -> None:
     with open(os.path.join(args.out, "protocol.md"), "w") as f:
         f.write(table + "\n")
     save_adaptation_plot(report, os.path.join(args.out, "protocol.png"))
+    save_interval_plot(report, os.path.join(args.out, "protocol_intervals.png"))
     print(table)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}}")
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}} "
+          "and protocol_intervals.png")
 
 
 def bench(args: Bench) -> None:

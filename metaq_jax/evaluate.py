@@ -5,8 +5,15 @@
 - `inner_steps` (gradient kind, MAML's protocol): the return after 0..K inner steps on a support
   batch.
 
-A report holds one section per protocol the learner has: `{"x", "points", "rows"}`, each row
-`{"mean", "ci95"}` over the points (and, in a trial, `"total"`, `"total_ci95"`).
+A report holds one section per protocol the learner has: `{"x", "points", "tasks", "rows"}`, each
+row over the points (and, in a trial, the same keys prefixed `total_` for each trial's sum):
+  scores              every trial's return, `[R][T][P]`: R runs (trials per task, and training
+                      seeds when pooled) of each of T held-out tasks;
+  mean, ci95          the mean and its normal 95% interval's half-width;
+  mean_ci, iqm, iqm_ci  the mean's and the interquartile mean's stratified bootstrap 95% intervals
+                      (`metaq_jax.stats`, by rliable), each `[lower, upper]`;
+  improvement         in a baseline's row, P(meta-learned > this row) per point with its interval
+                      (`{"poi", "poi_ci"}`, and in a trial `total_poi`, `total_poi_ci`).
 """
 
 from typing import NamedTuple
@@ -16,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from metaq_jax import stats
 from metaq_jax.algos.base import MetaLearner
 from metaq_jax.errors import InputError
 from metaq_jax.types import EnvParams, MetaState, Params
@@ -50,11 +58,15 @@ def _batched(fn):
     return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0)))
 
 
+def count_tasks(tasks: EnvParams) -> int:
+    """T, the leading axis of a batch of task parameters."""
+    return jax.tree.leaves(tasks)[0].shape[0]
+
+
 def _per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
     """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`."""
-    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
-    returns = batched(x, tasks, jax.random.split(key, (num_seeds, num_tasks)))
-    return returns.reshape(num_seeds * num_tasks, -1)
+    returns = batched(x, tasks, jax.random.split(key, (num_seeds, count_tasks(tasks))))
+    return returns.reshape(-1, returns.shape[-1])
 
 
 def _trial_program(learner: MetaLearner, num_episodes: int):
@@ -140,22 +152,33 @@ def as_list(values: chex.Array) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
-def curve_row(returns: chex.Array, *, total: bool) -> dict:
+def curve_row(returns: chex.Array, *, total: bool, num_tasks: int) -> dict:
     """One row of a report section from every trial's returns `[N, P]`.
 
     Args:
-      returns: `[N, P]`.
-      total: also give the mean and interval of each trial's sum over the points (a trial's total).
+      returns: `[N, P]`, N = runs × `num_tasks` with the task minor.
+      total: also give the statistics of each trial's sum over the points (a trial's total).
+      num_tasks: T, the held-out tasks.
 
     Returns:
-      `{"mean", "ci95"}` lists over the points, with `"total"` and `"total_ci95"` when asked.
+      `{"scores", "mean", "ci95", "mean_ci", "iqm", "iqm_ci"}` over the points (module
+      docstring), with `total`, `total_ci95`, `total_mean_ci`, `total_iqm`, `total_iqm_ci` when asked.
     """
     curve = summarize(jnp.asarray(returns))
-    row = {"mean": as_list(curve.mean), "ci95": as_list(curve.ci95)}
+    scores = stats.by_task(np.asarray(curve.returns), num_tasks)
+    row = {"mean": as_list(curve.mean), "ci95": as_list(curve.ci95), **_bootstrap(scores, "")}
     if total:
         whole = summarize(jnp.sum(curve.returns, axis=1, keepdims=True))
-        row.update(total=as_list(whole.mean)[0], total_ci95=as_list(whole.ci95)[0])
+        row.update(total=as_list(whole.mean)[0], total_ci95=as_list(whole.ci95)[0],
+                   **{k: v[0] for k, v in _bootstrap(scores.sum(axis=-1, keepdims=True), "total_").items()})
+    row["scores"] = np.round(scores, 4).tolist()
     return row
+
+
+def _bootstrap(scores: np.ndarray, prefix: str) -> dict:
+    """`stats.mean_and_iqm`'s intervals of `scores[R, T, P]`, keys prefixed, the point mean left out."""
+    estimates = stats.mean_and_iqm(scores)
+    return {prefix + key: value for key, value in estimates.items() if key != "mean"}
 
 
 def constant_returns(per_trial: chex.Array, num_points: int) -> np.ndarray:
@@ -171,27 +194,30 @@ def constant_returns(per_trial: chex.Array, num_points: int) -> np.ndarray:
     return np.repeat(np.asarray(per_trial).reshape(-1, 1), num_points, axis=1)
 
 
-def section(protocol: str, num_points: int) -> dict:
+def section(protocol: str, num_points: int, num_tasks: int) -> dict:
     """An empty report section of `protocol` over its points.
 
     Args:
       protocol: a key of `PROTOCOLS`.
       num_points: E episodes (points 1..E) or K inner steps (points 0..K).
+      num_tasks: T, the held-out tasks its rows' trials run on.
 
     Returns:
-      `{"x": label, "points": [...], "rows": {}}`.
+      `{"x": label, "points": [...], "tasks": T, "rows": {}}`.
     """
     points = list(range(1, num_points + 1)) if protocol == "trial" else list(range(num_points + 1))
-    return {"x": PROTOCOLS[protocol], "points": points, "rows": {}}
+    return {"x": PROTOCOLS[protocol], "points": points, "tasks": num_tasks, "rows": {}}
 
 
 def add_rows(report: dict, protocol: str, rows: dict[str, chex.Array]) -> dict:
     """Add `name -> returns[N, P]` rows to the report's `protocol` section, where it has one.
 
+    Every baseline's row gets the probability that the meta-learned row beats it (once both are in).
+
     Args:
       report: a `meta_test` report; changed in place.
       protocol: a key of `PROTOCOLS`.
-      rows: `name -> [N, P]` returns of every trial at the section's points.
+      rows: `name -> [N, P]` returns of every trial at the section's points, N = runs × T.
 
     Returns:
       `report` itself.
@@ -199,8 +225,22 @@ def add_rows(report: dict, protocol: str, rows: dict[str, chex.Array]) -> dict:
     target = report["protocols"].get(protocol)
     if target is not None:
         for name, returns in rows.items():
-            target["rows"][name] = curve_row(returns, total=protocol == "trial")
+            target["rows"][name] = curve_row(returns, total=protocol == "trial", num_tasks=target["tasks"])
+        learned = target["rows"].get(LEARNED)
+        for name, row in target["rows"].items():
+            if learned is not None and name != LEARNED and "improvement" not in row:
+                row["improvement"] = _improvement(learned["scores"], row["scores"], total=protocol == "trial")
     return report
+
+
+def _improvement(learned: list, baseline: list, *, total: bool) -> dict:
+    """P(meta-learned > baseline) at each point of `[R][T][P]` scores (and of the trial's total)."""
+    x, y = np.asarray(learned), np.asarray(baseline)
+    out = stats.improvement(x, y)
+    if total:
+        whole = stats.improvement(x.sum(axis=-1, keepdims=True), y.sum(axis=-1, keepdims=True))
+        out.update(total_poi=whole["poi"][0], total_poi_ci=whole["poi_ci"][0])
+    return out
 
 
 def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -268,7 +308,8 @@ def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: che
     sizes = {"trial": num_episodes, "inner_steps": num_steps}
     returns = paired_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
                              num_seeds=num_seeds, baseline_seed=baseline_seed)
-    report = {"kind": learner.kind, "protocols": {name: section(name, sizes[name]) for name in returns}}
+    report = {"kind": learner.kind,
+              "protocols": {name: section(name, sizes[name], count_tasks(tasks)) for name in returns}}
     for name, rows in returns.items():
         add_rows(report, name, rows)
     return report

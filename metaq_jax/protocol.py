@@ -24,7 +24,8 @@ import numpy as np
 from metaq_jax import baselines, oracle
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
-from metaq_jax.evaluate import LEARNED, add_rows, constant_returns, learner_returns, paired_returns, section
+from metaq_jax.evaluate import (LEARNED, add_rows, constant_returns, count_tasks, learner_returns, paired_returns,
+                                section)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 from metaq_jax.training import train
@@ -153,18 +154,19 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
     return out
 
 
-def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]]) -> dict:
+def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]], num_tasks: int) -> dict:
     """The JSON-ready report of `protocol_returns`' arrays (pooled over training seeds, or not).
 
     Args:
       config: the meta-learner's config.
-      returns: `protocol -> name -> [N, P]`.
+      returns: `protocol -> name -> [N, P]`, N = runs × T with the task minor.
+      num_tasks: T, the held-out tasks.
 
     Returns:
       `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`).
     """
     report = {"family": config.family, "algo": config.algo, "kind": config.kind,
-              "protocols": {protocol: section(protocol, rows[LEARNED].shape[1] - (protocol == "inner_steps"))
+              "protocols": {protocol: section(protocol, rows[LEARNED].shape[1] - (protocol == "inner_steps"), num_tasks)
                             for protocol, rows in returns.items()}}
     for protocol, rows in returns.items():
         add_rows(report, protocol, rows)
@@ -191,7 +193,7 @@ def protocol_report(config: MetaConfig, family: TaskFamily, state: MetaState, pr
     """
     returns = protocol_returns(config, family, state, pretrained, key, num_seeds=num_seeds,
                                oracle_budget=oracle_budget)
-    return report_from_returns(config, returns)
+    return report_from_returns(config, returns, count_tasks(family.test_tasks()))
 
 
 CURVE_POINTS = 10
@@ -270,7 +272,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
             curves[name].append(training_curve(history))
         runs.append(protocol_returns(run_config, family, states["meta"], states["pretrain"],
                                      jax.random.key(run_config.seed + 1), num_seeds=num_seeds))
-    report = report_from_returns(config, pool_runs(runs))
+    report = report_from_returns(config, pool_runs(runs), count_tasks(family.test_tasks()))
     report["training"] = {
         "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
@@ -285,23 +287,35 @@ def markdown_table(report: dict) -> str:
       report: a `protocol_report` (or `meta_test`) dict with `algo`.
 
     Returns:
-      One table per protocol, each under a line saying which protocol it is; cells `mean ± ci95`,
-      the meta-learned row first, and a trial's total in its last column; then the training's
-      seeds, time and environment steps where the report has them.
+      Per protocol, under a line saying which protocol it is, three tables (each with a trial's
+      total in its last column): the mean with its bootstrap 95% interval, the interquartile mean
+      with its interval, and each baseline's probability of being beaten by the meta-learned row;
+      then the training's seeds, time and environment steps where the report has them.
     """
     blocks = []
     for protocol, part in report["protocols"].items():
         trial = protocol == "trial"
         header = [f"{part['x']} {p}" for p in part["points"]] + (["total"] if trial else [])
-        lines = [f"**{protocol}**: {PROTOCOL_NOTES[protocol]}", "",
-                 "| learner | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
-        for name, row in part["rows"].items():
-            label = f"{LEARNED} ({report['algo']})" if name == LEARNED else name
-            cells = [f"{m:.2f} ± {c:.2f}" for m, c in zip(row["mean"], row["ci95"])]
-            if trial:
-                cells.append(f"{row['total']:.2f} ± {row['total_ci95']:.2f}")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        blocks.append("\n".join(lines))
+        label = {name: f"{LEARNED} ({report['algo']})" if name == LEARNED else name for name in part["rows"]}
+
+        def table(title: str, cells: dict[str, list[str]]) -> str:
+            return "\n".join([title, "", "| learner | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+                             + [f"| {label[name]} | " + " | ".join(row) + " |" for name, row in cells.items()])
+
+        def interval(row: dict, stat: str) -> list[str]:
+            pairs = list(zip(row[stat], row[f"{stat}_ci"]))
+            if trial:  # a trial's total mean is stored as "total"
+                pairs.append((row["total" if stat == "mean" else f"total_{stat}"], row[f"total_{stat}_ci"]))
+            return [f"{value:.2f} [{lo:.2f}, {hi:.2f}]" for value, (lo, hi) in pairs]
+
+        rows = part["rows"]
+        blocks += [f"**{protocol}**: {PROTOCOL_NOTES[protocol]}",
+                   table(f"Mean return [95% CI] over {len(rows[LEARNED]['scores'])} runs × {part['tasks']} "
+                         "held-out tasks (stratified bootstrap over runs and tasks):",
+                         {name: interval(row, "mean") for name, row in rows.items()}),
+                   table("Interquartile mean [95% CI]:", {name: interval(row, "iqm") for name, row in rows.items()}),
+                   table("P(meta-learned beats the row) [95% CI]:",
+                         {name: interval(row["improvement"], "poi") for name, row in rows.items() if name != LEARNED})]
     if "training" in report:
         t = report["training"]
         blocks.append(f"Training: seeds {', '.join(map(str, t['seeds']))}; "

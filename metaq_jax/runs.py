@@ -6,6 +6,7 @@ A run directory holds
   tensorboard/    a TensorBoard event log of the same scalars and the throughput
   checkpoints/    orbax checkpoints `<step>/` of the whole state (see `metaq_jax.checkpoints`)
   adaptation.png  return vs. inner steps on the held-out tasks (written by `metaq_jax.session`)
+  intervals.png   the same report in rliable's style: mean and IQM intervals, performance profiles
 """
 
 import csv
@@ -22,8 +23,8 @@ from metaq_jax.errors import InputError
 from metaq_jax.config import SCALE_FIELDS, MetaConfig, without_unread_fields
 from metaq_jax.types import Metrics
 
-CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT = (
-    "config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png")
+CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT, INTERVALS = (
+    "config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png", "intervals.png")
 METRIC_COLUMNS = ("step", "env_steps", *Metrics._fields)
 MESH = "mesh"  # the key of config.json that records the mesh: a result of `devices`, not a setting
 
@@ -49,7 +50,7 @@ def path(run_dir: str, name: str) -> str:
 
     Args:
       run_dir: the run directory.
-      name: one of CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT.
+      name: one of CONFIG, METRICS, TENSORBOARD, CHECKPOINTS, PLOT, INTERVALS.
 
     Returns:
       The absolute path.

@@ -21,7 +21,7 @@ from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import add_rows, learner_returns, meta_test
 from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines, pretrain_config
-from metaq_jax.plots import save_adaptation_plot
+from metaq_jax.plots import save_adaptation_plot, save_interval_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.training import initial_state, step_key, train
@@ -216,6 +216,7 @@ def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,
     report = evaluation_report(config, run.learner, run.family, state, pretrained)
     if writer:
         save_adaptation_plot(report, runs.path(run_dir, runs.PLOT))
+        save_interval_plot(report, runs.path(run_dir, runs.INTERVALS))
     return RunResult(state=state, last=last, report=report)
 
 

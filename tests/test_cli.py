@@ -56,7 +56,8 @@ def test_train_keeps_a_complete_run_dir(reference):
     summary = out.strip().splitlines()[-1]
     assert summary.startswith(f"done: {META_STEPS} meta-steps in ")
     assert "held-out return after 0/1/2/3 inner steps: " in summary and "(pretrain " in summary
-    assert {"config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png"} <= set(os.listdir(run_dir))
+    assert {"config.json", "metrics.csv", "tensorboard", "checkpoints", "adaptation.png", "intervals.png"} <= set(
+        os.listdir(run_dir))
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints")), key=int) == ["39", "40"]
     assert len(_metrics(run_dir).splitlines()) == META_STEPS + 1
     assert os.listdir(os.path.join(run_dir, "tensorboard"))[0].startswith("events.out.tfevents")
@@ -81,6 +82,7 @@ def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
     report = json.loads((out / "protocol.json").read_text())
     assert report["config"]["meta_steps"] == 2 and "pretrain" in report["protocols"]["trial"]["rows"]
     assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
+    assert (out / "protocol_intervals.png").stat().st_size > 0
 
 
 def test_config_file_with_flags_over_it(reference, tmp_path, capsys):

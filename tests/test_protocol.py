@@ -38,6 +38,23 @@ def test_report_has_every_baseline_in_both_protocols(bandit_report):
     # a trial's total is the sum of its episodes, trial by trial
     for row in trial["rows"].values():
         assert row["total"] == pytest.approx(sum(row["mean"]), abs=2e-4)
+    # every row keeps its trials' returns as [runs][tasks][points], and its intervals hold their estimates
+    num_tasks = family.test_tasks().arm_means.shape[0]
+    for part in (trial, steps):
+        assert part["tasks"] == num_tasks
+        for name, row in part["rows"].items():
+            scores = np.asarray(row["scores"])
+            assert scores.shape[1:] == (num_tasks, len(part["points"]))
+            np.testing.assert_allclose(scores.mean(axis=(0, 1)), row["mean"], atol=2e-4)
+            for stat in ("mean", "iqm"):
+                for value, (lo, hi) in zip(row[stat], row[f"{stat}_ci"]):
+                    assert lo - 1e-4 <= value <= hi + 1e-4
+            if name != "meta-learned":
+                poi = row["improvement"]
+                assert all(lo - 1e-4 <= p <= hi + 1e-4 and 0 <= p <= 1 for p, (lo, hi) in zip(poi["poi"], poi["poi_ci"]))
+    assert trial["rows"]["meta-learned"]["total_iqm_ci"][0] <= trial["rows"]["meta-learned"]["total_iqm"]
+    # the exact oracle's expected return beats nearly every realised trial of a barely trained learner
+    assert steps["rows"]["oracle"]["improvement"]["poi"][0] < 0.5
 
 
 def test_markdown_table_has_a_table_per_protocol_and_a_row_per_curve(bandit_report):
@@ -48,9 +65,14 @@ def test_markdown_table_has_a_table_per_protocol_and_a_row_per_curve(bandit_repo
     assert "| learner | episode 1 | episode 2 | total |" in trial
     assert "| learner | inner steps 0 | inner steps 1 | inner steps 2 | inner steps 3 |" in steps
     assert "| meta-learned (maml) |" in trial and "| meta-learned (maml) |" in steps
-    assert len([line for line in steps.splitlines() if line.startswith("| ")]) == 1 + 7
-    ucb1 = report["protocols"]["inner_steps"]["rows"]["ucb1"]["mean"][2]
-    assert f"{ucb1:.2f}" in steps
+    # three tables: mean and IQM for the 7 rows, P(meta-learned beats it) for the 6 baselines
+    assert len([line for line in steps.splitlines() if line.startswith("| ")]) == 3 + 7 + 7 + 6
+    ucb1 = report["protocols"]["inner_steps"]["rows"]["ucb1"]
+    (lo, hi), (iqm_lo, iqm_hi) = ucb1["mean_ci"][2], ucb1["iqm_ci"][2]
+    assert f"| ucb1 | {ucb1['mean'][0]:.2f} [" in steps and f"{ucb1['mean'][2]:.2f} [{lo:.2f}, {hi:.2f}]" in steps
+    assert f"{ucb1['iqm'][2]:.2f} [{iqm_lo:.2f}, {iqm_hi:.2f}]" in steps
+    poi, (poi_lo, poi_hi) = ucb1["improvement"]["poi"][2], ucb1["improvement"]["poi_ci"][2]
+    assert f"{poi:.2f} [{poi_lo:.2f}, {poi_hi:.2f}]" in steps
 
 
 def test_pretrain_baseline_uses_the_same_budget():

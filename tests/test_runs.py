@@ -31,7 +31,7 @@ def reference(tmp_path_factory):
 
 def test_reference_run_keeps_everything(reference):
     names = set(os.listdir(reference))
-    assert {runs.CONFIG, runs.METRICS, runs.TENSORBOARD, runs.CHECKPOINTS, runs.PLOT} <= names
+    assert {runs.CONFIG, runs.METRICS, runs.TENSORBOARD, runs.CHECKPOINTS, runs.PLOT, runs.INTERVALS} <= names
     assert runs.stored_config(reference) == TINY.replace(devices=1)  # resolved: the one CPU device
     assert os.listdir(os.path.join(reference, runs.CHECKPOINTS)) == ["12"]  # keep_last=1
     with open(os.path.join(reference, runs.METRICS)) as f:

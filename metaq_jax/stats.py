@@ -1,0 +1,140 @@
+"""Interval estimates a reviewer accepts, by `rliable` (Agarwal et al. 2021, "Deep RL at the edge
+of the statistical precipice").
+
+Scores are `[R, T, P]`: R runs (training seeds × trials per task) of each of T held-out tasks, at
+P points (episodes of a trial, or inner steps). Every interval is a stratified bootstrap over runs
+*and* tasks (`task_bootstrap=True`): held-out tasks are a sample of the family's distribution, so
+the interval covers a new draw of tasks as well as new seeds. Bootstraps are seeded, so a report
+is reproducible to the last digit.
+"""
+
+import warnings
+
+import numpy as np
+import scipy.stats
+from rliable import library as rly
+
+BOOTSTRAP_REPS = 2000
+"""Bootstrap replications of every interval (rliable's performance profiles use 2000 too)."""
+PROFILE_POINTS = 41
+"""Thresholds τ at which a performance profile is evaluated."""
+
+
+def by_task(returns: np.ndarray, num_tasks: int) -> np.ndarray:
+    """Every trial's returns `[N, P]`, N = runs × T with the task minor, as scores `[runs, T, P]`.
+
+    Raises:
+      ValueError: N is not a multiple of `num_tasks`.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    if returns.shape[0] % num_tasks:
+        raise ValueError(f"{returns.shape[0]} trials do not split into runs of {num_tasks} tasks")
+    return returns.reshape(-1, num_tasks, returns.shape[-1])
+
+
+def _estimates(scores: tuple[np.ndarray, ...], func, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """rliable's point estimate `func(*scores)` and its 95% interval `[2, ...]` (lower, upper).
+
+    One array is bootstrapped over runs and tasks; a pair (X, Y) over each one's runs, task by task.
+    """
+    data = scores[0] if len(scores) == 1 else scores
+    # rliable 1.2 resamples with numpy's global generator whatever random_state it is given: seed
+    # it for this call only, and give the caller's state back
+    outer = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch deprecates the RandomState that rliable passes it
+            warnings.simplefilter("ignore", FutureWarning)
+            point, interval = rly.get_interval_estimates({"x": data}, func, task_bootstrap=len(scores) == 1,
+                                                         reps=reps, random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(outer)
+    return point["x"], interval["x"]
+
+
+def mean_and_iqm(scores: np.ndarray, *, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, list]:
+    """The mean and the interquartile mean over runs and tasks at each point, with 95% intervals.
+
+    Args:
+      scores: `[R, T, P]`.
+      reps: bootstrap replications.
+      seed: seeds the bootstrap.
+
+    Returns:
+      `{"mean", "iqm": [P], "mean_ci", "iqm_ci": [P] of [lower, upper]}`; the same numbers as
+      rliable's `aggregate_mean` and `aggregate_iqm` applied to each point's `[R, T]` scores.
+    """
+    num_points = scores.shape[-1]
+
+    def both(s):  # vectorised over the points: one call per replication, not 2P
+        flat = s.reshape(-1, num_points)
+        return np.concatenate([flat.mean(axis=0), scipy.stats.trim_mean(flat, 0.25, axis=0)])
+
+    point, interval = _estimates((scores,), both, reps, seed)
+    out = {}
+    for i, name in enumerate(("mean", "iqm")):
+        part = slice(i * num_points, (i + 1) * num_points)
+        out[name] = _rounded(point[part])
+        out[f"{name}_ci"] = [_rounded(pair) for pair in interval[:, part].T]
+    return out
+
+
+def improvement_probability(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) per point, averaged over tasks: rliable's `probability_of_improvement` at each point.
+
+    Ties count one half, as in the Mann-Whitney U statistic rliable computes per task; vectorised
+    over tasks and points (rliable's loops over tasks with scipy, too slow to bootstrap).
+
+    Args:
+      x: `[Rx, T, P]` scores of X.
+      y: `[Ry, T, P]` scores of Y.
+
+    Returns:
+      `[P]` probabilities.
+    """
+    wins = (x[:, None] > y[None, :]).mean(axis=(0, 1))  # [T, P]
+    ties = (x[:, None] == y[None, :]).mean(axis=(0, 1))
+    return (wins + 0.5 * ties).mean(axis=0)
+
+
+def improvement(x: np.ndarray, y: np.ndarray, *, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, list]:
+    """"X beats Y": the probability of improvement at each point with its 95% interval.
+
+    Args:
+      x: `[Rx, T, P]` scores of X.
+      y: `[Ry, T, P]` scores of Y, on the same tasks.
+      reps: bootstrap replications.
+      seed: seeds the bootstrap.
+
+    Returns:
+      `{"poi": [P], "poi_ci": [P] of [lower, upper]}`.
+    """
+    point, interval = _estimates((x, y), improvement_probability, reps, seed)
+    return {"poi": _rounded(point), "poi_ci": [_rounded(pair) for pair in interval.T]}
+
+
+def profile_thresholds(scores: list[np.ndarray], num: int = PROFILE_POINTS) -> np.ndarray:
+    """`[num]` thresholds τ spanning every score in `scores` (arrays of any shape)."""
+    values = np.concatenate([np.ravel(s) for s in scores])
+    return np.linspace(values.min(), values.max(), num)
+
+
+def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int = BOOTSTRAP_REPS,
+                        seed: int = 0) -> dict[str, list]:
+    """rliable's score distribution: the fraction of runs × tasks scoring above each τ, with 95% intervals.
+
+    Args:
+      scores: `[R, T]` scores at one point.
+      taus: `[M]` thresholds.
+      reps: bootstrap replications.
+      seed: seeds the bootstrap.
+
+    Returns:
+      `{"tau", "fraction": [M], "fraction_ci": [M] of [lower, upper]}`.
+    """
+    point, interval = _estimates((scores,), lambda s: rly.score_distributions(s, taus), reps, seed)
+    return {"tau": _rounded(taus), "fraction": _rounded(point), "fraction_ci": [_rounded(p) for p in interval.T]}
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 4) for v in np.ravel(values)]
