@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaq_jax import rollout
 from metaq_jax.algos.base import MetaQProblem
 from metaq_jax.types import EnvParams, Params
 
@@ -93,6 +92,6 @@ def learned_oracle_returns(problem: MetaQProblem, init: Params, tasks: EnvParams
     def one(task, k):
         k_train, k_eval = jax.random.split(k)
         net = train_on_task(problem, init, task, k_train, budget)
-        return rollout.episode_return(problem.collect(net, task, k_eval, problem.config.eval_epsilon))
+        return problem.episode_return(net, task, k_eval)
 
     return jax.jit(jax.vmap(jax.vmap(one), in_axes=(None, 0)))(tasks, keys).reshape(-1)

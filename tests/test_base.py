@@ -132,6 +132,19 @@ def test_adapt_runs_k_inner_steps_on_support_data():
     assert returns.shape == (4,) and bool(jnp.all(jnp.isfinite(returns)))
 
 
+def test_evaluate_measures_a_whole_episode_whatever_the_rollout_length():
+    config = tiny_config(family="nav2d", rollout_length=10)
+    learner, problem = mq.make_meta_learner(config), mq.make_problem(config)
+    assert problem.family.episode_length == 100 != config.rollout_length
+    params = learner.init(jax.random.key(0)).params
+    task = jax.tree.map(lambda x: x[0], problem.family.test_tasks(1))
+    key = jax.random.key(5)
+    data = mq.collect(problem.family.env, problem.network.apply, params, task, jax.random.split(key)[1],
+                      num_envs=config.num_envs, length=100, epsilon=config.eval_epsilon)
+    whole = mq.episode_returns(data, 1)[0]  # the first episode, all 100 steps of it
+    np.testing.assert_allclose(learner.evaluate(params, task, key, num_steps=1)[0], whole, rtol=1e-6)
+
+
 class DuelingQ(nn.Module):
     """A user's own Q-network: value + advantage heads."""
 

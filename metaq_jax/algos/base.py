@@ -37,8 +37,8 @@ class MetaLearner(NamedTuple):
       adapt: gradient kind: `adapt(params, task_params, key, target_params=None) -> params` for
         one task; None for other kinds.
       evaluate: gradient kind: `evaluate(params, task_params, key, num_steps=None,
-        target_params=None) -> returns[num_steps + 1]`, the return after 0..num_steps inner steps
-        on a support batch (MAML's protocol); None for other kinds.
+        target_params=None) -> returns[num_steps + 1]`, the return of a whole fresh episode after
+        0..num_steps inner steps on a support batch (MAML's protocol); None for other kinds.
     """
 
     kind: str
@@ -142,6 +142,25 @@ class MetaQProblem:
         return rollout.collect(self.family.env, self.network.apply, self.net(params), task_params, key,
                                num_envs=self.config.num_envs, length=self.config.rollout_length,
                                epsilon=epsilon)
+
+    def episode_return(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> chex.Array:
+        """The return of one fresh episode acting ε-greedy at `config.eval_epsilon`, mean over envs.
+
+        The episode runs to its end (H = the family's episode length steps at most), whatever
+        `config.rollout_length` is: the protocols measure whole episodes, as the MAML paper does.
+
+        Args:
+          params: the parameters that act (meta-learned, adapted, or a baseline's).
+          task_params: one task (no batch axis).
+          key: consumed.
+
+        Returns:
+          `[]` the first episode's undiscounted return averaged over `config.num_envs` envs.
+        """
+        data = rollout.collect(self.family.env, self.network.apply, self.net(params), task_params, key,
+                               num_envs=self.config.num_envs, length=self.family.episode_length,
+                               epsilon=self.config.eval_epsilon)
+        return rollout.episode_returns(data, 1)[0]
 
     def td_loss(self, params: Params, target_params: Params, batch: Transition) -> chex.Array:
         """The TD loss of Q(params) on `batch`, bootstrapping from Q(target_params) at `config.gamma`.
@@ -447,7 +466,7 @@ def build_learner(problem: MetaQProblem, optimizer: optax.GradientTransformation
         support = problem.support(params, task_params, k_support)
 
         def ret(p):  # the same eval key at every step count: differences come from adaptation
-            return rollout.episode_return(problem.collect(p, task_params, k_eval, config.eval_epsilon))
+            return problem.episode_return(p, task_params, k_eval)
 
         def step(p, _):
             p = problem.inner(p, target, support, first_order=True, steps=1)
