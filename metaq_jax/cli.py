@@ -63,6 +63,7 @@ class Sweep:
 
     config: Annotated[ConfigFlags, tyro.conf.arg(name="")]
     options: Annotated[runs.RunOptions, tyro.conf.arg(name="")] = runs.RunOptions()
+    hosts: Annotated[Hosts, tyro.conf.arg(name="")] = Hosts()
     # a saved config.json to start from; flags given on the command line override it
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     seeds: int = 1  # S: training seeds seed .. seed + S - 1, each with every setting
@@ -340,10 +341,11 @@ def run_sweep(args: Sweep) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from metaq_jax import sweep
+    from metaq_jax import distributed, sweep
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
     members = sweep_members(args, config)
+    distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
     run_dir = args.run_dir or runs.default_run_dir()
     prepared = sweep.prepare_sweep(config, members, run_dir, resume=args.resume, member_devices=args.member_devices)
     config, first = prepared.config, int(prepared.population.states.step[0])

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from metaq_jax import distributed, session
+import metaq_jax as mq
+from metaq_jax import checkpoints, distributed, population, runs, session, sweep
 from metaq_jax.errors import InputError
 
 TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_sizes=(8,), inner_steps=1)
@@ -138,6 +139,28 @@ def test_two_processes_match_one_and_only_process_0_writes(sharded, tmp_path):
     want = sharded["maml"]["ref"]["last"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     print(f"2 processes vs 1, maml params after {UPDATES} updates: err (abs, rel) {_errors(got, want)}")
+
+
+def test_two_processes_train_a_sweep_whose_members_match_one_process(sharded, tmp_path):
+    """`metaq sweep --seeds 2` over two processes of 2 devices each: member 0 (seed 0) ends where
+    the one-process run of SCRIPT does; only process 0 writes."""
+    port = _free_port()
+    flags = [flag for flag in CLI_TINY if flag != "--no-pretrain"]  # a train flag
+    command = [sys.executable, "-m", "metaq_jax", "sweep", *flags, "--seeds", "2", "--coordinator-address",
+               f"localhost:{port}", "--num-processes", "2", "--run-dir"]
+    procs = [subprocess.Popen([*command, str(tmp_path / f"p{i}"), "--process-id", str(i)], env=_env(2),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "metaq sweep: 2 members of maml on bandit in one program, mesh {'member': 1, 'task': 4}" in outs[0]
+    assert not os.path.exists(tmp_path / "p1")
+    run_dir = str(tmp_path / "p0")
+    config, members = runs.stored_config(run_dir), sweep.stored_members(run_dir)
+    value = population.make_population(config, mq.make_family(config.family), members).init()
+    directory = runs.path(run_dir, runs.CHECKPOINTS)
+    restored = checkpoints.restore(directory, checkpoints.latest_step(directory), value.states, value.run_keys)
+    got = np.concatenate([np.ravel(x[0]) for x in jax.tree.leaves(restored.state.params)])
+    np.testing.assert_allclose(got, sharded["maml"]["ref"]["last"], rtol=1e-5, atol=1e-6)
 
 
 def _free_slurm_port() -> int:
