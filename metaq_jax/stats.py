@@ -8,16 +8,34 @@ the interval covers a new draw of tasks as well as new seeds. Bootstraps are see
 is reproducible to the last digit.
 """
 
+import os
 import warnings
 
 import numpy as np
 import scipy.stats
 from rliable import library as rly
 
+from metaq_jax.errors import InputError
+
 BOOTSTRAP_REPS = 2000
-"""Bootstrap replications of every interval (rliable's performance profiles use 2000 too)."""
+"""Bootstrap replications of every interval (rliable's performance profiles use 2000 too); the
+environment variable METAQ_BOOTSTRAP_REPS overrides it (fewer: quicker, coarser intervals)."""
 PROFILE_POINTS = 41
 """Thresholds τ at which a performance profile is evaluated."""
+
+
+def bootstrap_reps() -> int:
+    """The replications every interval uses: METAQ_BOOTSTRAP_REPS if set, else `BOOTSTRAP_REPS`.
+
+    Raises:
+      InputError: METAQ_BOOTSTRAP_REPS is not a positive integer.
+    """
+    text = os.environ.get("METAQ_BOOTSTRAP_REPS")
+    if text is None:
+        return BOOTSTRAP_REPS
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"METAQ_BOOTSTRAP_REPS = {text!r}: must be a positive integer")
+    return int(text)
 
 
 def by_task(returns: np.ndarray, num_tasks: int) -> np.ndarray:
@@ -32,12 +50,12 @@ def by_task(returns: np.ndarray, num_tasks: int) -> np.ndarray:
     return returns.reshape(-1, num_tasks, returns.shape[-1])
 
 
-def _estimates(scores: tuple[np.ndarray, ...], func, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _estimates(scores: tuple[np.ndarray, ...], func, reps: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """rliable's point estimate `func(*scores)` and its 95% interval `[2, ...]` (lower, upper).
 
     One array is bootstrapped over runs and tasks; a pair (X, Y) over each one's runs, task by task.
     """
-    data = scores[0] if len(scores) == 1 else scores
+    data, reps = (scores[0] if len(scores) == 1 else scores), reps or bootstrap_reps()
     # rliable 1.2 resamples with numpy's global generator whatever random_state it is given: seed
     # it for this call only, and give the caller's state back
     outer = np.random.get_state()
@@ -52,12 +70,12 @@ def _estimates(scores: tuple[np.ndarray, ...], func, reps: int, seed: int) -> tu
     return point["x"], interval["x"]
 
 
-def mean_and_iqm(scores: np.ndarray, *, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, list]:
+def mean_and_iqm(scores: np.ndarray, *, reps: int | None = None, seed: int = 0) -> dict[str, list]:
     """The mean and the interquartile mean over runs and tasks at each point, with 95% intervals.
 
     Args:
       scores: `[R, T, P]`.
-      reps: bootstrap replications.
+      reps: bootstrap replications; None: `bootstrap_reps()`.
       seed: seeds the bootstrap.
 
     Returns:
@@ -97,13 +115,13 @@ def improvement_probability(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (wins + 0.5 * ties).mean(axis=0)
 
 
-def improvement(x: np.ndarray, y: np.ndarray, *, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict[str, list]:
+def improvement(x: np.ndarray, y: np.ndarray, *, reps: int | None = None, seed: int = 0) -> dict[str, list]:
     """"X beats Y": the probability of improvement at each point with its 95% interval.
 
     Args:
       x: `[Rx, T, P]` scores of X.
       y: `[Ry, T, P]` scores of Y, on the same tasks.
-      reps: bootstrap replications.
+      reps: bootstrap replications; None: `bootstrap_reps()`.
       seed: seeds the bootstrap.
 
     Returns:
@@ -119,14 +137,14 @@ def profile_thresholds(scores: list[np.ndarray], num: int = PROFILE_POINTS) -> n
     return np.linspace(values.min(), values.max(), num)
 
 
-def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int = BOOTSTRAP_REPS,
+def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int | None = None,
                         seed: int = 0) -> dict[str, list]:
     """rliable's score distribution: the fraction of runs × tasks scoring above each τ, with 95% intervals.
 
     Args:
       scores: `[R, T]` scores at one point.
       taus: `[M]` thresholds.
-      reps: bootstrap replications.
+      reps: bootstrap replications; None: `bootstrap_reps()`.
       seed: seeds the bootstrap.
 
     Returns:

@@ -13,6 +13,8 @@ _CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkdtemp
 if _CACHE is not None:  # the first process of the run; the workers and subprocesses share its cache
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# reports' bootstrap intervals: coarse and quick; tests/test_stats.py checks them at full size
+os.environ.setdefault("METAQ_BOOTSTRAP_REPS", "100")
 
 import jax  # noqa: E402  (after the environment is set)
 

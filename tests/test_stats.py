@@ -77,3 +77,13 @@ def test_performance_profile_is_rliables_score_distribution(scores):
     np.testing.assert_allclose(out["fraction"], rly.score_distributions(x[..., 0], taus), atol=1e-4)
     assert np.all(np.diff(out["fraction"]) <= 0) and out["fraction"][-1] == 0.0  # none above the most
     assert all(lo <= f <= hi for f, (lo, hi) in zip(out["fraction"], out["fraction_ci"]))
+
+
+def test_bootstrap_replications_come_from_the_environment_or_the_default(monkeypatch):
+    monkeypatch.delenv("METAQ_BOOTSTRAP_REPS", raising=False)
+    assert stats.bootstrap_reps() == stats.BOOTSTRAP_REPS == 2000
+    monkeypatch.setenv("METAQ_BOOTSTRAP_REPS", "50")
+    assert stats.bootstrap_reps() == 50
+    monkeypatch.setenv("METAQ_BOOTSTRAP_REPS", "-3")
+    with pytest.raises(ValueError, match="METAQ_BOOTSTRAP_REPS = '-3': must be a positive integer"):
+        stats.bootstrap_reps()
