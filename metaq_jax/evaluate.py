@@ -140,18 +140,6 @@ def summarize(returns: chex.Array) -> Curve:
     return Curve(mean=jnp.mean(returns, axis=0), ci95=ci95, returns=returns)
 
 
-def as_list(values: chex.Array) -> list[float]:
-    """Host floats for JSON, rounded to 4 decimals.
-
-    Args:
-      values: a 1-d array (or any iterable of numbers).
-
-    Returns:
-      A list of Python floats.
-    """
-    return [round(float(v), 4) for v in values]
-
-
 def curve_row(returns: chex.Array, *, total: bool, num_tasks: int) -> dict:
     """One row of a report section from every trial's returns `[N, P]`.
 
@@ -166,10 +154,10 @@ def curve_row(returns: chex.Array, *, total: bool, num_tasks: int) -> dict:
     """
     curve = summarize(jnp.asarray(returns))
     scores = stats.by_task(np.asarray(curve.returns), num_tasks)
-    row = {"mean": as_list(curve.mean), "ci95": as_list(curve.ci95), **_bootstrap(scores, "")}
+    row = {"mean": stats.rounded(curve.mean), "ci95": stats.rounded(curve.ci95), **_bootstrap(scores, "")}
     if total:
         whole = summarize(jnp.sum(curve.returns, axis=1, keepdims=True))
-        row.update(total=as_list(whole.mean)[0], total_ci95=as_list(whole.ci95)[0],
+        row.update(total=stats.rounded(whole.mean)[0], total_ci95=stats.rounded(whole.ci95)[0],
                    **{k: v[0] for k, v in _bootstrap(scores.sum(axis=-1, keepdims=True), "total_").items()})
     row["scores"] = np.round(scores, 4).tolist()
     return row

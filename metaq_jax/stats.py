@@ -92,8 +92,8 @@ def mean_and_iqm(scores: np.ndarray, *, reps: int | None = None, seed: int = 0) 
     out = {}
     for i, name in enumerate(("mean", "iqm")):
         part = slice(i * num_points, (i + 1) * num_points)
-        out[name] = _rounded(point[part])
-        out[f"{name}_ci"] = [_rounded(pair) for pair in interval[:, part].T]
+        out[name] = rounded(point[part])
+        out[f"{name}_ci"] = [rounded(pair) for pair in interval[:, part].T]
     return out
 
 
@@ -128,7 +128,7 @@ def improvement(x: np.ndarray, y: np.ndarray, *, reps: int | None = None, seed: 
       `{"poi": [P], "poi_ci": [P] of [lower, upper]}`.
     """
     point, interval = _estimates((x, y), improvement_probability, reps, seed)
-    return {"poi": _rounded(point), "poi_ci": [_rounded(pair) for pair in interval.T]}
+    return {"poi": rounded(point), "poi_ci": [rounded(pair) for pair in interval.T]}
 
 
 def profile_thresholds(scores: list[np.ndarray], num: int = PROFILE_POINTS) -> np.ndarray:
@@ -151,8 +151,9 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int | Non
       `{"tau", "fraction": [M], "fraction_ci": [M] of [lower, upper]}`.
     """
     point, interval = _estimates((scores,), lambda s: rly.score_distributions(s, taus), reps, seed)
-    return {"tau": _rounded(taus), "fraction": _rounded(point), "fraction_ci": [_rounded(p) for p in interval.T]}
+    return {"tau": rounded(taus), "fraction": rounded(point), "fraction_ci": [rounded(p) for p in interval.T]}
 
 
-def _rounded(values) -> list[float]:
+def rounded(values) -> list[float]:
+    """Host floats for JSON, rounded to 4 decimals, from an array or iterable of numbers (flattened)."""
     return [round(float(v), 4) for v in np.ravel(values)]
