@@ -402,12 +402,11 @@ def protocol(args: Protocol) -> None:
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn()) as progress:
-        total = config.meta_steps * args.train_seeds
-        bars = {name: progress.add_task(name, total=total) for name in ("meta", "pretrain")}
+        bars = {name: progress.add_task(f"{name} ({args.train_seeds} seeds at once)", total=config.meta_steps)
+                for name in ("meta", "pretrain")}
 
-        def advance(label, step, _):  # label "meta", or "meta/r" for training seed r > 0
-            name, _, run = label.partition("/")
-            progress.update(bars[name], completed=int(run or 0) * config.meta_steps + step + 1)
+        def advance(name, step, _):
+            progress.update(bars[name], completed=step + 1)
 
         report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
     report["config"] = config.to_dict()

@@ -69,17 +69,26 @@ def _per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: i
     return returns.reshape(-1, returns.shape[-1])
 
 
-def _trial_program(learner: MetaLearner, num_episodes: int):
-    """The trial of E episodes, batched, as a function of the state."""
-    return _batched(lambda s, t, k: learner.trial(s, t, k, num_episodes))
+def protocol_fns(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
+    """`{protocol: fn(state, task, key) -> [P]}` on one task: the trial, and for a gradient learner the inner steps.
+
+    Args:
+      learner: any learner.
+      num_episodes: E of the trial.
+      num_steps: K of the inner-steps protocol.
+
+    Returns:
+      The unbatched functions; `learner_returns` batches them over tasks and seeds.
+    """
+    fns = {"trial": lambda s, t, k: learner.trial(s, t, k, num_episodes)}
+    if learner.evaluate is not None:
+        fns["inner_steps"] = lambda s, t, k: learner.evaluate(s.params, t, k, num_steps)
+    return fns
 
 
 def _programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
-    """`{protocol: batched fn of the state}`: the trial, and for a gradient learner the inner steps."""
-    programs = {"trial": _trial_program(learner, num_episodes)}
-    if learner.evaluate is not None:
-        programs["inner_steps"] = _batched(lambda s, t, k: learner.evaluate(s.params, t, k, num_steps))
-    return programs
+    """`{protocol: batched fn of the state}`: `protocol_fns` over tasks and seeds."""
+    return {name: _batched(fn) for name, fn in protocol_fns(learner, num_episodes, num_steps).items()}
 
 
 def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -123,7 +132,8 @@ def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: c
     Returns:
       The curve over N = S × T trials at episodes 1..E.
     """
-    return summarize(_per_task_seed(_trial_program(learner, num_episodes), state, tasks, key, num_seeds))
+    trial = _batched(protocol_fns(learner, num_episodes, num_steps=0)["trial"])
+    return summarize(_per_task_seed(trial, state, tasks, key, num_seeds))
 
 
 def summarize(returns: chex.Array) -> Curve:

@@ -13,11 +13,13 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from metaq_jax import distributed
 from metaq_jax.algos import make_meta_learner
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
+from metaq_jax.evaluate import LEARNED, PROTOCOLS, RANDOM_INIT_SEED, count_tasks, protocol_fns
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.training import initial_state, step_key
 from metaq_jax.types import MetaState, Metrics
@@ -150,3 +152,70 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
 
     return PopulationLearner(members=tuple(members), init=init, update=update,
                              env_steps_per_update=make_meta_learner(config, family).env_steps_per_update)
+
+
+def train_population(learner: PopulationLearner, num_steps: int,
+                     callback: Callable[[int, Metrics], None] | None = None) -> tuple[Population, list[Metrics]]:
+    """Train every member `num_steps` meta-steps from its start, in one compiled update.
+
+    Args:
+      learner: from `make_population`.
+      num_steps: the meta-steps of each member.
+      callback: called as `callback(step, metrics)` after each step, with host `Metrics` `[P]`.
+
+    Returns:
+      `(population, history)`: the trained population and every step's `Metrics` `[P]`, on the host.
+    """
+    value, update, history = learner.init(), jax.jit(learner.update, donate_argnums=0), []
+    for step in range(num_steps):
+        value, metrics = update(value)
+        metrics = jax.device_get(metrics)
+        history.append(metrics)
+        if callback is not None:
+            callback(step, metrics)
+    return value, history
+
+
+def member_returns(config: MetaConfig, family: TaskFamily, value: Population, seeds: Sequence[int], *,
+                   num_episodes: int, num_steps: int, num_seeds: int = 1,
+                   random_init: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """Every member's meta-test on the held-out tasks, as its run alone is tested, in one program.
+
+    Member i is tested as `metaq train` tests its run: key `seed_i + 1`, `num_seeds` trials on
+    each of the family's T test tasks (`evaluate.learner_returns`); a random initialisation made
+    with the member's settings, on the same keys, when asked (`evaluate.paired_returns`). One
+    compile serves every member, where testing them one by one compiles once per member.
+
+    Args:
+      config: the population's shared settings.
+      family: the tasks.
+      value: the trained population, `[P]` members.
+      seeds: each member's seed, `[P]`.
+      num_episodes: E of the trial.
+      num_steps: K of the inner-steps protocol (gradient kind).
+      num_seeds: S trials per task.
+      random_init: also test each member's random initialisation.
+
+    Returns:
+      `protocol -> {"meta-learned" (and "random_init"): [P, S × T, points]}` on the host.
+    """
+    tasks = family.test_tasks()
+    shape = (num_seeds, count_tasks(tasks))
+
+    def one(state, values, seed):
+        learner = make_meta_learner(runtime_config(config, values), family)
+        keys = jax.random.split(jax.random.key(seed + 1), shape)
+        starts = {LEARNED: state}
+        if random_init:
+            starts["random_init"] = learner.init(jax.random.key(RANDOM_INIT_SEED))
+
+        def trials(fn, start):  # [S × T, points]
+            out = jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0))(start, tasks, keys)
+            return out.reshape(-1, out.shape[-1])
+
+        return {protocol: {name: trials(fn, start) for name, start in starts.items()}
+                for protocol, fn in protocol_fns(learner, num_episodes, num_steps).items()}
+
+    out = jax.device_get(jax.jit(jax.vmap(one))(value.states, value.hyperparams, jnp.asarray(seeds, jnp.uint32)))
+    return {protocol: {name: np.asarray(out[protocol][name]) for name in (LEARNED, "random_init") if name in out[protocol]}
+            for protocol in PROTOCOLS if protocol in out}  # pytrees sort their keys: the reports' order back

@@ -21,14 +21,13 @@ from typing import Callable
 import jax
 import numpy as np
 
-from metaq_jax import baselines, oracle
+from metaq_jax import baselines, oracle, population
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import (LEARNED, add_rows, constant_returns, count_tasks, learner_returns, paired_returns,
                                 section)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
-from metaq_jax.training import train
 from metaq_jax.types import EnvParams, MetaState, Metrics
 
 MIN_EVAL_STEPS = 3
@@ -116,6 +115,36 @@ def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
     return report
 
 
+def _sizes(config: MetaConfig, num_seeds: int) -> dict:
+    """E, K and S of every curve of a report on `config`'s learner."""
+    return dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
+                num_seeds=num_seeds)
+
+
+def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
+                oracle_budget: oracle.OracleBudget) -> dict[str, np.ndarray]:
+    """The baselines no meta-training changes, `name -> [S × T]` per trial: `fixed_baselines`, and
+    where the family has no exact oracle, the learned one (trained with the pretraining config's network)."""
+    tasks = family.test_tasks()
+    fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
+    if family.oracle_return is None:
+        problem = make_problem(pretrain_config(config, family), family)
+        fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
+            problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
+    return fixed
+
+
+def _with_baselines(learned: dict, pretrain: dict, fixed: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """`protocol -> rows`: the learner's rows (meta-learned, random_init), then pretrain, then each
+    fixed baseline held at its per-trial return at every point."""
+    out = {}
+    for protocol, rows in learned.items():
+        points = rows[LEARNED].shape[1]
+        out[protocol] = {**{name: np.asarray(r) for name, r in rows.items()}, "pretrain": np.asarray(pretrain[protocol]),
+                         **{name: constant_returns(r, points) for name, r in fixed.items()}}
+    return out
+
+
 def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, pretrained: MetaState,
                      key: jax.Array, *, num_seeds: int = 1,
                      oracle_budget: oracle.OracleBudget = oracle.OracleBudget()) -> dict[str, dict[str, np.ndarray]]:
@@ -137,21 +166,12 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
       `protocol -> name -> returns[S × T, P]`: the trial protocol, and for a gradient learner the
       inner-steps one; rows meta-learned, random_init, pretrain and the fixed baselines.
     """
-    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
-                 num_seeds=num_seeds)
-    tasks, pre_config = family.test_tasks(), pretrain_config(config, family)
-    out = paired_returns(make_meta_learner(config, family), state, tasks, key, **sizes)
-    pretrain = learner_returns(make_meta_learner(pre_config, family), pretrained, tasks, key, **sizes)
-    fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
-    if family.oracle_return is None:
-        problem = make_problem(pre_config, family)
-        fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
-            problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
-    for protocol, rows in out.items():
-        points = rows[LEARNED].shape[1]
-        rows.update(pretrain=np.asarray(pretrain[protocol]),
-                    **{name: constant_returns(r, points) for name, r in fixed.items()})
-    return out
+    sizes, tasks = _sizes(config, num_seeds), family.test_tasks()
+    learned = paired_returns(make_meta_learner(config, family), state, tasks, key, **sizes)
+    pretrain = learner_returns(make_meta_learner(pretrain_config(config, family), family), pretrained, tasks, key,
+                               **sizes)
+    return _with_baselines(learned, pretrain,
+                           _fixed_rows(config, family, key, num_seeds=num_seeds, oracle_budget=oracle_budget))
 
 
 def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]], num_tasks: int) -> dict:
@@ -239,44 +259,55 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
                  callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
 
-    With several training seeds every row pools the trials of every seed's run, so its interval
-    covers the spread over training runs as well as over tasks; a row no run changes (the exact
-    oracle) is counted once.
+    The R training seeds of each learner are one population (`metaq_jax.population`): one
+    compiled update trains them all, one compiled program tests them all, and run r equals
+    `metaq train --seed seed+r` to float32 rounding. Every row pools the trials of every run, so
+    its interval covers the spread over training runs as well as over tasks; a row no run changes
+    (the exact oracle) is counted once.
 
     Args:
       config: the meta-learner's config; its family, budget and seed serve both trainings.
       num_seeds: S, trials per test task.
       train_seeds: R training runs, seeds `config.seed .. config.seed + R - 1`, run r evaluated
         with key `config.seed + r + 1`.
-      callback: `callback(name, step, metrics)` sees every step of every training, `name`
-        being `"meta"` or `"pretrain"` (seed r > 0: `"meta/r"`, `"pretrain/r"`).
+      callback: `callback(name, step, metrics)` after every step of each training, `name` being
+        `"meta"` or `"pretrain"` and `metrics` the R runs' `[R]`.
 
     Returns:
       `report_from_returns`' dict over R × S × T trials, with `training`: the seeds, each
-      learner's total training seconds, its environment steps per training run, and its
-      `training_curve` per run.
+      learner's training seconds (all R runs together), its environment steps per training
+      run, and its `training_curve` per run.
 
     Raises:
       InputError: `config.family` names no family.
     """
     family = make_family(config.family)
-    runs, seconds, curves = [], {"meta": 0.0, "pretrain": 0.0}, {"meta": [], "pretrain": []}
-    for r in range(train_seeds):
-        run_config, states = config.replace(seed=config.seed + r), {}
-        for name, cfg in (("meta", run_config), ("pretrain", pretrain_config(run_config, family))):
-            label = name if r == 0 else f"{name}/{r}"
-            step_cb = None if callback is None else (lambda step, m, label=label: callback(label, step, m))
-            start = time.perf_counter()
-            states[name], history = train(cfg, family, callback=step_cb)
-            seconds[name] += time.perf_counter() - start
-            curves[name].append(training_curve(history))
-        runs.append(protocol_returns(run_config, family, states["meta"], states["pretrain"],
-                                     jax.random.key(run_config.seed + 1), num_seeds=num_seeds))
+    seeds = list(range(config.seed, config.seed + train_seeds))
+    configs = {"meta": config, "pretrain": pretrain_config(config, family)}
+    returns, seconds, curves = {}, {}, {}
+    for name, cfg in configs.items():
+        step_cb = None if callback is None else (lambda step, m, name=name: callback(name, step, m))
+        start = time.perf_counter()
+        trained, history = population.train_population(
+            population.make_population(cfg, family, [{"seed": s} for s in seeds]), cfg.meta_steps, step_cb)
+        seconds[name] = time.perf_counter() - start
+        returns[name] = population.member_returns(cfg, family, trained, seeds, random_init=name == "meta",
+                                                  **_sizes(config, num_seeds))
+        curves[name] = [training_curve([jax.tree.map(lambda x, r=r: x[r], m) for m in history])
+                        for r in range(train_seeds)]
+    runs = []
+    for r, seed in enumerate(seeds):
+        def run(rows, r=r):
+            return {protocol: {name: values[r] for name, values in part.items()} for protocol, part in rows.items()}
+        fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds,
+                            oracle_budget=oracle.OracleBudget())
+        runs.append(_with_baselines(run(returns["meta"]), {p: v[LEARNED] for p, v in run(returns["pretrain"]).items()},
+                                    fixed))
     report = report_from_returns(config, pool_runs(runs), count_tasks(family.test_tasks()))
     report["training"] = {
-        "seeds": list(range(config.seed, config.seed + train_seeds)), "train_s": seconds, "curve": curves,
+        "seeds": seeds, "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
-                      for name, cfg in (("meta", config), ("pretrain", pretrain_config(config, family)))}}
+                      for name, cfg in configs.items()}}
     return report
 
 

@@ -12,7 +12,6 @@ import os
 import warnings
 
 import numpy as np
-import scipy.stats
 from rliable import library as rly
 
 from metaq_jax.errors import InputError
@@ -70,6 +69,17 @@ def _estimates(scores: tuple[np.ndarray, ...], func, reps: int | None, seed: int
     return point["x"], interval["x"]
 
 
+def _interquartile_mean(flat: np.ndarray) -> np.ndarray:
+    """`[P]` means of the middle half of each column of `flat` `[N, P]`.
+
+    `scipy.stats.trim_mean(flat, 0.25, axis=0)` (rliable's IQM) step for step, without its
+    argument-checking wrapper, which took most of a bootstrap's time at 0.7 ms a call.
+    """
+    low = int(0.25 * flat.shape[0])
+    high = flat.shape[0] - low
+    return np.partition(flat, (low, high - 1), axis=0)[low:high].mean(axis=0)
+
+
 def mean_and_iqm(scores: np.ndarray, *, reps: int | None = None, seed: int = 0) -> dict[str, list]:
     """The mean and the interquartile mean over runs and tasks at each point, with 95% intervals.
 
@@ -86,7 +96,7 @@ def mean_and_iqm(scores: np.ndarray, *, reps: int | None = None, seed: int = 0) 
 
     def both(s):  # vectorised over the points: one call per replication, not 2P
         flat = s.reshape(-1, num_points)
-        return np.concatenate([flat.mean(axis=0), scipy.stats.trim_mean(flat, 0.25, axis=0)])
+        return np.concatenate([flat.mean(axis=0), _interquartile_mean(flat)])
 
     point, interval = _estimates((scores,), both, reps, seed)
     out = {}
@@ -137,6 +147,11 @@ def profile_thresholds(scores: list[np.ndarray], num: int = PROFILE_POINTS) -> n
     return np.linspace(values.min(), values.max(), num)
 
 
+def _fraction_above(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """`[M]`: rliable's `score_distributions(scores, taus)` in one comparison, not a Python call per τ."""
+    return (np.ravel(scores)[:, None] > taus[None, :]).mean(axis=0)
+
+
 def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int | None = None,
                         seed: int = 0) -> dict[str, list]:
     """rliable's score distribution: the fraction of runs × tasks scoring above each τ, with 95% intervals.
@@ -150,7 +165,7 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int | Non
     Returns:
       `{"tau", "fraction": [M], "fraction_ci": [M] of [lower, upper]}`.
     """
-    point, interval = _estimates((scores,), lambda s: rly.score_distributions(s, taus), reps, seed)
+    point, interval = _estimates((scores,), lambda s: _fraction_above(s, taus), reps, seed)
     return {"tau": rounded(taus), "fraction": rounded(point), "fraction_ci": [rounded(p) for p in interval.T]}
 
 

@@ -19,14 +19,14 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 from matplotlib.figure import Figure
 
-from metaq_jax import checkpoints, distributed, population, runs
-from metaq_jax.algos import make_meta_learner
+from metaq_jax import checkpoints, distributed, population, runs, stats
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import LEARNED
 from metaq_jax.population import HYPERPARAMS, Member, Population, PopulationLearner
-from metaq_jax.session import evaluation_report, last_good
+from metaq_jax.protocol import MIN_EVAL_STEPS
+from metaq_jax.session import last_good
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import Metrics
@@ -176,10 +176,6 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     return PreparedSweep(config, run_dir, family, learner, value, update, resumed=start is not None, mesh=mesh)
 
 
-def _member(tree, i: int):
-    return jax.tree.map(lambda x: x[i], tree)
-
-
 def _keep_finite(new: Population, old: Population, finite: np.ndarray) -> Population:
     """`new`, but each non-finite member keeps its `old` state with its step counted."""
     def pick(n, o):
@@ -263,7 +259,9 @@ def train_sweep(sweep: PreparedSweep, options: runs.RunOptions = runs.RunOptions
 
 def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Member], value: Population,
                    last: Metrics | None) -> list[dict]:
-    """Each member's last metrics and its meta-test on the held-out tasks (`evaluation_report`).
+    """Each member's last metrics and its meta-test on the held-out tasks, as `metaq train` tests its run.
+
+    The members are tested together (`population.member_returns`): one compile for all of them.
 
     Args:
       config: the shared settings.
@@ -273,17 +271,18 @@ def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Mem
       last: the members' metrics of the last meta-step run, `[P]`, or None.
 
     Returns:
-      Per member `{"member", "final", "trial", "trial_total", "inner_steps"}`.
+      Per member `{"member", "final", "trial", "trial_total", "inner_steps"}`: the means over the test tasks.
     """
-    states, results = jax.device_get(value.states), []
+    returns = population.member_returns(config, family, value, [m.get("seed", config.seed) for m in members],
+                                        num_episodes=config.trial_episodes,
+                                        num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
+    results = []
     for i, member in enumerate(members):
-        alone = population.member_config(config, member)
-        report = evaluation_report(alone, make_meta_learner(alone, family), family, _member(states, i))
-        rows = {p: part["rows"][LEARNED] for p, part in report["protocols"].items()}
+        means = {p: rows[LEARNED][i].mean(axis=0) for p, rows in returns.items()}
         results.append({"member": dict(member),
                         "final": None if last is None else {k: float(v[i]) for k, v in last._asdict().items()},
-                        "trial": rows["trial"]["mean"], "trial_total": rows["trial"]["total"],
-                        "inner_steps": rows["inner_steps"]["mean"] if "inner_steps" in rows else None})
+                        "trial": stats.rounded(means["trial"]), "trial_total": stats.rounded(means["trial"].sum())[0],
+                        "inner_steps": stats.rounded(means["inner_steps"]) if "inner_steps" in means else None})
     return results
 
 

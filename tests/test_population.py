@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import metaq_jax as mq
-from metaq_jax import population, training
+from metaq_jax import evaluate, population, training
 from metaq_jax.errors import InputError
 
 TINY = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=10, hidden_sizes=(8,), inner_steps=2)
@@ -58,6 +58,34 @@ def test_every_member_equals_its_run_alone(trained):
                                    rtol=2e-5, atol=2e-6)
         for step, metrics in enumerate(alone):
             np.testing.assert_allclose([x[i] for x in history[step]], list(metrics), rtol=2e-4, atol=2e-6)
+
+
+def test_each_members_meta_test_equals_its_run_tested_alone(trained):
+    config, family, pop, value, _, _ = trained
+    sizes = dict(num_episodes=2, num_steps=2, num_seeds=2)
+    together = population.member_returns(config, family, value, [m["seed"] for m in pop.members],
+                                         random_init=True, **sizes)
+    for i, member in enumerate(pop.members):
+        alone = population.member_config(config, member)
+        state = jax.tree.map(lambda x: x[i], value.states)
+        expected = evaluate.paired_returns(mq.make_meta_learner(alone, family), state, family.test_tasks(),
+                                           jax.random.key(member["seed"] + 1), **sizes)
+        assert set(together) == set(expected)
+        for protocol, rows in expected.items():
+            for name, returns in rows.items():
+                np.testing.assert_allclose(together[protocol][name][i], returns, rtol=1e-4, atol=1e-4)
+
+
+def test_train_population_trains_each_member_as_its_run_alone():
+    config = mq.MetaConfig(meta_steps=STEPS, **TINY)
+    family = mq.make_family(config.family)
+    value, history = population.train_population(
+        population.make_population(config, family, population.grid_members([3, 4], {})), STEPS)
+    assert len(history) == STEPS and history[-1].post_return.shape == (2,)
+    for i, seed in enumerate((3, 4)):
+        state, _ = training.train(config.replace(seed=seed), family)
+        np.testing.assert_allclose(flat(jax.tree.map(lambda x: x[i], value.states.params)), flat(state.params),
+                                   rtol=2e-5, atol=2e-6)
 
 
 def test_members_differ_by_their_settings(trained):

@@ -38,6 +38,13 @@ def test_point_estimates_are_rliables_mean_and_iqm_per_point(scores):
     assert stats.mean_and_iqm(x, reps=200, seed=1) != out
 
 
+@pytest.mark.parametrize("runs, tasks", [(1, 1), (1, 2), (3, 1), (7, 3), (5, 5)])
+def test_iqm_is_rliables_when_the_scores_do_not_split_into_quarters(runs, tasks):
+    x = np.round(np.random.default_rng(runs * tasks).normal(size=(runs, tasks, 2)), 1)
+    iqm = stats.mean_and_iqm(x, reps=20)["iqm"]
+    assert iqm == stats.rounded([metrics.aggregate_iqm(x[..., p]) for p in range(2)])
+
+
 def test_intervals_have_no_width_where_scores_do_not_vary():
     out = stats.mean_and_iqm(np.full((3, 4, 2), 7.0), reps=100)
     assert out["mean_ci"] == out["iqm_ci"] == [[7.0, 7.0], [7.0, 7.0]]
