@@ -1,5 +1,5 @@
-"""Test-wide settings: implicit rank promotion is an error everywhere in the suite, and one XLA
-compilation cache serves the whole run — this process, the xdist workers it starts (which
+"""Test-wide settings: implicit rank promotion is an error everywhere in the suite, XLA compiles
+quickly rather than well, and one XLA compilation cache serves the whole run — this process, the xdist workers it starts (which
 inherit its environment) and every subprocess they start — so a computation compiled by one
 test (the same tiny learner, a CLI run) is not compiled again by another. The slowest modules
 are collected first, so that the two workers, given whole modules in order, finish together."""
@@ -13,6 +13,10 @@ _CACHE = None if "JAX_COMPILATION_CACHE_DIR" in os.environ else tempfile.mkdtemp
 if _CACHE is not None:  # the first process of the run; the workers and subprocesses share its cache
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# the suite's configs are tiny: compiling is most of its time, and XLA's backend at level 0 compiles
+# in half the time (no test measures speed; subprocesses inherit it, tests/helpers.device_env keeps it)
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 # reports' bootstrap intervals: coarse and quick; tests/test_stats.py checks them at full size
 os.environ.setdefault("METAQ_BOOTSTRAP_REPS", "100")
 

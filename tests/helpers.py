@@ -1,5 +1,7 @@
 """Small shared pieces of the tests."""
 
+import os
+
 import jax
 import numpy as np
 
@@ -20,3 +22,10 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 def trees_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def device_env(devices: int, **extra: str) -> dict[str, str]:
+    """This process's environment for a subprocess with `devices` simulated CPU devices: the test
+    run's XLA flags (conftest) kept, any device count of theirs replaced, `extra` added."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+    return {**os.environ, "XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"]), **extra}

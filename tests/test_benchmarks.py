@@ -5,13 +5,13 @@ torch is in the dev extra (a local CPU wheel), so the gate against PyTorch runs 
 
 import json
 import math
-import os
 import subprocess
 import sys
 
 import jax
 import pytest
 
+from helpers import device_env
 from metaq_jax import cli
 from metaq_jax.bench import gate, report, suite
 from metaq_jax.errors import InputError
@@ -71,7 +71,7 @@ print(json.dumps({"devices": jax.device_count(), "meta_loss": float(metrics.meta
 
 
 def test_the_suite_times_the_meta_step_sharded_over_every_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = device_env(2)
     out = subprocess.run([sys.executable, "-c", SHARDED_CHILD], env=env, check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 2 and result["compile_s"] > 0

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from helpers import device_env
 from metaq_jax import checkpoints, cli, runs, session
 
 TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
@@ -115,8 +116,9 @@ def test_sigkill_and_resume_is_bit_identical(reference, tmp_path):
     metrics = os.path.join(run_dir, "metrics.csv")
     command = [sys.executable, "-m", "metaq_jax", "train", *RUN, "--run-dir", run_dir]
     resume = lambda: ["--resume"] if checkpoints.latest_step(os.path.join(run_dir, "checkpoints")) is not None else []  # noqa: E731
-    env = dict(os.environ)  # with the test run's compile cache (conftest): the update compiles once, not four times
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"  # one device, as the reference: no CPU split
+    # with the test run's compile cache (conftest): the update compiles once, not four times; one
+    # device, as the reference: no CPU split
+    env = device_env(1)
     rng = random.Random(7)
     for target in sorted(rng.sample(range(1, META_STEPS - 1), KILLS)):
         old_inode = os.stat(metrics).st_ino if os.path.exists(metrics) else None
@@ -325,11 +327,14 @@ def test_a_family_registered_by_an_imported_module_trains(tmp_path):
     run_dir = tmp_path / "run"
     argv = ["--import", "my_families", "train", "--family", "mine", "--num-tasks", "2", "--num-envs", "2",
             "--rollout-length", "10", "--hidden-sizes", "8", "--meta-steps", "2", "--run-dir", str(run_dir)]
-    result = subprocess.run([sys.executable, "-m", "metaq_jax", *argv], env=_plugin_env(tmp_path, entry_point=False),
-                            capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in _plugin_env(tmp_path, entry_point=False).items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # no cache named: the command keeps its own (its programs are new)
+    result = subprocess.run([sys.executable, "-m", "metaq_jax", *argv], env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads((run_dir / "config.json").read_text())["family"] == "mine"
     assert [row.split(",")[0] for row in _metrics(run_dir).decode().splitlines()[1:]] == ["0", "1"]
+    assert os.listdir(tmp_path / "cache" / "metaq_jax" / "xla")  # the compiled programs, for the next run
 
 
 def test_an_installed_entry_point_is_a_family(tmp_path):

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import device_env
 import metaq_jax as mq
 from metaq_jax import checkpoints, distributed, population, runs, session, sweep
 from metaq_jax.errors import InputError
@@ -66,7 +67,7 @@ print(json.dumps(out))
 
 
 def _env(devices: int, **extra) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", **extra}
+    return device_env(devices, **extra)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 with member i's settings; on 2 and 4 simulated devices it equals one device."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import device_env
 import metaq_jax as mq
 from metaq_jax import evaluate, population, training
 from metaq_jax.errors import InputError
@@ -142,7 +142,7 @@ print(json.dumps(out))
 
 
 def test_a_population_sharded_over_members_and_tasks_equals_one_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    env = device_env(4, JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 DEVICE_COUNTS = (1, 2, 4)
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 # Run in each child: compile, then time `repeats` meta-steps; print JSON on the last line.
 CHILD = """
@@ -64,7 +65,8 @@ def run(devices: int, algo: str, num_tasks: int, num_envs: int, length: int, rep
     Raises:
       subprocess.CalledProcessError: the child process failed.
     """
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_COUNT_FLAG)]  # the user's kept
+    env = {**os.environ, "XLA_FLAGS": " ".join([*flags, f"{DEVICE_COUNT_FLAG}={devices}"])}
     argv = [algo, str(num_tasks), str(num_envs), str(length), str(repeats)]
     out = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, check=True, capture_output=True,
                          text=True).stdout
