@@ -105,6 +105,30 @@ def runtime_config(config: MetaConfig, hyperparams: Mapping[str, chex.Array]) ->
     return runtime
 
 
+def each_member(fn: Callable, num_members: int, **vmap_options) -> Callable:
+    """`fn` mapped over the leading member axis of its arguments and results.
+
+    P > 1 members: `jax.vmap(fn, **vmap_options)`. One member: `fn` on that member alone, so a
+    population of one computes bit for bit what its run alone computes (a vmapped program
+    rounds differently, and over a long run the difference grows).
+
+    Args:
+      fn: a function of per-member arguments.
+      num_members: P, the length of the arguments' leading axis.
+      **vmap_options: for `jax.vmap` (`axis_name`, `spmd_axis_name`).
+
+    Returns:
+      The mapped function: arguments and results with a leading `[P]` axis.
+    """
+    if num_members > 1:
+        return jax.vmap(fn, **vmap_options)
+
+    def alone(*args):
+        return jax.tree.map(lambda x: x[None], fn(*jax.tree.map(lambda x: x[0], args)))
+
+    return alone
+
+
 def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Member]) -> PopulationLearner:
     """A population of `members` of `config`'s learner, trained by one compiled update.
 
@@ -137,7 +161,7 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
         return make_meta_learner(runtime_config(config, values), family)
 
     def init() -> Population:  # each member's state and run key as its run alone makes them
-        states, run_keys = jax.vmap(lambda h, s: initial_state(learner(h), s))(
+        states, run_keys = each_member(lambda h, s: initial_state(learner(h), s), len(members))(
             hyperparams, jnp.asarray(seeds, jnp.uint32))
         return Population(states=states, hyperparams=hyperparams, run_keys=run_keys)
 
@@ -145,8 +169,8 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
         return learner(values).update(state, step_key(run_key, state.step))
 
     def update(population: Population) -> tuple[Population, Metrics]:
-        states, metrics = jax.vmap(member_update, axis_name=distributed.MEMBER_AXIS,
-                                   spmd_axis_name=distributed.member_axis())(
+        states, metrics = each_member(member_update, len(members), axis_name=distributed.MEMBER_AXIS,
+                                      spmd_axis_name=distributed.member_axis())(
             population.states, population.hyperparams, population.run_keys)
         return population._replace(states=states), metrics
 
@@ -216,6 +240,7 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
         return {protocol: {name: trials(fn, start) for name, start in starts.items()}
                 for protocol, fn in protocol_fns(learner, num_episodes, num_steps).items()}
 
-    out = jax.device_get(jax.jit(jax.vmap(one))(value.states, value.hyperparams, jnp.asarray(seeds, jnp.uint32)))
+    out = jax.device_get(jax.jit(each_member(one, len(seeds)))(value.states, value.hyperparams,
+                                                              jnp.asarray(seeds, jnp.uint32)))
     return {protocol: {name: np.asarray(out[protocol][name]) for name in (LEARNED, "random_init") if name in out[protocol]}
             for protocol in PROTOCOLS if protocol in out}  # pytrees sort their keys: the reports' order back

@@ -261,7 +261,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
 
     The R training seeds of each learner are one population (`metaq_jax.population`): one
     compiled update trains them all, one compiled program tests them all, and run r equals
-    `metaq train --seed seed+r` to float32 rounding. Every row pools the trials of every run, so
+    `metaq train --seed seed+r` to float32 rounding (bit for bit with one seed). Every row pools the trials of every run, so
     its interval covers the spread over training runs as well as over tasks; a row no run changes
     (the exact oracle) is counted once.
 

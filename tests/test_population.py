@@ -88,6 +88,21 @@ def test_train_population_trains_each_member_as_its_run_alone():
                                    rtol=2e-5, atol=2e-6)
 
 
+def test_a_population_of_one_is_its_run_alone_bit_for_bit():
+    config = mq.MetaConfig(meta_steps=STEPS, **TINY)
+    family = mq.make_family(config.family)
+    value, _ = population.train_population(population.make_population(config, family, [{"seed": 5}]), STEPS)
+    state, _ = training.train(config.replace(seed=5), family)
+    np.testing.assert_array_equal(flat(value.states), flat(state))
+    sizes = dict(num_episodes=2, num_steps=2)
+    together = population.member_returns(config, family, value, [5], random_init=True, **sizes)
+    alone = evaluate.paired_returns(mq.make_meta_learner(config, family), state, family.test_tasks(),
+                                    jax.random.key(6), **sizes)
+    for protocol, rows in alone.items():
+        for name, returns in rows.items():
+            np.testing.assert_array_equal(together[protocol][name][0], returns)
+
+
 def test_members_differ_by_their_settings(trained):
     _, _, pop, value, _, _ = trained
     params = [flat(jax.tree.map(lambda x: x[i], value.states.params)) for i in range(len(pop.members))]
