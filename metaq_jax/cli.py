@@ -410,7 +410,7 @@ def protocol(args: Protocol) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from metaq_jax.plots import save_adaptation_plot, save_interval_plot
-    from metaq_jax.protocol import markdown_table, run_protocol
+    from metaq_jax.protocol import SCORES, markdown_table, run_protocol, save_report
     config = resolve_config(args.config, args.config_file)
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
         if not isinstance(value, int) or value < 1:
@@ -427,15 +427,14 @@ def protocol(args: Protocol) -> None:
         report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
     report["config"] = config.to_dict()
     table = markdown_table(report)
-    with open(os.path.join(args.out, "protocol.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    save_report(report, args.out)
     with open(os.path.join(args.out, "protocol.md"), "w") as f:
         f.write(table + "\n")
     save_adaptation_plot(report, os.path.join(args.out, "protocol.png"))
     save_interval_plot(report, os.path.join(args.out, "protocol_intervals.png"))
     print(table)
-    print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}} "
-          "and protocol_intervals.png")
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}}, "
+          f"protocol_intervals.png and {SCORES}")
 
 
 def bench(args: Bench) -> None:

@@ -15,6 +15,9 @@ support batch). Baselines, each on the same test tasks with the same keys:
                 at most 10 pulls (a ceiling no learner beats in expectation).
 """
 
+import copy
+import json
+import os
 import time
 from typing import Callable
 
@@ -309,6 +312,29 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
                       for name, cfg in configs.items()}}
     return report
+
+
+SCORES = "protocol_scores.npz"
+"""Where `save_report` keeps every row's scores `[R, T, P]`, as `"<protocol>/<row>"` arrays."""
+
+
+def save_report(report: dict, folder: str) -> None:
+    """Write a report as `protocol.json` (every statistic) and `SCORES` (every trial's return).
+
+    The scores are the bulk of a report (a bandit cell's 1000 held-out tasks × runs × rows): kept
+    in a compressed numpy file, not as JSON text, they take a tenth of the room.
+
+    Args:
+      report: a `run_protocol` report, its rows holding `scores`.
+      folder: an existing folder.
+    """
+    scores, stripped = {}, copy.deepcopy(report)
+    for protocol, part in stripped["protocols"].items():
+        for name, row in part["rows"].items():
+            scores[f"{protocol}/{name}"] = np.asarray(row.pop("scores"), np.float32)
+    with open(os.path.join(folder, "protocol.json"), "w") as f:
+        json.dump(stripped, f, indent=1)
+    np.savez_compressed(os.path.join(folder, SCORES), **scores)
 
 
 def markdown_table(report: dict) -> str:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from helpers import device_env
@@ -84,6 +85,11 @@ def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
     assert report["config"]["meta_steps"] == 2 and "pretrain" in report["protocols"]["trial"]["rows"]
     assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
     assert (out / "protocol_intervals.png").stat().st_size > 0
+    scores = np.load(out / "protocol_scores.npz")  # every trial's return, [runs, tasks, points] per row
+    for protocol, part in report["protocols"].items():
+        for name, row in part["rows"].items():
+            assert "scores" not in row and scores[f"{protocol}/{name}"].shape[1:] == (part["tasks"], len(part["points"]))
+            np.testing.assert_allclose(scores[f"{protocol}/{name}"].mean(axis=(0, 1)), row["mean"], atol=2e-4)
 
 
 def test_config_file_with_flags_over_it(reference, tmp_path, capsys):
