@@ -258,6 +258,11 @@ def pool_runs(runs: list[dict]) -> dict:
     return {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
 
 
+def _run(returns: dict, r: int) -> dict:
+    """Run r's `protocol -> name -> [S × T, P]` from `member_returns`' `[R, S × T, P]` arrays."""
+    return {protocol: {name: values[r] for name, values in rows.items()} for protocol, rows in returns.items()}
+
+
 def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
                  callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
@@ -300,12 +305,10 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
                         for r in range(train_seeds)]
     runs = []
     for r, seed in enumerate(seeds):
-        def run(rows, r=r):
-            return {protocol: {name: values[r] for name, values in part.items()} for protocol, part in rows.items()}
         fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds,
                             oracle_budget=oracle.OracleBudget())
-        runs.append(_with_baselines(run(returns["meta"]), {p: v[LEARNED] for p, v in run(returns["pretrain"]).items()},
-                                    fixed))
+        pretrain = {protocol: rows[LEARNED] for protocol, rows in _run(returns["pretrain"], r).items()}
+        runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed))
     report = report_from_returns(config, pool_runs(runs), count_tasks(family.test_tasks()))
     report["training"] = {
         "seeds": seeds, "train_s": seconds, "curve": curves,
