@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every task family at its defaults (`metaq protocol --family F`: second-order MAML, 16 tasks ×
+# 16 envs, K = 3, 900 meta-steps) over 3 training seeds, one population per learner; then the
+# README's table of families (`python results/families/table.py`). Pass family names to run only those.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+families=("$@")
+if [ ${#families[@]} -eq 0 ]; then
+  families=(gridworld tabular-mdp bandit-gaussian recsys pointrobot cartpole metamaze pendulum acrobot mountaincar asterix)
+fi
+for family in "${families[@]}"; do
+  metaq protocol --family "$family" --train-seeds 3 --out "results/families/$family"
+done
+python results/families/table.py
