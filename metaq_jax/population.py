@@ -105,7 +105,7 @@ def runtime_config(config: MetaConfig, hyperparams: Mapping[str, chex.Array]) ->
     return runtime
 
 
-def each_member(fn: Callable, num_members: int, **vmap_options) -> Callable:
+def each_member(fn: Callable, num_members: int, **vmap_options: Any) -> Callable:
     """`fn` mapped over the leading member axis of its arguments and results.
 
     P > 1 members: `jax.vmap(fn, **vmap_options)`. One member: `fn` on that member alone, so a
