@@ -63,7 +63,7 @@ def count_tasks(tasks: EnvParams) -> int:
     return jax.tree.leaves(tasks)[0].shape[0]
 
 
-def _per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
+def per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
     """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`."""
     returns = batched(x, tasks, jax.random.split(key, (num_seeds, count_tasks(tasks))))
     return returns.reshape(-1, returns.shape[-1])
@@ -86,7 +86,7 @@ def protocol_fns(learner: MetaLearner, num_episodes: int, num_steps: int) -> dic
     return fns
 
 
-def _programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
+def programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
     """`{protocol: batched fn of the state}`: `protocol_fns` over tasks and seeds."""
     return {name: _batched(fn) for name, fn in protocol_fns(learner, num_episodes, num_steps).items()}
 
@@ -114,7 +114,7 @@ def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key
         raise InputError(f"the inner-steps protocol needs a gradient learner; this one is of the {learner.kind} kind "
                          "(use trial_curve)")
     batched = _batched(lambda p, t, k: learner.evaluate(p, t, k, num_steps))
-    return summarize(_per_task_seed(batched, params, tasks, key, num_seeds))
+    return summarize(per_task_seed(batched, params, tasks, key, num_seeds))
 
 
 def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -133,7 +133,7 @@ def trial_curve(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: c
       The curve over N = S × T trials at episodes 1..E.
     """
     trial = _batched(protocol_fns(learner, num_episodes, num_steps=0)["trial"])
-    return summarize(_per_task_seed(trial, state, tasks, key, num_seeds))
+    return summarize(per_task_seed(trial, state, tasks, key, num_seeds))
 
 
 def summarize(returns: chex.Array) -> Curve:
@@ -257,8 +257,8 @@ def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, ke
     Returns:
       `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner.
     """
-    return {protocol: _per_task_seed(batched, state, tasks, key, num_seeds)
-            for protocol, batched in _programs(learner, num_episodes, num_steps).items()}
+    return {protocol: per_task_seed(batched, state, tasks, key, num_seeds)
+            for protocol, batched in programs(learner, num_episodes, num_steps).items()}
 
 
 def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -280,9 +280,9 @@ def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key
       `protocol -> {"meta-learned": [N, P], "random_init": [N, P]}`.
     """
     rand = learner.init(jax.random.key(baseline_seed))
-    return {protocol: {LEARNED: _per_task_seed(batched, state, tasks, key, num_seeds),  # one compile for both
-                       "random_init": _per_task_seed(batched, rand, tasks, key, num_seeds)}
-            for protocol, batched in _programs(learner, num_episodes, num_steps).items()}
+    return {protocol: {LEARNED: per_task_seed(batched, state, tasks, key, num_seeds),  # one compile for both
+                       "random_init": per_task_seed(batched, rand, tasks, key, num_seeds)}
+            for protocol, batched in programs(learner, num_episodes, num_steps).items()}
 
 
 def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,

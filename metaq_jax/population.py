@@ -19,7 +19,7 @@ from metaq_jax import distributed
 from metaq_jax.algos import make_meta_learner
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
-from metaq_jax.evaluate import LEARNED, PROTOCOLS, RANDOM_INIT_SEED, count_tasks, protocol_fns
+from metaq_jax.evaluate import LEARNED, PROTOCOLS, RANDOM_INIT_SEED, per_task_seed, programs
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.training import initial_state, step_key
 from metaq_jax.types import MetaState, Metrics
@@ -224,21 +224,14 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
       `protocol -> {"meta-learned" (and "random_init"): [P, S × T, points]}` on the host.
     """
     tasks = family.test_tasks()
-    shape = (num_seeds, count_tasks(tasks))
 
     def one(state, values, seed):
-        learner = make_meta_learner(runtime_config(config, values), family)
-        keys = jax.random.split(jax.random.key(seed + 1), shape)
+        learner, key = make_meta_learner(runtime_config(config, values), family), jax.random.key(seed + 1)
         starts = {LEARNED: state}
         if random_init:
             starts["random_init"] = learner.init(jax.random.key(RANDOM_INIT_SEED))
-
-        def trials(fn, start):  # [S × T, points]
-            out = jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0))(start, tasks, keys)
-            return out.reshape(-1, out.shape[-1])
-
-        return {protocol: {name: trials(fn, start) for name, start in starts.items()}
-                for protocol, fn in protocol_fns(learner, num_episodes, num_steps).items()}
+        return {protocol: {name: per_task_seed(batched, start, tasks, key, num_seeds) for name, start in starts.items()}
+                for protocol, batched in programs(learner, num_episodes, num_steps).items()}
 
     out = jax.device_get(jax.jit(each_member(one, len(seeds)))(value.states, value.hyperparams,
                                                               jnp.asarray(seeds, jnp.uint32)))
