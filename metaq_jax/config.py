@@ -7,18 +7,22 @@ from typing import Any
 from metaq_jax.errors import InputError
 from metaq_jax.tasks.registry import list_families  # names only: builds and imports no family
 
-KINDS = {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient", "rl2": "memory"}
-"""The kind of meta-learner each algo is: gradient (adapts by inner SGD steps) or memory (by its state)."""
+KINDS = {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient", "rl2": "memory",
+         "pearl": "latent"}
+"""The kind of meta-learner each algo is: gradient (adapts by inner SGD steps), memory (by its
+state) or latent (by inferring a task variable from context)."""
 ALGOS = tuple(KINDS)
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
-NETWORKS = {"gradient": ("mlp", "tabular"), "memory": ("mlp", "attention")}
+NETWORKS = {"gradient": ("mlp", "tabular"), "memory": ("mlp", "attention"), "latent": ("mlp",)}
 """The networks each kind may use; a memory learner's "mlp" is an MLP torso before its recurrent `cell`."""
 CELLS = ("gru", "lstm")
 KIND_FIELDS = {
     "gradient": ("inner_steps", "inner_lr", "rollout_length", "support_epsilon", "remat", "meta_sgd",
                  "meta_sgd_lr", "step_losses", "adapt_every"),
     "memory": ("cell", "cell_size", "td_lambda"),
+    "latent": ("latent_size", "kl_weight", "context_size", "batch_size", "replay_size", "task_pool",
+               "gradient_steps"),
 }
 """Fields only one kind reads: any other kind must leave them at their defaults."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
@@ -33,7 +37,7 @@ class MetaConfig:
     """
 
     family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
-    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory)
+    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory) | pearl (latent)
     num_tasks: int = 16  # T: tasks per meta-batch
     inner_steps: int = 3  # K: SGD steps of adaptation per task
     inner_lr: float = 0.2  # α: inner SGD step size
@@ -60,6 +64,13 @@ class MetaConfig:
     cell: str = "gru"  # rl2's recurrent cell: gru | lstm
     cell_size: int = 64  # rl2's recurrent cell width
     td_lambda: float = 0.0  # rl2's λ of its Q(λ) targets over a trial (0: one-step; 1: the trial's return)
+    latent_size: int = 5  # pearl's Z: size of the task variable z (PEARL's default)
+    kl_weight: float = 0.1  # pearl's weight of KL(q(z | c) ‖ N(0, I)) in the encoder's loss (PEARL's default)
+    context_size: int = 64  # pearl: context transitions the posterior is inferred from in training
+    batch_size: int = 256  # pearl: transitions per task of each TD step, from the task's replay
+    replay_size: int = 10_000  # pearl: replay capacity of each training task, in transitions
+    task_pool: int = 40  # pearl: training tasks drawn once per run, each with its replay (PEARL's train tasks)
+    gradient_steps: int = 4  # pearl: TD steps per meta-step, after its collection
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
@@ -75,7 +86,8 @@ class MetaConfig:
         _check_choice("cell", self.cell, CELLS)
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
-                     "trial_episodes", "cell_size"):
+                     "trial_episodes", "cell_size", "latent_size", "context_size", "batch_size", "replay_size",
+                     "task_pool", "gradient_steps"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("adapt_every", self.adapt_every, minimum=0)
         _check_int("inner_steps", self.inner_steps, minimum=0)
@@ -85,6 +97,7 @@ class MetaConfig:
         _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)
+        _check_float("kl_weight", self.kl_weight, low=0.0, low_open=False)
         for name in ("epsilon", "support_epsilon", "eval_epsilon", "gamma", "td_lambda"):
             _check_float(name, getattr(self, name), low=0.0, low_open=False, high=1.0)
         if not isinstance(self.hidden_sizes, tuple) or not all(
@@ -101,6 +114,9 @@ class MetaConfig:
             raise InputError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
                              f"(got algo {self.algo}, inner_lr {self.inner_lr})")
 
+        if self.kind == "latent" and self.task_pool < self.num_tasks:
+            raise InputError(f"MetaConfig.task_pool = {self.task_pool}: must be >= num_tasks ({self.num_tasks}), "
+                             "the pool's tasks each meta-step draws without replacement")
         if self.step_losses and (self.algo not in ("maml", "fomaml") or self.inner_steps == 0):
             raise InputError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
                              f"(got algo {self.algo}, inner_steps {self.inner_steps})")
@@ -110,7 +126,7 @@ class MetaConfig:
         """The kind of meta-learner `algo` is.
 
         Returns:
-          `"gradient"` or `"memory"` (`KINDS`).
+          `"gradient"`, `"memory"` or `"latent"` (`KINDS`).
         """
         return KINDS[self.algo]
 

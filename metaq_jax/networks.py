@@ -67,6 +67,43 @@ def make_q_network(
     return QNetwork(num_actions, tuple(hidden_sizes), ACTIVATIONS[activation], obs_ndim)
 
 
+class LatentQNetwork(nn.Module):
+    """An MLP Q-network conditioned on a task variable: `(obs[..., *obs], z[..., Z]) -> q[..., A]`.
+
+    The observation is flattened and concatenated with z (PEARL's Q(s, ·, z)).
+
+    Attributes:
+      num_actions: A, the output size.
+      hidden_sizes: the width of each hidden `Dense` layer.
+      activation: applied after each hidden layer.
+      obs_ndim: how many trailing axes of the observation input are the observation.
+    """
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: Callable = nn.relu
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: chex.Array, z: chex.Array) -> chex.Array:
+        """Q-values of every action in the task z names.
+
+        Args:
+          obs: `[..., *obs]` observations; non-float inputs become float32.
+          z: `[..., Z]` task variables, broadcast against the observations' batch shape `[...]`.
+
+        Returns:
+          `[..., A]` Q-values.
+        """
+        batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
+        x = jnp.reshape(obs, batch_shape + (-1,)).astype(jnp.float32)
+        z = jnp.broadcast_to(z, batch_shape + z.shape[-1:]).astype(jnp.float32)
+        x = jnp.concatenate([x, z], axis=-1)
+        for width in self.hidden_sizes:
+            x = self.activation(nn.Dense(width)(x))
+        return nn.Dense(self.num_actions)(x)
+
+
 class TabularQ(nn.Module):
     """A Q-table over one-hot states: `q[..., A] = obs[..., :num_states] @ table[S, A]`.
 

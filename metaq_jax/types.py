@@ -44,7 +44,7 @@ class MetaState(NamedTuple):
     target_params: Params  # target network used by every TD loss of the step
     opt_state: Any  # the outer optax optimiser's state
     step: chex.Array  # int32 scalar: meta-updates done so far
-    learner_state: Any = ()  # the learner's own state, e.g. rl2's carry at a trial's start
+    learner_state: Any = ()  # the learner's own state, e.g. rl2's carry at a trial's start, pearl's replay
 
 
 class Metrics(NamedTuple):

@@ -15,6 +15,24 @@ def tiny_config(**changes) -> mq.MetaConfig:
     return mq.MetaConfig(**{**TINY, **changes})
 
 
+def updates_by_task_batch(config: mq.MetaConfig, task_batches, steps: int = 3) -> dict:
+    """`steps` jitted updates of `config`'s learner for each `task_batch`, from seed 0.
+
+    Returns `{"init": the initial state, task_batch: (learner, state, [Metrics], jitted update)}`."""
+    out = {}
+    for task_batch in task_batches:
+        learner = mq.make_meta_learner(config.replace(task_batch=task_batch))
+        state, run_key = mq.training.initial_state(learner, 0)
+        out["init"] = state
+        update = jax.jit(learner.update)
+        history = []
+        for step in range(steps):
+            state, metrics = update(state, mq.training.step_key(run_key, step))
+            history.append(metrics)
+        out[task_batch] = (learner, state, history, update)
+    return out
+
+
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)

@@ -54,6 +54,7 @@ def test_the_suite_runs_on_a_tiny_size(tiny_result):
     learners = tiny_result["learners"]  # each learner through its MetaLearner alone
     assert {name: row["kind"] for name, row in learners.items()} == {"pretrain": "gradient", "rl2 gru": "memory"}
     assert all(row["env_steps_per_s"] > 0 and row["compile_s"] > 0 for row in learners.values())
+    assert all(row["state_bytes"] > row["learner_state_bytes"] >= 0 for row in learners.values())
     json.dumps(tiny_result)  # the JSON `metaq bench --json` prints
     table = report.markdown(tiny_result)
     assert "| summary | value |" in table and "torch_1_thread" in table and "Peak resident memory" in table
@@ -104,7 +105,7 @@ def test_every_learner_has_a_workload_of_its_kind():
     assert suite.Plan.quick().learners == suite.Plan.full().learners == tuple(suite.LEARNERS)
     kinds = {name: suite.learner_workload(name, 2, 2).kind for name in suite.LEARNERS}
     assert kinds == {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
-                     "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory"}
+                     "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory", "pearl": "latent"}
 
 
 def test_a_population_is_timed_beside_as_many_separate_runs():

@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_round_trip():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2"),
+    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2, pearl"),
     ("trial_episodes", 0, "must be a positive integer"),
     ("adapt_every", -1, "must be an integer >= 0"),
     ("network", "attention", "must be one of mlp, tabular"),
@@ -77,6 +77,30 @@ def test_a_gradient_learner_refuses_the_memory_fields(changes):
     (name, value), = changes.items()
     with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo maml"):
         mq.MetaConfig(**changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"inner_steps": 1}, "MetaConfig.inner_steps = 1: not used by algo pearl (a latent learner"),
+    ({"cell_size": 8}, "MetaConfig.cell_size = 8: not used by algo pearl (a latent learner"),
+    ({"network": "attention"}, "MetaConfig.network = 'attention': must be one of mlp"),
+    ({"latent_size": 0}, "MetaConfig.latent_size = 0: must be a positive integer"),
+    ({"kl_weight": -0.1}, "MetaConfig.kl_weight = -0.1: must be a finite number >= 0"),
+    ({"replay_size": 0}, "MetaConfig.replay_size = 0: must be a positive integer"),
+    ({"context_size": 2.5}, "MetaConfig.context_size = 2.5: must be a positive integer"),
+    ({"task_pool": 8}, "MetaConfig.task_pool = 8: must be >= num_tasks (16)"),
+])
+def test_a_latent_learner_checks_its_fields_and_refuses_the_others(changes, message):
+    with pytest.raises(ValueError) as error:
+        mq.MetaConfig(algo="pearl", **changes)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("algo", ["maml", "rl2"])
+@pytest.mark.parametrize("changes", [{"latent_size": 3}, {"kl_weight": 1.0}, {"task_pool": 80}, {"gradient_steps": 2}])
+def test_other_kinds_refuse_the_latent_fields(algo, changes):
+    (name, value), = changes.items()
+    with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo {algo}"):
+        mq.MetaConfig(algo=algo, **changes)
 
 
 def test_for_algo_resets_the_fields_the_new_kind_does_not_use():

@@ -24,7 +24,9 @@ TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_
 MEMORY_TINY = dict(family="bandit-k5-n10", num_tasks=4, num_envs=2, hidden_sizes=(8,), algo="rl2", gamma=0.9,
                    trial_episodes=1)
 LEARNERS = {"maml": TINY, "fomaml": {**TINY, "algo": "fomaml"}, "reptile": {**TINY, "algo": "reptile"},
-            "rl2": {**MEMORY_TINY, "cell_size": 8}}  # every memory learner shares rl2's update
+            "rl2": {**MEMORY_TINY, "cell_size": 8},  # every memory learner shares rl2's update
+            "pearl": {**MEMORY_TINY, "algo": "pearl", "task_pool": 6, "batch_size": 8, "context_size": 4,
+                      "replay_size": 64}}
 ALGOS = tuple(LEARNERS)
 DEVICE_COUNTS = (2, 4)  # against plain jit on one device; a one-device mesh runs in every CLI test
 UPDATES = 3

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import updates_by_task_batch
 import metaq_jax as mq
 from metaq_jax.algos import rl2
 from metaq_jax.networks import RecurrentQNetwork, rl2_inputs
@@ -175,25 +176,14 @@ def learner_run(request):
     """Three updates of the rl2 learner, jitted once, with tasks one at a time and all at once."""
     network = {"network": "attention", "cell_size": 64} if request.param == "attention" else {"cell": request.param}
     config = mq.MetaConfig(**{**TINY, **network})
-    out = {}
-    for task_batch in (1, 4):
-        learner = mq.make_meta_learner(config.replace(task_batch=task_batch))
-        state, run_key = mq.training.initial_state(learner, 0)
-        out["init"] = state.params
-        update = jax.jit(learner.update)
-        history = []
-        for step in range(3):
-            state, metrics = update(state, mq.training.step_key(run_key, step))
-            history.append(metrics)
-        out[task_batch] = (learner, state, history, update)
-    return config, out
+    return config, updates_by_task_batch(config, (1, 4))
 
 
 def test_the_learner_compiles_once_and_batched_tasks_equal_one_at_a_time(learner_run):
     config, out = learner_run
     (_, one, one_history, update), (_, batched, batched_history, _) = out[1], out[4]
     assert update._cache_size() == 1  # three updates, one trace
-    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out["init"]))]
+    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out["init"].params))]
     assert max(moved) > 1e-4  # the updates changed the parameters
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(batched.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

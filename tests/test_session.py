@@ -13,16 +13,24 @@ from helpers import trees_equal
 
 MEMORY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
               trial_episodes=2, meta_steps=3, cell_size=8)
+LATENT = dict(family="bandit-k5-n10", algo="pearl", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
+              trial_episodes=2, meta_steps=3, task_pool=3, batch_size=8, context_size=4, replay_size=64)
+# each learner's own state: rl2's carry at a trial's start; pearl's pool of tasks, replay and context
+LEARNERS = {"rl2": (MEMORY, "memory", {"initial_carry"}),
+            "pearl": (LATENT, "latent", {"tasks", "replay", "context", "has_context"})}
 
 
 class Stop(Exception):
     """Raised from `on_step` to stop a run as a crash would, after a checkpoint."""
 
 
-def test_a_memory_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, capsys):
-    """rl2 (GRU) stopped after 2 of 3 meta-steps and resumed equals the run done at once, through
-    its own state (the carry at a trial's start) too; `metaq eval` then reports its trials."""
-    config = mq.MetaConfig(**MEMORY)
+@pytest.mark.parametrize("algo", list(LEARNERS))
+def test_a_memory_or_latent_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, capsys, algo):
+    """rl2 (GRU) and pearl stopped after 2 of 3 meta-steps and resumed equal the run done at once,
+    through their own state (the carry at a trial's start; the replay) too; `metaq eval` then
+    reports their trials."""
+    fields, kind, own_state = LEARNERS[algo]
+    config = mq.MetaConfig(**fields)
     options = runs.RunOptions(checkpoint_every=1)
     whole = session.train_run(session.prepare_run(config, str(tmp_path / "whole")), options)
 
@@ -39,10 +47,10 @@ def test_a_memory_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, c
     with open(tmp_path / "whole" / runs.METRICS) as a, open(tmp_path / "cut" / runs.METRICS) as b:
         assert a.read() == b.read()
     restored = session.load_run(str(tmp_path / "cut"))[3]
-    assert set(restored.learner_state) == {"initial_carry"}
+    assert set(restored.learner_state) == own_state
     cli.main(["eval", "--run-dir", str(tmp_path / "cut"), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert (report["kind"], list(report["protocols"])) == ("memory", ["trial"])
+    assert (report["kind"], list(report["protocols"])) == (kind, ["trial"])
     rows = report["protocols"]["trial"]["rows"]
     assert list(rows) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play",
                           "bayes_optimal"]

@@ -12,8 +12,10 @@ from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
+from metaq_jax.algos.pearl import make_pearl_learner
 from metaq_jax.algos.rl2 import make_rl2_learner
-from metaq_jax.networks import ACTIVATIONS, AttentionQNetwork, RecurrentQNetwork, TabularQ, make_q_network
+from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, LatentQNetwork, RecurrentQNetwork, TabularQ,
+                                make_q_network)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
@@ -69,10 +71,14 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
       Gradient kind: `TabularQ(S, A)` for `"tabular"`, else an MLP `obs[..., *obs] -> q[..., A]`.
       Memory kind: `AttentionQNetwork` over a trial of `trial_episodes` episodes for
       `"attention"`, else a `RecurrentQNetwork` (MLP torso of `hidden_sizes`, then the cell).
+      Latent kind: a `LatentQNetwork` `(obs, z) -> q` of `hidden_sizes`.
 
     Raises:
       InputError: `"tabular"` for a family with no tabular form (`num_states` None).
     """
+    obs_ndim = len(family.env.observation_space(family.default_params).shape)
+    if config.kind == "latent":
+        return LatentQNetwork(family.num_actions, config.hidden_sizes, ACTIVATIONS[config.activation], obs_ndim)
     if config.kind == "memory":
         activation = ACTIVATIONS[config.activation]
         if config.network == "attention":
@@ -85,7 +91,6 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
             raise InputError(f"MetaConfig.network = 'tabular': family {family.name} has no tabular form; "
                              "use it with a tabular family (bandit, bandit-*, tabular-mdp, gridworld)")
         return TabularQ(family.num_states, family.num_actions)
-    obs_ndim = len(family.env.observation_space(family.default_params).shape)
     return make_q_network(family.num_actions, config.hidden_sizes, config.activation, obs_ndim)
 
 
@@ -100,7 +105,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       network: any flax module of the kind's shape; default `config.network`. Gradient kind:
         `obs[..., *obs] -> q[..., A]`. Memory kind: a recurrent step `(carry, inputs[..., F]) ->
         (carry, q[..., A])` with `initial_carry(batch_shape)`, or a causal sequence network
-        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them).
+        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them). Latent
+        kind: `(obs[..., *obs], z[..., Z]) -> q[..., A]`.
       optimizer: any optax transformation for the outer step of the network; default from the
         config. With `config.meta_sgd` the learned rates get Adam at `config.meta_sgd_lr`.
 
@@ -111,13 +117,15 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       InputError: `family` does not match `config.family`, or `config.network` does not fit it.
     """
     optimizer = make_optimizer(config) if optimizer is None else optimizer
-    if config.kind == "memory":
+    if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
-        return make_rl2_learner(config, family, default_network(config, family) if network is None else network,
-                                optimizer)
+        network = default_network(config, family) if network is None else network
+        if config.kind == "latent":
+            return make_pearl_learner(config, family, network, optimizer)
+        return make_rl2_learner(config, family, network, optimizer)
     problem = make_problem(config, family, network)
     return build_learner(problem, with_meta_sgd(config, optimizer), TASK_GRADS[config.algo])
 
 
 __all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",
-           "make_problem", "make_rl2_learner", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]
+           "make_pearl_learner", "make_problem", "make_rl2_learner", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]

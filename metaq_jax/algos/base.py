@@ -23,11 +23,12 @@ class MetaLearner(NamedTuple):
     Every kind meta-trains with the same pair and meta-tests with the same trial: E episodes on
     one fixed task, during which the learner adapts as its kind does — a gradient learner by K
     inner SGD steps on the trial's data so far every `adapt_every` env steps, a memory learner by
-    carrying its state across steps and episode ends. Each of the trial's `num_envs`
+    carrying its state across steps and episode ends, a latent learner by inferring its task
+    variable from the trial so far at each episode's start. Each of the trial's `num_envs`
     environments is one agent: it adapts on its own data alone.
 
     Attributes:
-      kind: `"gradient"` or `"memory"`.
+      kind: `"gradient"`, `"memory"` or `"latent"`.
       init: `init(key) -> MetaState`.
       update: `update(state, key) -> (state, Metrics)`: one meta-step over `num_tasks` training
         tasks, vmapped with axis name `task` over devices and `task_batch` tasks at a time; jit-able.

@@ -73,11 +73,14 @@ def markdown(result: dict) -> str:
         f"{k} {_fmt(None if v is None else v / 2**20)}" for k, v in result["temp_bytes_k20"].items())]
     if "learners" in result:
         lines += ["", f"Every learner on the learners' workload (tabular-mdp, T={plan['main_tasks']} × "
-                  f"M={plan['num_envs']}; gradient: 20-step support and query, K=1; memory: one 2-episode trial):",
-                  "", "| learner | kind | meta-step ms [range] | env steps/s | compile s |",
-                  "|---|---|---:|---:|---:|"]
+                  f"M={plan['num_envs']}; gradient: 20-step support and query, K=1; memory: one 2-episode trial; "
+                  "latent: one episode, one TD step on replay; state MiB: the whole learner state, and in "
+                  "brackets its own part, e.g. pearl's replay):",
+                  "", "| learner | kind | meta-step ms [range] | env steps/s | compile s | state MiB |",
+                  "|---|---|---:|---:|---:|---:|"]
         lines += [f"| {name} | {row['kind']} | {_ms(row['step_s'])} | {row['env_steps_per_s']:.3g} | "
-                  f"{row['compile_s']:.1f} |" for name, row in result["learners"].items()]
+                  f"{row['compile_s']:.1f} | {row['state_bytes'] / 2**20:.2f} "
+                  f"[{row['learner_state_bytes'] / 2**20:.2f}] |" for name, row in result["learners"].items()]
     lines += ["", f"Peak resident memory of the whole benchmark process: {result['max_rss_mib']:.0f} MiB."]
     lines += ["", "| envs | " + " | ".join(next(iter(result["envs"].values()))) + " |",
               "|---:|" + "---:|" * len(next(iter(result["envs"].values())))]

@@ -32,6 +32,7 @@ LEARNERS = {
     "maml": {}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
     "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
     "rl2 attention": {"algo": "rl2", "network": "attention"},
+    "pearl": {"algo": "pearl", "batch_size": 64, "context_size": 20, "replay_size": 2000, "gradient_steps": 1},
 }
 """Every learner the suite compares on the learners' workload: name -> config changes."""
 
@@ -114,7 +115,9 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
 
     `tabular-mdp` (10 states, 5 actions, 10-step episodes), T tasks × M envs, a 64-64 torso:
     gradient learners collect 20-step support and query rollouts and take K = 1 inner step;
-    memory learners one 2-episode (20-step) trial per task, with a 64-wide cell.
+    memory learners one 2-episode (20-step) trial per task, with a 64-wide cell; pearl collects
+    one episode per task and takes one TD step on 64 replayed transitions of each (a pool of 64
+    training tasks, or T if more; context of 20 transitions).
 
     Args:
       name: a key of `LEARNERS`.
@@ -127,8 +130,10 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
     changes = LEARNERS[name]
     base = dict(family="tabular-mdp", num_tasks=num_tasks, num_envs=num_envs, trial_episodes=2, gamma=0.9,
                 hidden_sizes=(64, 64))
-    if changes.get("algo", "maml") != "rl2":
+    if changes.get("algo", "maml") in ("maml", "fomaml", "reptile", "pretrain"):
         base.update(rollout_length=20, inner_steps=1, inner_lr=0.1)
+    if changes.get("algo") == "pearl":
+        base.update(task_pool=max(64, num_tasks))
     return MetaConfig(**base, **changes)
 
 
@@ -141,7 +146,8 @@ def learners_table(plan: "Plan") -> dict[str, dict]:
       plan: gives the learners, T (`main_tasks`), M (`num_envs`) and the rounds.
 
     Returns:
-      `name -> {"kind", "compile_s", "step_s", "env_steps_per_s"}`.
+      `name -> {"kind", "compile_s", "step_s", "env_steps_per_s", "state_bytes", "learner_state_bytes"}`:
+      the bytes of the whole `MetaState` and of the learner's own part of it (pearl's replay).
     """
     fns, out = {}, {}
     for name in plan.learners:
@@ -150,12 +156,26 @@ def learners_table(plan: "Plan") -> dict[str, dict]:
         state = learner.init(jax.random.key(config.seed))
         compiled, compile_s = compile_timed(learner.update, state, jax.random.key(1))
         fns[name] = stepper(compiled, state)
-        out[name] = {"kind": learner.kind, "compile_s": compile_s, "env_steps": learner.env_steps_per_update}
+        out[name] = {"kind": learner.kind, "compile_s": compile_s, "env_steps": learner.env_steps_per_update,
+                     "state_bytes": tree_bytes(state), "learner_state_bytes": tree_bytes(state.learner_state)}
     times = interleaved(fns, plan.rounds)
     for name, row in out.items():
         step = spread(times[name])
         row.update(step_s=step, env_steps_per_s=row.pop("env_steps") / step["median"])
     return out
+
+
+def tree_bytes(tree) -> int:
+    """The bytes the arrays of `tree` hold.
+
+    Args:
+      tree (Any): a pytree of arrays (typed PRNG keys allowed).
+
+    Returns:
+      The sum of the leaves' sizes in bytes.
+    """
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)
+               if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
 
 
 def compiled_meta_step(config: MetaConfig) -> tuple[jax.stages.Compiled, MetaState, float]:

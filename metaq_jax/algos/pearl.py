@@ -1,0 +1,268 @@
+"""PEARL (Rakelly et al. 2019) as a Q-learner: a Q-function conditioned on a latent task variable
+inferred from context, trained off-policy from each training task's replay.
+
+The latent kind of meta-learner: it adapts to a task by inferring z from transitions of it. An
+encoder maps each context transition to a Gaussian factor, the posterior q(z | c) is their
+product (`metaq_jax.latent`), and the Q-network reads Q(s, ·, z).
+
+Meta-training draws `task_pool` training tasks once (PEARL's training tasks), each with its own
+flashbax replay and its recent context (the transitions of its last collection, PEARL's encoder
+buffer). A meta-step collects one episode in `num_envs` environments on each of `num_tasks`
+tasks of the pool, half the environments acting with z from the prior and half with z from the
+posterior of the task's recent context, ε-greedy at `epsilon`; then takes `gradient_steps` steps,
+each on `num_tasks` tasks of the pool: z is drawn from the posterior of `context_size`
+transitions of the task's recent context, the loss is the double-DQN TD loss of `batch_size`
+transitions of its replay with z held fixed in the target, plus `kl_weight` · KL(q(z | c) ‖ N(0, I));
+the encoder gets gradients from that TD loss and the KL alone. The target network is refreshed
+every `target_update_period` meta-steps.
+
+Meta-test (the trial): z from the prior in the first episode, then, at each episode's start, a
+fresh draw from the posterior of everything the environment saw so far on the task (posterior
+sampling); each of the trial's environments is one agent with its own context.
+"""
+
+from typing import Any, Callable
+
+import chex
+import flashbax as fbx
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from metaq_jax import distributed, latent, losses, rollout
+from metaq_jax.algos.base import MetaLearner, initial_meta_state, task_batch
+from metaq_jax.algos.rl2 import first_episode
+from metaq_jax.config import MetaConfig
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.types import EnvParams, MetaState, Metrics, Params, Transition
+
+
+def over_tasks(config: MetaConfig, fn: Callable, shared: Any, per_task: Any) -> Any:
+    """`fn(shared, x)` for each of the `[T]` rows `x` of `per_task`, split over the devices of the
+    mesh's `task` axis and `task_batch` at a time on each.
+
+    Args:
+      config: its `task_batch` is used.
+      fn: `fn(shared, x) -> y` for one task.
+      shared: what every task reads (parameters, the learner state).
+      per_task: a pytree whose leaves have a leading `[T]` axis.
+
+    Returns:
+      `y` stacked `[T, ...]`, in the order of `per_task`.
+    """
+    groups = distributed.task_groups()
+    split = jax.tree.map(lambda x: x.reshape(groups, -1, *x.shape[1:]), per_task)
+
+    def group(shared, xs):
+        size = jax.tree.leaves(xs)[0].shape[0]
+        return jax.lax.map(lambda x: fn(shared, x), xs, batch_size=task_batch(config, size))
+
+    out = jax.vmap(group, in_axes=(None, 0), axis_name="task")(shared, distributed.along_tasks(split))
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
+
+
+def _lenient(buffer: Any) -> Any:
+    """`buffer` whose functions trace with implicit rank promotion allowed: flashbax relies on it,
+    and a user (or our test suite) may set `jax_numpy_rank_promotion` to raise."""
+    def lenient(fn):
+        def call(*args):
+            with jax.numpy_rank_promotion("allow"):
+                return fn(*args)
+        return call
+
+    return buffer.replace(**{name: lenient(getattr(buffer, name)) for name in ("init", "add", "sample", "can_sample")})
+
+
+def latent_td_loss(q_apply: Callable, q_params: Params, q_target: Params, z: chex.Array, batch: Transition,
+                   gamma: chex.Numeric) -> chex.Array:
+    """The double-DQN TD loss of Q(·, ·, z) on `batch`, z held fixed in the target. `[]`.
+
+    Args:
+      q_apply: `(params, obs[..., *obs], z[Z]) -> q[..., A]`.
+      q_params: online Q parameters, differentiated.
+      q_target: target Q parameters.
+      z: `[Z]` the task variable; gradients flow into it through the online values only.
+      batch: transitions of any leading shape.
+      gamma: discount.
+
+    Returns:
+      `[]` the mean of `0.5 * error²` (`losses.td_loss` with `double_q`).
+    """
+    fixed = jax.lax.stop_gradient(z)
+    q_t = q_apply(q_target, batch.next_obs, fixed)
+    return losses.td_loss(lambda p, obs: q_apply(p, obs, z), q_params, None, batch, gamma, q_t=q_t,
+                          double_q=True)
+
+
+def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
+                       optimizer: optax.GradientTransformation) -> MetaLearner:
+    """The latent-kind `MetaLearner`: PEARL's encoder and a latent-conditioned double DQN.
+
+    Args:
+      config: the settings (an `algo="pearl"` config).
+      family: the task family.
+      network: a Q-network conditioned on z, `(obs[..., *obs], z[..., Z]) -> q[..., A]` (e.g.
+        `LatentQNetwork`).
+      optimizer: the outer optimiser of `{"q", "encoder"}`.
+
+    Returns:
+      The `MetaLearner` of kind `"latent"`. Its parameters are `{"q": ..., "encoder": ...}`; its
+      learner state `{"tasks": EnvParams[N], "replay": flashbax state [N], "context": Transition[N, C],
+      "has_context": bool[N]}`: the pool of N = `task_pool` training tasks, each with its replay and
+      its recent context of C = H × M transitions (H the episode length, M `num_envs`).
+    """
+    env, num_envs, horizon = family.env, config.num_envs, family.episode_length
+    num_actions = env.num_actions
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    q_net = network
+    encoder = latent.ContextEncoder(config.latent_size, config.hidden_sizes)
+    features = latent.context_features(
+        Transition(obs=obs.reshape(-1), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
+                   next_obs=obs.reshape(-1), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool)),
+        num_actions).shape[-1]
+    context_length = horizon * num_envs
+    replay = _lenient(fbx.make_item_buffer(max_length=config.replay_size, min_length=1,
+                                           sample_batch_size=config.batch_size, add_batches=True))
+
+    def act_apply(acting, obs):  # acting = (q params, z[M, Z]): each environment acts on its own z
+        q_params, z = acting
+        return q_net.apply(q_params, obs, z)
+
+    def flat(transitions: Transition) -> Transition:  # [L, M] -> [L × M]
+        return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
+
+    def posterior(encoder_params, context: Transition, mask):  # context [C], mask [C] -> (μ [Z], σ² [Z])
+        rows = context.reward.shape[0]
+        flat_obs = context._replace(obs=context.obs.reshape(rows, -1), next_obs=context.next_obs.reshape(rows, -1))
+        return latent.posterior(encoder, encoder_params, latent.context_features(flat_obs, num_actions), mask)
+
+    def recent_context(learner_state, index, key):
+        """`context_size` transitions drawn from task `index`'s recent context, and their mask."""
+        rows = jax.random.randint(key, (config.context_size,), 0, context_length)
+        context = jax.tree.map(lambda x: x[index][rows], learner_state["context"])
+        mask = jnp.broadcast_to(learner_state["has_context"][index], (config.context_size,))
+        return context, mask
+
+    def init(key: chex.PRNGKey) -> MetaState:
+        k_tasks, k_q, k_enc = jax.random.split(key, 3)
+        tasks = family.train_tasks(k_tasks, config.task_pool)
+        params = {"q": q_net.init(k_q, obs, jnp.zeros(config.latent_size)),
+                  "encoder": encoder.init(k_enc, jnp.zeros(features))}
+        item = flat(Transition(obs=obs[None, None], action=jnp.zeros((1, 1), jnp.int32),
+                               reward=jnp.zeros((1, 1)), next_obs=obs[None, None],
+                               terminated=jnp.zeros((1, 1), bool), truncated=jnp.zeros((1, 1), bool)))
+        item = jax.tree.map(lambda x: x[0], item)
+        pool = config.task_pool
+        learner_state = {
+            "tasks": tasks,
+            "replay": jax.vmap(lambda _: replay.init(item))(jnp.arange(pool)),
+            "context": jax.tree.map(lambda x: jnp.zeros((pool, context_length, *x.shape), x.dtype), item),
+            "has_context": jnp.zeros(pool, bool),
+        }
+        return initial_meta_state(params, optimizer, learner_state)
+
+    def collect_one(shared, xs):
+        """One pool task's episode in M environments: prior z in half, posterior z in the other half."""
+        params, learner_state, step = shared
+        index, key = xs
+        k_context, k_z, k_roll = jax.random.split(key, 3)
+        mean, variance = posterior(params["encoder"], *recent_context(learner_state, index, k_context))
+        from_posterior = (jnp.arange(num_envs) + step) % 2 == 1  # [M]; with one env, alternate by step
+        mean = jnp.where(from_posterior[:, None], mean, 0.0)
+        variance = jnp.where(from_posterior[:, None], variance, 1.0)
+        z = latent.sample_latent(k_z, mean, variance)  # [M, Z]
+        task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
+        data = rollout.collect(env, act_apply, (params["q"], z), task, k_roll, num_envs=num_envs, length=horizon,
+                               epsilon=config.epsilon)
+        first = first_episode(data)
+        returns = jnp.sum(jnp.where(first, data.reward, 0.0), axis=0)  # [M] each environment's first episode
+        posterior_share = jnp.mean(from_posterior)
+        prior_return = jnp.sum(jnp.where(from_posterior, 0.0, returns)) / jnp.maximum(num_envs * (1 - posterior_share), 1)
+        posterior_return = jnp.sum(jnp.where(from_posterior, returns, 0.0)) / jnp.maximum(num_envs * posterior_share, 1)
+        return flat(data), (prior_return, posterior_return, posterior_share)
+
+    def loss_one(shared, xs):
+        """One pool task's gradient of the TD + KL loss, and its scalars."""
+        params, target_params, learner_state = shared
+        index, key = xs
+        k_context, k_batch, k_z, k_prior = jax.random.split(key, 4)
+        context, mask = recent_context(learner_state, index, k_context)
+        task_replay = jax.tree.map(lambda x: x[index], learner_state["replay"])
+        batch = replay.sample(task_replay, k_batch).experience
+        weight = replay.can_sample(task_replay).astype(jnp.float32)
+
+        def loss(params):
+            mean, variance = posterior(params["encoder"], context, mask)
+            z = latent.sample_latent(k_z, mean, variance)
+            td = latent_td_loss(q_net.apply, params["q"], target_params["q"], z, batch, config.gamma)
+            return td + config.kl_weight * latent.kl_to_standard_normal(mean, variance), td
+
+        (value, td), grad = jax.value_and_grad(loss, has_aux=True)(params)
+        prior_z = jax.random.normal(k_prior, (config.latent_size,))
+        prior_td = latent_td_loss(q_net.apply, params["q"], target_params["q"], prior_z, batch, config.gamma)
+        return jax.tree.map(lambda g: weight * g, grad), (weight, value, prior_td)
+
+    def update(state: MetaState, key: chex.PRNGKey) -> tuple[MetaState, Metrics]:
+        k_collect, k_grad = jax.random.split(key)
+        k_pick, k_run = jax.random.split(k_collect)
+        picked = jax.random.choice(k_pick, config.task_pool, (config.num_tasks,), replace=False)
+        data, (prior_return, posterior_return, _) = over_tasks(
+            config, collect_one, (state.params, state.learner_state, state.step),
+            (picked, jax.random.split(k_run, config.num_tasks)))
+        ls = state.learner_state
+        added = jax.vmap(replay.add)(jax.tree.map(lambda x: x[picked], ls["replay"]), data)
+        ls = {**ls, "replay": jax.tree.map(lambda all_, new: all_.at[picked].set(new), ls["replay"], added),
+              "context": jax.tree.map(lambda all_, new: all_.at[picked].set(new), ls["context"], data),
+              "has_context": ls["has_context"].at[picked].set(True)}
+
+        def gradient_step(carry, step_key):
+            params, opt_state = carry
+            k_pick, k_run = jax.random.split(step_key)
+            tasks = jax.random.choice(k_pick, config.task_pool, (config.num_tasks,), replace=False)
+            grads, (weights, values, prior_tds) = over_tasks(
+                config, loss_one, (params, state.target_params, ls), (tasks, jax.random.split(k_run, config.num_tasks)))
+            total = jnp.maximum(jnp.sum(weights), 1.0)
+            grad = jax.tree.map(lambda g: jnp.sum(g, axis=0) / total, grads)
+            updates, opt_state = optimizer.update(grad, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            scalars = (jnp.sum(weights * values) / total, jnp.sum(weights * prior_tds) / total, optax.tree.norm(grad))
+            return (params, opt_state), scalars
+
+        (params, opt_state), (values, prior_tds, norms) = jax.lax.scan(
+            gradient_step, (state.params, state.opt_state), jax.random.split(k_grad, config.gradient_steps))
+        step = state.step + 1
+        target = optax.periodic_update(params, state.target_params, step, config.target_update_period)
+        metrics = Metrics(meta_loss=jnp.mean(values), support_loss=jnp.mean(prior_tds),
+                          pre_return=jnp.mean(prior_return), post_return=jnp.mean(posterior_return),
+                          grad_norm=norms[-1])
+        return MetaState(params, target, opt_state, step, ls), metrics
+
+    def trial(state: MetaState, task_params: EnvParams, key: chex.PRNGKey, num_episodes: int) -> chex.Array:
+        context_rows = num_episodes * horizon
+
+        def episode(carry, xs):
+            context, mask = carry  # [E × H, M] each environment's transitions so far
+            index, k_z, k_roll = xs
+            mean, variance = jax.vmap(lambda c, m: posterior(state.params["encoder"], c, m), in_axes=1)(context, mask)
+            z = latent.sample_latent(k_z, mean, variance)  # [M, Z]; the prior while the context is empty
+            data = rollout.collect(env, act_apply, (state.params["q"], z), task_params, k_roll, num_envs=num_envs,
+                                   length=horizon, epsilon=config.eval_epsilon)
+            first = first_episode(data)  # [H, M]: the episode itself; later steps are not the trial's
+            context = jax.tree.map(lambda c, d: jax.lax.dynamic_update_slice_in_dim(c, d, index * horizon, axis=0),
+                                   context, data)
+            mask = jax.lax.dynamic_update_slice_in_dim(mask, first, index * horizon, axis=0)
+            return (context, mask), jnp.mean(jnp.sum(jnp.where(first, data.reward, 0.0), axis=0))
+
+        empty = Transition(
+            obs=jnp.zeros((context_rows, num_envs, *obs.shape), obs.dtype), action=jnp.zeros((context_rows, num_envs), jnp.int32),
+            reward=jnp.zeros((context_rows, num_envs)), next_obs=jnp.zeros((context_rows, num_envs, *obs.shape), obs.dtype),
+            terminated=jnp.zeros((context_rows, num_envs), bool), truncated=jnp.zeros((context_rows, num_envs), bool))
+        k_z, k_roll = jax.random.split(key)
+        _, returns = jax.lax.scan(episode, (empty, jnp.zeros((context_rows, num_envs), bool)),
+                                  (jnp.arange(num_episodes), jax.random.split(k_z, num_episodes),
+                                   jax.random.split(k_roll, num_episodes)))
+        return returns
+
+    env_steps = config.num_tasks * num_envs * horizon
+    return MetaLearner(kind="latent", init=init, update=update, trial=trial, env_steps_per_update=env_steps)

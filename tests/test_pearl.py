@@ -1,0 +1,128 @@
+"""PEARL's latent-conditioned double DQN: its TD loss against a hand computation with z fixed in
+the target, its update (batched == one task at a time, the pool's replay and context filled, the
+training split only), and its trial's posterior sampling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import updates_by_task_batch
+import metaq_jax as mq
+from metaq_jax.algos import pearl
+from metaq_jax.networks import LatentQNetwork
+
+TINY = dict(family="gridworld", algo="pearl", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9, task_pool=3,
+            batch_size=8, context_size=4, replay_size=128, gradient_steps=2, latent_size=2, meta_steps=3,
+            outer_optimizer="sgd", outer_lr=0.1)  # Adam would magnify rounding
+
+
+def test_latent_td_loss_is_double_dqn_with_z_fixed_in_the_target():
+    net = LatentQNetwork(3, (5,))
+    params = net.init(jax.random.key(0), jnp.zeros(2), jnp.zeros(2))
+    target = net.init(jax.random.key(1), jnp.zeros(2), jnp.zeros(2))
+    k = jax.random.split(jax.random.key(2), 3)
+    batch = mq.Transition(obs=jax.random.normal(k[0], (4, 2)), action=jnp.array([0, 2, 1, 2]),
+                          reward=jnp.array([1.0, -0.5, 0.25, 2.0]), next_obs=jax.random.normal(k[1], (4, 2)),
+                          terminated=jnp.array([False, True, False, False]), truncated=jnp.zeros(4, bool))
+    z = jax.random.normal(k[2], (2,))
+
+    def by_hand(z, fixed_z):
+        q = np.asarray(net.apply(params, batch.obs, z))
+        pick = np.argmax(np.asarray(net.apply(params, batch.next_obs, fixed_z)), axis=-1)
+        value = np.asarray(net.apply(target, batch.next_obs, fixed_z))[np.arange(4), pick]
+        targets = np.asarray(batch.reward) + 0.9 * (1 - np.asarray(batch.terminated)) * value
+        return targets, q
+
+    targets, q = by_hand(z, z)
+    expected = 0.5 * np.mean((targets - q[np.arange(4), np.asarray(batch.action)]) ** 2)
+    np.testing.assert_allclose(pearl.latent_td_loss(net.apply, params, target, z, batch, 0.9), expected, rtol=1e-6)
+
+    # z reaches the loss through the online values alone: the gradient of the loss with the targets
+    # held as constants
+    def online_only(z):
+        chosen = jnp.take_along_axis(net.apply(params, batch.obs, z), batch.action[:, None], axis=-1)[:, 0]
+        return 0.5 * jnp.mean(jnp.square(jnp.asarray(targets) - chosen))
+
+    np.testing.assert_allclose(jax.grad(lambda z: pearl.latent_td_loss(net.apply, params, target, z, batch, 0.9))(z),
+                               jax.grad(online_only)(z), rtol=1e-5, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def learner_run():
+    """Three updates of the pearl learner, jitted once, with tasks one at a time and all at once."""
+    config = mq.MetaConfig(**TINY)
+    return config, updates_by_task_batch(config, (1, 2))
+
+
+def test_the_learner_compiles_once_and_batched_tasks_equal_one_at_a_time(learner_run):
+    config, out = learner_run
+    (_, one, one_history, update), (_, batched, batched_history, _) = out[1], out[2]
+    assert update._cache_size() == 1
+    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params),
+                                                              jax.tree.leaves(out["init"].params))]
+    assert max(moved) > 1e-4
+    assert set(one.params) == {"q", "encoder"}
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(batched)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(one_history, batched_history):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    assert np.isfinite(np.array(one_history)).all()
+
+
+def test_each_collection_fills_its_tasks_replay_and_recent_context(learner_run):
+    config, out = learner_run
+    state = out[1][1]
+    family = mq.make_family(config.family)
+    per_collection = family.episode_length * config.num_envs
+    collected = np.asarray(state.learner_state["has_context"])
+    replay = state.learner_state["replay"]
+    filled = np.where(np.asarray(replay.is_full), config.replay_size, np.asarray(replay.current_index))
+    assert 2 <= collected.sum() <= config.task_pool  # 3 meta-steps of 2 of the 3 pool tasks
+    assert np.all(filled[~collected] == 0)
+    assert np.all(filled[collected] % per_collection == 0) and filled.sum() == 3 * 2 * per_collection
+    context = state.learner_state["context"]
+    assert np.all(np.asarray(context.reward)[~collected] == 0)
+    # the recent context holds real transitions: actions in range, observations of the family
+    assert np.all((np.asarray(context.action)[collected] >= 0)
+                  & (np.asarray(context.action)[collected] < family.num_actions))
+
+
+def test_the_pool_holds_training_tasks_only(learner_run):
+    config, out = learner_run
+    family = mq.make_family(config.family)
+
+    def rows(tasks):  # one vector per task, of every field of its EnvParams
+        return np.concatenate([np.asarray(x, np.float64).reshape(x.shape[0], -1) for x in jax.tree.leaves(tasks)], 1)
+
+    pool, held_out = rows(out[1][1].learner_state["tasks"]), rows(family.test_tasks())
+    assert pool.shape[0] == config.task_pool
+    for row in pool:
+        assert not np.any(np.all(held_out == row, axis=1)), row
+
+
+def test_the_trial_acts_on_the_prior_first_then_on_the_posterior(learner_run):
+    """Episode 1 draws z from the prior, so the encoder cannot change it; later episodes draw from
+    the posterior of the trial so far, so they depend on the encoder."""
+    config, out = learner_run
+    learner, state = out[1][0], out[1][1]
+    family = mq.make_family(config.family)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    trial = jax.jit(lambda s, k: learner.trial(s, task, k, 3))
+    returns = trial(state, jax.random.key(7))
+    assert returns.shape == (3,) and np.isfinite(returns).all()
+    scrambled = state._replace(params={**state.params, "encoder": jax.tree.map(
+        lambda x: 1e3 * jax.random.normal(jax.random.key(1), x.shape), state.params["encoder"])})
+    changed = np.stack([trial(scrambled, jax.random.key(k)) - trial(state, jax.random.key(k)) for k in range(8)])
+    assert np.all(changed[:, 0] == 0)
+    assert np.any(changed[:, 1:] != 0)
+
+
+def test_the_replay_memory_metaq_bench_reports_is_the_pool_times_the_capacity(learner_run):
+    from metaq_jax.bench.suite import tree_bytes
+    config, out = learner_run
+    family = mq.make_family(config.family)
+    obs, _ = family.env.reset(jax.random.key(0), family.default_params)
+    item = 2 * obs.size * obs.dtype.itemsize + 4 + 4 + 1 + 1  # obs, next_obs, action, reward, two flags
+    replay = out[1][1].learner_state["replay"]
+    assert tree_bytes(replay) == config.task_pool * (config.replay_size * item + 4 + 1)  # + index, is_full
