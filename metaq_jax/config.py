@@ -8,7 +8,7 @@ from metaq_jax.errors import InputError
 from metaq_jax.tasks.registry import list_families  # names only: builds and imports no family
 
 KINDS = {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient", "rl2": "memory",
-         "pearl": "latent"}
+         "pearl": "latent", "mql": "latent"}
 """The kind of meta-learner each algo is: gradient (adapts by inner SGD steps), memory (by its
 state) or latent (by inferring a task variable from context)."""
 ALGOS = tuple(KINDS)
@@ -22,9 +22,14 @@ KIND_FIELDS = {
                  "meta_sgd_lr", "step_losses", "adapt_every"),
     "memory": ("cell", "cell_size", "td_lambda"),
     "latent": ("latent_size", "kl_weight", "context_size", "batch_size", "replay_size", "task_pool",
-               "gradient_steps"),
+               "gradient_steps", "history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
 }
 """Fields only one kind reads: any other kind must leave them at their defaults."""
+ALGO_FIELDS = {
+    "pearl": ("kl_weight", "context_size"),
+    "mql": ("history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
+}
+"""Fields of a kind that only one of its algos reads: the kind's other algos must leave them at their defaults."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
 SCALE_FIELDS = ("devices", "task_batch")
 
@@ -37,7 +42,7 @@ class MetaConfig:
     """
 
     family: str = "nav2d"  # a registered task family (see `metaq_jax.list_families()`)
-    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory) | pearl (latent)
+    algo: str = "maml"  # maml (second order) | fomaml (first order) | reptile | pretrain (baseline) | rl2 (memory) | pearl, mql (latent)
     num_tasks: int = 16  # T: tasks per meta-batch
     inner_steps: int = 3  # K: SGD steps of adaptation per task
     inner_lr: float = 0.2  # α: inner SGD step size
@@ -64,13 +69,18 @@ class MetaConfig:
     cell: str = "gru"  # rl2's recurrent cell: gru | lstm
     cell_size: int = 64  # rl2's recurrent cell width
     td_lambda: float = 0.0  # rl2's λ of its Q(λ) targets over a trial (0: one-step; 1: the trial's return)
-    latent_size: int = 5  # pearl's Z: size of the task variable z (PEARL's default)
+    latent_size: int = 5  # latent kind: pearl's z size (PEARL's default); mql's context size (its GRU's width)
     kl_weight: float = 0.1  # pearl's weight of KL(q(z | c) ‖ N(0, I)) in the encoder's loss (PEARL's default)
     context_size: int = 64  # pearl: context transitions the posterior is inferred from in training
-    batch_size: int = 256  # pearl: transitions per task of each TD step, from the task's replay
-    replay_size: int = 10_000  # pearl: replay capacity of each training task, in transitions
-    task_pool: int = 40  # pearl: training tasks drawn once per run, each with its replay (PEARL's train tasks)
-    gradient_steps: int = 4  # pearl: TD steps per meta-step, after its collection
+    batch_size: int = 256  # latent kind: transitions per task of each TD step, from the task's replay
+    replay_size: int = 10_000  # latent kind: replay capacity of each training task, in transitions
+    task_pool: int = 40  # latent kind: training tasks drawn once per run, each with its replay
+    gradient_steps: int = 4  # latent kind: TD steps per meta-step, after its collection
+    history_length: int = 10  # mql: H, the steps of history its context GRU reads
+    adapt_steps: int = 10  # mql: Adam steps of adaptation on the new task's data, then as many on weighted replay
+    adapt_lr: float = 1e-3  # mql: Adam's step size in adaptation
+    beta_clip: float = 1.0  # mql: the largest propensity weight β of a replayed sample
+    propensity_samples: int = 256  # mql: meta-training replay samples the propensity model and adaptation use
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
@@ -87,7 +97,7 @@ class MetaConfig:
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
                      "trial_episodes", "cell_size", "latent_size", "context_size", "batch_size", "replay_size",
-                     "task_pool", "gradient_steps"):
+                     "task_pool", "gradient_steps", "history_length", "propensity_samples"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("adapt_every", self.adapt_every, minimum=0)
         _check_int("inner_steps", self.inner_steps, minimum=0)
@@ -98,6 +108,9 @@ class MetaConfig:
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)
         _check_float("kl_weight", self.kl_weight, low=0.0, low_open=False)
+        _check_int("adapt_steps", self.adapt_steps, minimum=0)
+        _check_float("adapt_lr", self.adapt_lr, low=0.0, low_open=True)
+        _check_float("beta_clip", self.beta_clip, low=0.0, low_open=True)
         for name in ("epsilon", "support_epsilon", "eval_epsilon", "gamma", "td_lambda"):
             _check_float(name, getattr(self, name), low=0.0, low_open=False, high=1.0)
         if not isinstance(self.hidden_sizes, tuple) or not all(
@@ -131,16 +144,16 @@ class MetaConfig:
         return KINDS[self.algo]
 
     def _check_kind_fields(self) -> None:
-        """Refuse a field of another kind set away from its default (checked before its value)."""
+        """Refuse a field of another kind or algo set away from its default (checked before its value)."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for kind, names in KIND_FIELDS.items():
-            if kind == self.kind:
-                continue
-            for name in names:
-                if getattr(self, name) != defaults[name]:
-                    raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
-                                     f"(a {self.kind} learner; {name} is for {kind} learners); leave it at "
-                                     f"{defaults[name]!r}")
+        for name in sorted(unread_fields(self.algo), key=list(defaults).index):
+            if getattr(self, name) != defaults[name]:
+                kind = next(k for k, names in KIND_FIELDS.items() if name in names)
+                owner = next((a for a, names in ALGO_FIELDS.items() if name in names), None)
+                reader = f"algo {owner}" if owner and kind == self.kind else f"{kind} learners"
+                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
+                                 f"(a {self.kind} learner; {name} is for {reader}); leave it at "
+                                 f"{defaults[name]!r}")
         for name in ("cell", "cell_size"):
             if self.network == "attention" and getattr(self, name) != defaults[name]:
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network 'attention' "
@@ -157,9 +170,8 @@ class MetaConfig:
           gradient learner).
         """
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        kind = KINDS.get(algo)
-        changes = {name: defaults[name] for name in unread_fields(kind)}
-        if self.network not in NETWORKS.get(kind, ()):
+        changes = {name: defaults[name] for name in unread_fields(algo)}
+        if self.network not in NETWORKS.get(KINDS.get(algo), ()):
             changes["network"] = defaults["network"]
         return self.replace(algo=algo, **changes)
 
@@ -217,20 +229,25 @@ def without_unread_fields(values: dict[str, Any]) -> dict[str, Any]:
       The same values less the other kinds' fields (all of them when `algo` is unknown: the
       config's own check then names it).
     """
-    unread = unread_fields(KINDS.get(values.get("algo", MetaConfig.algo)))
+    unread = unread_fields(values.get("algo", MetaConfig.algo))
     return {name: value for name, value in values.items() if name not in unread}
 
 
-def unread_fields(kind: str | None) -> set[str]:
-    """The fields that learners of `kind` do not read: every other kind's `KIND_FIELDS`.
+def unread_fields(algo: str | None) -> set[str]:
+    """The fields that `algo` does not read: every other kind's `KIND_FIELDS`, and its own kind's
+    fields that only another algo reads (`ALGO_FIELDS`).
 
     Args:
-      kind: a value of `KINDS`; None for no kind (every kind field is then unread).
+      algo: a key of `KINDS`; None or an unknown name: every kind's fields are unread.
 
     Returns:
       The field names.
     """
-    return {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
+    kind = KINDS.get(algo)
+    other_kinds = {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
+    own = set(ALGO_FIELDS.get(algo, ()))
+    other_algos = {name for a, names in ALGO_FIELDS.items() if a != algo and KINDS[a] == kind for name in names}
+    return other_kinds | (other_algos - own)
 
 
 def _is_int(value) -> bool:

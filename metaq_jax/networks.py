@@ -208,6 +208,58 @@ class RecurrentQNetwork(nn.Module):
         return carry, nn.Dense(self.num_actions)(h)
 
 
+class ContextQNetwork(nn.Module):
+    """Meta-Q-Learning's Q-network: `window[..., H, F] -> q[..., A]`, reading the last H steps' inputs.
+
+    A GRU over the window (each step's `rl2_inputs`: observation, previous action, reward, done)
+    gives the context c; the head reads the current step's input (the window's last row, which
+    holds the observation) with c. `context` exposes c: MQL's propensity model is fit on it.
+
+    Attributes:
+      num_actions: A, the output size.
+      context_size: the GRU's width, the size of c.
+      hidden_sizes: the head's hidden `Dense` layers.
+      activation: applied after each of them.
+    """
+
+    num_actions: int
+    context_size: int = 16
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: Callable = nn.relu
+
+    def setup(self):
+        self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
+        self.torso = [nn.Dense(width) for width in self.hidden_sizes]
+        self.head = nn.Dense(self.num_actions)
+
+    def context(self, window: chex.Array) -> chex.Array:
+        """The GRU's output after the window's last step.
+
+        Args:
+          window: `[..., H, F]`.
+
+        Returns:
+          `[..., context_size]`.
+        """
+        batch_shape = window.shape[:-2]
+        flat = window.reshape((-1,) + window.shape[-2:])
+        return self.gru(flat)[:, -1].reshape(batch_shape + (self.context_size,))
+
+    def __call__(self, window: chex.Array) -> chex.Array:
+        """Q-values of every action.
+
+        Args:
+          window: `[..., H, F]` the inputs of the last H steps, the current one last.
+
+        Returns:
+          `[..., A]`.
+        """
+        x = jnp.concatenate([window[..., -1, :], self.context(window)], axis=-1)
+        for layer in self.torso:
+            x = self.activation(layer(x))
+        return self.head(x)
+
+
 class _CausalConvBlock(nn.Module):
     """SNAIL's dense block: a kernel-2 causal convolution with dilation d, gated, concatenated.
 

@@ -33,6 +33,19 @@ def updates_by_task_batch(config: mq.MetaConfig, task_batches, steps: int = 3) -
     return out
 
 
+def assert_compiled_once_and_batched_equal(out: dict, batched: int) -> None:
+    """From `updates_by_task_batch(config, (1, batched))`: one trace for all the updates, the
+    parameters moved, and the state and metrics of `task_batch=batched` equal to one task at a time."""
+    (_, one, one_history, update), (_, other, other_history, _) = out[1], out[batched]
+    assert update._cache_size() == 1
+    moved = [float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out["init"].params))]
+    assert max(moved) > 1e-4
+    assert_trees_close(one, other)
+    for a, b in zip(one_history, other_history, strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    assert np.isfinite(np.array(one_history)).all()
+
+
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)

@@ -105,7 +105,7 @@ def test_every_learner_has_a_workload_of_its_kind():
     assert suite.Plan.quick().learners == suite.Plan.full().learners == tuple(suite.LEARNERS)
     kinds = {name: suite.learner_workload(name, 2, 2).kind for name in suite.LEARNERS}
     assert kinds == {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
-                     "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory", "pearl": "latent"}
+                     "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory", "pearl": "latent", "mql": "latent"}
 
 
 def test_a_population_is_timed_beside_as_many_separate_runs():

@@ -212,7 +212,7 @@ def _setup(kind, tmp_path, reference_dir) -> str:
 
 BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
     (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
-    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain, rl2, pearl"),
+    (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain, rl2, pearl, mql"),
     (["train", "--algo", "rl2", "--inner-steps", "1"], "new", None,
      "MetaConfig.inner_steps = 1: not used by algo rl2 (a memory learner; inner_steps is for gradient learners)"),
     (["train", "--algo", "rl2", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not used by algo rl2"),

@@ -17,7 +17,7 @@ def test_defaults_are_valid_and_round_trip():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2, pearl"),
+    ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2, pearl, mql"),
     ("trial_episodes", 0, "must be a positive integer"),
     ("adapt_every", -1, "must be an integer >= 0"),
     ("network", "attention", "must be one of mlp, tabular"),
@@ -95,8 +95,30 @@ def test_a_latent_learner_checks_its_fields_and_refuses_the_others(changes, mess
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"kl_weight": 0.5}, "MetaConfig.kl_weight = 0.5: not used by algo mql (a latent learner; kl_weight is for algo pearl)"),
+    ({"context_size": 8}, "MetaConfig.context_size = 8: not used by algo mql (a latent learner; context_size is for algo pearl)"),
+    ({"history_length": 0}, "MetaConfig.history_length = 0: must be a positive integer"),
+    ({"adapt_steps": -1}, "MetaConfig.adapt_steps = -1: must be an integer >= 0"),
+    ({"adapt_lr": 0.0}, "MetaConfig.adapt_lr = 0.0: must be a finite number > 0"),
+    ({"beta_clip": float("inf")}, "MetaConfig.beta_clip = inf: must be a finite number > 0"),
+    ({"propensity_samples": 0}, "MetaConfig.propensity_samples = 0: must be a positive integer"),
+    ({"task_pool": 4}, "MetaConfig.task_pool = 4: must be >= num_tasks (16)"),
+])
+def test_mql_checks_its_fields_and_refuses_pearls(changes, message):
+    with pytest.raises(ValueError) as error:
+        mq.MetaConfig(algo="mql", **changes)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_pearl_refuses_the_fields_of_mql():
+    with pytest.raises(ValueError, match="MetaConfig.history_length = 3: not used by algo pearl .*is for algo mql"):
+        mq.MetaConfig(algo="pearl", history_length=3)
+
+
 @pytest.mark.parametrize("algo", ["maml", "rl2"])
-@pytest.mark.parametrize("changes", [{"latent_size": 3}, {"kl_weight": 1.0}, {"task_pool": 80}, {"gradient_steps": 2}])
+@pytest.mark.parametrize("changes", [{"latent_size": 3}, {"kl_weight": 1.0}, {"task_pool": 80}, {"gradient_steps": 2},
+                                     {"adapt_steps": 3}])
 def test_other_kinds_refuse_the_latent_fields(algo, changes):
     (name, value), = changes.items()
     with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo {algo}"):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import updates_by_task_batch
+from helpers import assert_compiled_once_and_batched_equal, updates_by_task_batch
 import metaq_jax as mq
 from metaq_jax.algos import rl2
 from metaq_jax.networks import RecurrentQNetwork, rl2_inputs
@@ -181,14 +181,7 @@ def learner_run(request):
 
 def test_the_learner_compiles_once_and_batched_tasks_equal_one_at_a_time(learner_run):
     config, out = learner_run
-    (_, one, one_history, update), (_, batched, batched_history, _) = out[1], out[4]
-    assert update._cache_size() == 1  # three updates, one trace
-    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(out["init"].params))]
-    assert max(moved) > 1e-4  # the updates changed the parameters
-    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(batched.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(one_history, batched_history):
-        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    assert_compiled_once_and_batched_equal(out, 4)
 
 
 def test_the_learner_trial_returns_each_episode_of_a_trial_on_its_task(learner_run):

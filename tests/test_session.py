@@ -17,7 +17,9 @@ LATENT = dict(family="bandit-k5-n10", algo="pearl", num_tasks=2, num_envs=2, hid
               trial_episodes=2, meta_steps=3, task_pool=3, batch_size=8, context_size=4, replay_size=64)
 # each learner's own state: rl2's carry at a trial's start; pearl's pool of tasks, replay and context
 LEARNERS = {"rl2": (MEMORY, "memory", {"initial_carry"}),
-            "pearl": (LATENT, "latent", {"tasks", "replay", "context", "has_context"})}
+            "pearl": (LATENT, "latent", {"tasks", "replay", "context", "has_context"}),
+            "mql": ({**LATENT, "algo": "mql", "context_size": 64, "history_length": 2, "adapt_steps": 1,
+                     "propensity_samples": 8}, "latent", {"tasks", "replay"})}
 
 
 class Stop(Exception):
@@ -26,9 +28,9 @@ class Stop(Exception):
 
 @pytest.mark.parametrize("algo", list(LEARNERS))
 def test_a_memory_or_latent_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, capsys, algo):
-    """rl2 (GRU) and pearl stopped after 2 of 3 meta-steps and resumed equal the run done at once,
-    through their own state (the carry at a trial's start; the replay) too; `metaq eval` then
-    reports their trials."""
+    """rl2 (GRU), pearl and mql stopped after 2 of 3 meta-steps and resumed equal the run done at
+    once, through their own state (the carry at a trial's start; the replay) too; `metaq eval`
+    then reports their trials."""
     fields, kind, own_state = LEARNERS[algo]
     config = mq.MetaConfig(**fields)
     options = runs.RunOptions(checkpoint_every=1)

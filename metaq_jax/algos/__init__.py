@@ -12,10 +12,11 @@ from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
+from metaq_jax.algos.mql import make_mql_learner
 from metaq_jax.algos.pearl import make_pearl_learner
 from metaq_jax.algos.rl2 import make_rl2_learner
-from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, LatentQNetwork, RecurrentQNetwork, TabularQ,
-                                make_q_network)
+from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, ContextQNetwork, LatentQNetwork, RecurrentQNetwork,
+                                TabularQ, make_q_network)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
@@ -71,12 +72,15 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
       Gradient kind: `TabularQ(S, A)` for `"tabular"`, else an MLP `obs[..., *obs] -> q[..., A]`.
       Memory kind: `AttentionQNetwork` over a trial of `trial_episodes` episodes for
       `"attention"`, else a `RecurrentQNetwork` (MLP torso of `hidden_sizes`, then the cell).
-      Latent kind: a `LatentQNetwork` `(obs, z) -> q` of `hidden_sizes`.
+      Latent kind: pearl's `LatentQNetwork` `(obs, z) -> q` of `hidden_sizes`; mql's
+      `ContextQNetwork` `window -> q`, its GRU `latent_size` wide.
 
     Raises:
       InputError: `"tabular"` for a family with no tabular form (`num_states` None).
     """
     obs_ndim = len(family.env.observation_space(family.default_params).shape)
+    if config.algo == "mql":
+        return ContextQNetwork(family.num_actions, config.latent_size, config.hidden_sizes, ACTIVATIONS[config.activation])
     if config.kind == "latent":
         return LatentQNetwork(family.num_actions, config.hidden_sizes, ACTIVATIONS[config.activation], obs_ndim)
     if config.kind == "memory":
@@ -105,8 +109,9 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       network: any flax module of the kind's shape; default `config.network`. Gradient kind:
         `obs[..., *obs] -> q[..., A]`. Memory kind: a recurrent step `(carry, inputs[..., F]) ->
         (carry, q[..., A])` with `initial_carry(batch_shape)`, or a causal sequence network
-        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them). Latent
-        kind: `(obs[..., *obs], z[..., Z]) -> q[..., A]`.
+        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them). pearl:
+        `(obs[..., *obs], z[..., Z]) -> q[..., A]`; mql: `window[..., H, F] -> q[..., A]` with a
+        `context` method.
       optimizer: any optax transformation for the outer step of the network; default from the
         config. With `config.meta_sgd` the learned rates get Adam at `config.meta_sgd_lr`.
 
@@ -120,6 +125,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
         network = default_network(config, family) if network is None else network
+        if config.algo == "mql":
+            return make_mql_learner(config, family, network, optimizer)
         if config.kind == "latent":
             return make_pearl_learner(config, family, network, optimizer)
         return make_rl2_learner(config, family, network, optimizer)
@@ -128,4 +135,4 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
 
 
 __all__ = ["MetaLearner", "MetaQProblem", "TaskStats", "make_meta_learner", "make_optimizer",
-           "make_pearl_learner", "make_problem", "make_rl2_learner", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]
+           "make_mql_learner", "make_pearl_learner", "make_problem", "make_rl2_learner", "maml_loss", "maml_task_grad", "pretrain_task_grad", "reptile_task_grad"]

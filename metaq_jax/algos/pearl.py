@@ -21,57 +21,21 @@ fresh draw from the posterior of everything the environment saw so far on the ta
 sampling); each of the trial's environments is one agent with its own context.
 """
 
-from typing import Any, Callable
+from typing import Callable
 
 import chex
-import flashbax as fbx
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from metaq_jax import distributed, latent, losses, rollout
-from metaq_jax.algos.base import MetaLearner, initial_meta_state, task_batch
+from metaq_jax import latent, losses, rollout
+from metaq_jax.algos import offpolicy
+from metaq_jax.algos.base import MetaLearner, initial_meta_state
 from metaq_jax.algos.rl2 import first_episode
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
-from metaq_jax.types import EnvParams, MetaState, Metrics, Params, Transition
-
-
-def over_tasks(config: MetaConfig, fn: Callable, shared: Any, per_task: Any) -> Any:
-    """`fn(shared, x)` for each of the `[T]` rows `x` of `per_task`, split over the devices of the
-    mesh's `task` axis and `task_batch` at a time on each.
-
-    Args:
-      config: its `task_batch` is used.
-      fn: `fn(shared, x) -> y` for one task.
-      shared: what every task reads (parameters, the learner state).
-      per_task: a pytree whose leaves have a leading `[T]` axis.
-
-    Returns:
-      `y` stacked `[T, ...]`, in the order of `per_task`.
-    """
-    groups = distributed.task_groups()
-    split = jax.tree.map(lambda x: x.reshape(groups, -1, *x.shape[1:]), per_task)
-
-    def group(shared, xs):
-        size = jax.tree.leaves(xs)[0].shape[0]
-        return jax.lax.map(lambda x: fn(shared, x), xs, batch_size=task_batch(config, size))
-
-    out = jax.vmap(group, in_axes=(None, 0), axis_name="task")(shared, distributed.along_tasks(split))
-    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
-
-
-def _lenient(buffer: Any) -> Any:
-    """`buffer` whose functions trace with implicit rank promotion allowed: flashbax relies on it,
-    and a user (or our test suite) may set `jax_numpy_rank_promotion` to raise."""
-    def lenient(fn):
-        def call(*args):
-            with jax.numpy_rank_promotion("allow"):
-                return fn(*args)
-        return call
-
-    return buffer.replace(**{name: lenient(getattr(buffer, name)) for name in ("init", "add", "sample", "can_sample")})
+from metaq_jax.types import EnvParams, MetaState, Params, Transition
 
 
 def latent_td_loss(q_apply: Callable, q_params: Params, q_target: Params, z: chex.Array, batch: Transition,
@@ -122,15 +86,11 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
                    next_obs=obs.reshape(-1), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool)),
         num_actions).shape[-1]
     context_length = horizon * num_envs
-    replay = _lenient(fbx.make_item_buffer(max_length=config.replay_size, min_length=1,
-                                           sample_batch_size=config.batch_size, add_batches=True))
+    replay = offpolicy.make_replay(config, family)
 
     def act_apply(acting, obs):  # acting = (q params, z[M, Z]): each environment acts on its own z
         q_params, z = acting
         return q_net.apply(q_params, obs, z)
-
-    def flat(transitions: Transition) -> Transition:  # [L, M] -> [L × M]
-        return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
 
     def posterior(encoder_params, context: Transition, mask):  # context [C], mask [C] -> (μ [Z], σ² [Z])
         rows = context.reward.shape[0]
@@ -146,17 +106,15 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
 
     def init(key: chex.PRNGKey) -> MetaState:
         k_tasks, k_q, k_enc = jax.random.split(key, 3)
-        tasks = family.train_tasks(k_tasks, config.task_pool)
         params = {"q": q_net.init(k_q, obs, jnp.zeros(config.latent_size)),
                   "encoder": encoder.init(k_enc, jnp.zeros(features))}
-        item = flat(Transition(obs=obs[None, None], action=jnp.zeros((1, 1), jnp.int32),
+        item = offpolicy.flat(Transition(obs=obs[None, None], action=jnp.zeros((1, 1), jnp.int32),
                                reward=jnp.zeros((1, 1)), next_obs=obs[None, None],
                                terminated=jnp.zeros((1, 1), bool), truncated=jnp.zeros((1, 1), bool)))
         item = jax.tree.map(lambda x: x[0], item)
         pool = config.task_pool
         learner_state = {
-            "tasks": tasks,
-            "replay": jax.vmap(lambda _: replay.init(item))(jnp.arange(pool)),
+            **offpolicy.init_pool(family, config, replay, k_tasks, item),
             "context": jax.tree.map(lambda x: jnp.zeros((pool, context_length, *x.shape), x.dtype), item),
             "has_context": jnp.zeros(pool, bool),
         }
@@ -180,7 +138,7 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         posterior_share = jnp.mean(from_posterior)
         prior_return = jnp.sum(jnp.where(from_posterior, 0.0, returns)) / jnp.maximum(num_envs * (1 - posterior_share), 1)
         posterior_return = jnp.sum(jnp.where(from_posterior, returns, 0.0)) / jnp.maximum(num_envs * posterior_share, 1)
-        return flat(data), (prior_return, posterior_return, posterior_share)
+        return offpolicy.flat(data), (prior_return, posterior_return)
 
     def loss_one(shared, xs):
         """One pool task's gradient of the TD + KL loss, and its scalars."""
@@ -188,9 +146,9 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         index, key = xs
         k_context, k_batch, k_z, k_prior = jax.random.split(key, 4)
         context, mask = recent_context(learner_state, index, k_context)
-        task_replay = jax.tree.map(lambda x: x[index], learner_state["replay"])
-        batch = replay.sample(task_replay, k_batch).experience
-        weight = replay.can_sample(task_replay).astype(jnp.float32)
+        own = offpolicy.task_replay(learner_state, index)
+        batch = replay.sample(own, k_batch).experience
+        weight = replay.can_sample(own).astype(jnp.float32)
 
         def loss(params):
             mean, variance = posterior(params["encoder"], context, mask)
@@ -203,40 +161,10 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         prior_td = latent_td_loss(q_net.apply, params["q"], target_params["q"], prior_z, batch, config.gamma)
         return jax.tree.map(lambda g: weight * g, grad), (weight, value, prior_td)
 
-    def update(state: MetaState, key: chex.PRNGKey) -> tuple[MetaState, Metrics]:
-        k_collect, k_grad = jax.random.split(key)
-        k_pick, k_run = jax.random.split(k_collect)
-        picked = jax.random.choice(k_pick, config.task_pool, (config.num_tasks,), replace=False)
-        data, (prior_return, posterior_return, _) = over_tasks(
-            config, collect_one, (state.params, state.learner_state, state.step),
-            (picked, jax.random.split(k_run, config.num_tasks)))
-        ls = state.learner_state
-        added = jax.vmap(replay.add)(jax.tree.map(lambda x: x[picked], ls["replay"]), data)
-        ls = {**ls, "replay": jax.tree.map(lambda all_, new: all_.at[picked].set(new), ls["replay"], added),
-              "context": jax.tree.map(lambda all_, new: all_.at[picked].set(new), ls["context"], data),
-              "has_context": ls["has_context"].at[picked].set(True)}
-
-        def gradient_step(carry, step_key):
-            params, opt_state = carry
-            k_pick, k_run = jax.random.split(step_key)
-            tasks = jax.random.choice(k_pick, config.task_pool, (config.num_tasks,), replace=False)
-            grads, (weights, values, prior_tds) = over_tasks(
-                config, loss_one, (params, state.target_params, ls), (tasks, jax.random.split(k_run, config.num_tasks)))
-            total = jnp.maximum(jnp.sum(weights), 1.0)
-            grad = jax.tree.map(lambda g: jnp.sum(g, axis=0) / total, grads)
-            updates, opt_state = optimizer.update(grad, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            scalars = (jnp.sum(weights * values) / total, jnp.sum(weights * prior_tds) / total, optax.tree.norm(grad))
-            return (params, opt_state), scalars
-
-        (params, opt_state), (values, prior_tds, norms) = jax.lax.scan(
-            gradient_step, (state.params, state.opt_state), jax.random.split(k_grad, config.gradient_steps))
-        step = state.step + 1
-        target = optax.periodic_update(params, state.target_params, step, config.target_update_period)
-        metrics = Metrics(meta_loss=jnp.mean(values), support_loss=jnp.mean(prior_tds),
-                          pre_return=jnp.mean(prior_return), post_return=jnp.mean(posterior_return),
-                          grad_norm=norms[-1])
-        return MetaState(params, target, opt_state, step, ls), metrics
+    def record(learner_state, picked, data):  # each collected task's recent context is its new data
+        return {**learner_state, "context": jax.tree.map(lambda all_, new: all_.at[picked].set(new),
+                                                         learner_state["context"], data),
+                "has_context": learner_state["has_context"].at[picked].set(True)}
 
     def trial(state: MetaState, task_params: EnvParams, key: chex.PRNGKey, num_episodes: int) -> chex.Array:
         context_rows = num_episodes * horizon
@@ -265,4 +193,5 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         return returns
 
     env_steps = config.num_tasks * num_envs * horizon
+    update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one, record)
     return MetaLearner(kind="latent", init=init, update=update, trial=trial, env_steps_per_update=env_steps)

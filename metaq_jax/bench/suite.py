@@ -33,6 +33,7 @@ LEARNERS = {
     "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
     "rl2 attention": {"algo": "rl2", "network": "attention"},
     "pearl": {"algo": "pearl", "batch_size": 64, "context_size": 20, "replay_size": 2000, "gradient_steps": 1},
+    "mql": {"algo": "mql", "batch_size": 64, "replay_size": 2000, "gradient_steps": 1},
 }
 """Every learner the suite compares on the learners' workload: name -> config changes."""
 
@@ -115,9 +116,9 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
 
     `tabular-mdp` (10 states, 5 actions, 10-step episodes), T tasks × M envs, a 64-64 torso:
     gradient learners collect 20-step support and query rollouts and take K = 1 inner step;
-    memory learners one 2-episode (20-step) trial per task, with a 64-wide cell; pearl collects
-    one episode per task and takes one TD step on 64 replayed transitions of each (a pool of 64
-    training tasks, or T if more; context of 20 transitions).
+    memory learners one 2-episode (20-step) trial per task, with a 64-wide cell; pearl and mql
+    collect one episode per task and take one TD step on 64 replayed transitions of each (a pool
+    of 64 training tasks, or T if more; pearl's context of 20 transitions, mql's history of 10 steps).
 
     Args:
       name: a key of `LEARNERS`.
@@ -132,7 +133,7 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
                 hidden_sizes=(64, 64))
     if changes.get("algo", "maml") in ("maml", "fomaml", "reptile", "pretrain"):
         base.update(rollout_length=20, inner_steps=1, inner_lr=0.1)
-    if changes.get("algo") == "pearl":
+    if changes.get("algo") in ("pearl", "mql"):
         base.update(task_pool=max(64, num_tasks))
     return MetaConfig(**base, **changes)
 

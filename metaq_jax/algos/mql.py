@@ -1,0 +1,262 @@
+"""Meta-Q-Learning (Fakoor et al. 2020) as a discrete-action Q-learner: multi-task Q-learning with a
+recurrent context, and adaptation that reuses the meta-training replay weighted by a propensity score.
+
+The Q-network reads the last H = `history_length` steps' inputs (observation, previous action,
+reward, done: `networks.rl2_inputs`), a GRU over them giving the context (`ContextQNetwork`).
+Meta-training is plain multi-task double DQN on the training tasks, no inner loop: each meta-step
+collects one episode per environment on `num_tasks` tasks of the run's pool (`offpolicy`),
+ε-greedy at `epsilon`, and takes `gradient_steps` TD steps on their replays.
+
+Adaptation to a new task (in the trial, after each episode, for each environment on its own
+data): fit a logistic regression that tells `propensity_samples` meta-training replay samples from
+the new data by their context (`metaq_jax.propensity`); then from θ_meta take `adapt_steps` Adam
+steps of the TD loss on the new data, and `adapt_steps` more on the replay samples weighted by
+β = min(exp(−logit), `beta_clip`) plus λ‖θ − θ_meta‖², λ = 1 − ESS(β). The next episode acts with
+the adapted parameters; θ_meta itself never changes (the adapted parameters are a separate pytree).
+Replay items hold each step's window of inputs and the next step's input (its next window is
+the window shifted by one).
+"""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from metaq_jax import losses, propensity
+from metaq_jax.algos import offpolicy
+from metaq_jax.algos.base import MetaLearner, initial_meta_state
+from metaq_jax.algos.rl2 import MemoryQ, collect_trial, first_episode
+from metaq_jax.config import MetaConfig
+from metaq_jax.networks import rl2_inputs
+from metaq_jax.tasks.family import TaskFamily
+from metaq_jax.types import EnvParams, MetaState, Params, Transition
+
+
+def windows(inputs: chex.Array, history: int) -> chex.Array:
+    """Each step's window of the last `history` inputs, zeros before the rollout's first step.
+
+    Args:
+      inputs: `[L, M, F]`.
+      history: H.
+
+    Returns:
+      `[L, M, H, F]`, row t holding inputs t − H + 1 .. t.
+    """
+    length = inputs.shape[0]
+    padded = jnp.concatenate([jnp.zeros((history - 1, *inputs.shape[1:]), inputs.dtype), inputs])
+    return jnp.stack([padded[k:k + length] for k in range(history)], axis=2)
+
+
+def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_actions: int) -> Transition:
+    """A rollout as MQL's replay items: `obs` the step's window `[H, F]`, `next_obs` the next step's input `[F]`.
+
+    The next input is built from the pre-reset next observation (`transitions.next_obs`), so a
+    truncated episode bootstraps from where it stopped.
+
+    Args:
+      inputs: `[L, M, F]` what the network read at each step.
+      transitions: `[L, M]` the rollout.
+      history: H.
+      num_actions: A.
+
+    Returns:
+      `Transition` with leading shape `[L, M]`.
+    """
+    done = transitions.terminated | transitions.truncated
+    next_input = rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done, num_actions)
+    return transitions._replace(obs=windows(inputs, history), next_obs=next_input)
+
+
+def td_batch(items: Transition) -> Transition:
+    """Replay items as a TD batch: `next_obs` becomes the next window (the window shifted by one)."""
+    return items._replace(next_obs=jnp.concatenate([items.obs[..., 1:, :], items.next_obs[..., None, :]], axis=-2))
+
+
+def mql_td_loss(params: Params, target_params: Params, items: Transition, weights: chex.Array | None = None, *,
+                network: nn.Module, gamma: chex.Numeric) -> chex.Array:
+    """The double-DQN TD loss of replay items (`replay_items`), weighted when `weights` are given. `[]`.
+
+    Args:
+      params: online parameters, differentiated.
+      target_params: target-network parameters.
+      items: `[...]` replay items.
+      weights: `[...]` per-item weights (β, or 0 for unfilled rows); None: the plain mean.
+      network: `window -> q`.
+      gamma: discount.
+
+    Returns:
+      `[]` the (weighted) mean of `0.5 * error²`.
+    """
+    return losses.td_loss(network.apply, params, target_params, td_batch(items), gamma, double_q=True, weights=weights)
+
+
+def adapt(network: nn.Module, config: MetaConfig, meta_params: Params, new: Transition, new_mask: chex.Array,
+          old: Transition, old_mask: chex.Array) -> Params:
+    """MQL's adaptation of θ_meta to a new task; θ_meta is not changed.
+
+    Fits the propensity model on the context of the old samples (label 1) and of the new data
+    (label 0), then takes `adapt_steps` Adam steps (`adapt_lr`) of the TD loss on the new data
+    and `adapt_steps` more of the β-weighted TD loss on the old samples plus λ‖θ − θ_meta‖²,
+    λ = 1 − ESS(β); every TD target is θ_meta's.
+
+    Args:
+      network: `window -> q` with a `context` method.
+      config: its `adapt_steps`, `adapt_lr`, `beta_clip` and `gamma` are used.
+      meta_params: θ_meta.
+      new: `[R]` the new task's replay items.
+      new_mask: `[R]` 1 for the rows that hold data.
+      old: `[N]` meta-training replay items.
+      old_mask: `[N]` 1 for the rows that hold data.
+
+    Returns:
+      The adapted parameters, structured like `meta_params`.
+    """
+    def context(items):
+        return network.apply(meta_params, items.obs, method="context")
+
+    x = jnp.concatenate([context(old), context(new)])
+    y = jnp.concatenate([jnp.ones_like(old_mask), jnp.zeros(new_mask.shape, old_mask.dtype)])
+    w, b = propensity.logistic_fit(x, y, jnp.concatenate([old_mask, new_mask.astype(old_mask.dtype)]))
+    beta = jnp.where(old_mask > 0, propensity.propensity_weights(context(old), w, b, config.beta_clip), 0.0)
+    proximal = 1.0 - propensity.effective_sample_size(beta, old_mask)
+    optimizer = optax.adam(config.adapt_lr)
+
+    def steps(loss, params):
+        def one(carry, _):
+            params, opt_state = carry
+            updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        return jax.lax.scan(one, (params, optimizer.init(params)), None, length=config.adapt_steps)[0][0]
+
+    def td(params, items, weights):
+        return mql_td_loss(params, meta_params, items, weights, network=network, gamma=config.gamma)
+
+    def reuse(params):
+        distance = sum(jnp.sum(jnp.square(a - m)) for a, m in zip(jax.tree.leaves(params), jax.tree.leaves(meta_params)))
+        return td(params, old, beta) + proximal * distance
+
+    return steps(reuse, steps(lambda p: td(p, new, new_mask), meta_params))
+
+
+def window_memory(apply_fn, history: int, features: int, per_env: bool = False) -> MemoryQ:
+    """`MemoryQ` whose memory is the window of the last `history` inputs, for `rl2.collect_trial`.
+
+    Args:
+      apply_fn: `(params, window[M, H, F]) -> q[M, A]`.
+      history: H.
+      features: F.
+      per_env: the params have a leading `[M]` axis, one set per environment (adapted agents).
+
+    Returns:
+      The `MemoryQ` (no `sequence`: learning reads windows from the replay).
+    """
+    act = jax.vmap(apply_fn) if per_env else apply_fn
+
+    def step(params, window, x, t):
+        del t
+        window = jnp.concatenate([window[:, 1:], x[:, None]], axis=1)
+        return window, act(params, window)
+
+    return MemoryQ(initial_memory=lambda _, num_envs: jnp.zeros((num_envs, history, features), jnp.float32),
+                   step=step, sequence=None)
+
+
+def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
+                     optimizer: optax.GradientTransformation) -> MetaLearner:
+    """The latent-kind `MetaLearner` of Meta-Q-Learning (module docstring).
+
+    Args:
+      config: the settings (an `algo="mql"` config).
+      family: the task family.
+      network: `window[..., H, F] -> q[..., A]` with a `context(window) -> [..., Z]` method (e.g.
+        `ContextQNetwork`).
+      optimizer: the outer optimiser.
+
+    Returns:
+      The `MetaLearner` of kind `"latent"`; its learner state is the pool (`offpolicy.init_pool`):
+      `{"tasks": EnvParams[N], "replay": flashbax state [N]}`.
+    """
+    env, num_envs, horizon, history = family.env, config.num_envs, family.episode_length, config.history_length
+    num_actions = env.num_actions
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    features = obs.size + num_actions + 2
+    replay = offpolicy.make_replay(config, family)
+    memory_q = window_memory(network.apply, history, features)
+
+    def init(key: chex.PRNGKey) -> MetaState:
+        k_tasks, k_net = jax.random.split(key)
+        params = network.init(k_net, jnp.zeros((history, features)))
+        item = Transition(obs=jnp.zeros((history, features)), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
+                          next_obs=jnp.zeros(features), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
+        return initial_meta_state(params, optimizer, offpolicy.init_pool(family, config, replay, k_tasks, item))
+
+    def collect_one(shared, xs):
+        params, learner_state, _ = shared
+        index, key = xs
+        task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
+        trial = collect_trial(env, memory_q, params, memory_q.initial_memory((), num_envs), task, key,
+                              num_envs=num_envs, length=horizon, epsilon=config.epsilon)
+        first = first_episode(trial.transitions)
+        returns = jnp.mean(jnp.sum(jnp.where(first, trial.transitions.reward, 0.0), axis=0))
+        return offpolicy.flat(replay_items(trial.inputs, trial.transitions, history, num_actions)), (returns, returns)
+
+    def loss_one(shared, xs):
+        params, target_params, learner_state = shared
+        index, key = xs
+        own = offpolicy.task_replay(learner_state, index)
+        items = replay.sample(own, key).experience
+        weight = replay.can_sample(own).astype(jnp.float32)
+        value, grad = jax.value_and_grad(mql_td_loss)(params, target_params, items, network=network,
+                                                      gamma=config.gamma)
+        return jax.tree.map(lambda g: weight * g, grad), (weight, value, value)
+
+    def replay_samples(learner_state, key):
+        """`propensity_samples` items of the meta-training replay, from pool tasks drawn uniformly,
+        and a mask of those that hold data (a task whose replay is still empty gives none)."""
+        k_task, k_row = jax.random.split(key)
+        state = learner_state["replay"]  # item buffers: experience leaves are [N, 1, replay_size, ...]
+        tasks = jax.random.randint(k_task, (config.propensity_samples,), 0, config.task_pool)
+        filled = jnp.where(state.is_full, config.replay_size, state.current_index)[tasks]
+        rows = jnp.floor(jax.random.uniform(k_row, tasks.shape) * filled).astype(jnp.int32)
+        items = jax.tree.map(lambda x: x[tasks, 0, rows], state.experience)
+        return items, (filled > 0).astype(jnp.float32)
+
+    def trial(state: MetaState, task_params: EnvParams, key: chex.PRNGKey, num_episodes: int) -> chex.Array:
+        rows = num_episodes * horizon
+        k_old, k_episodes = jax.random.split(key)
+        old, old_mask = replay_samples(state.learner_state, k_old)
+        acting = window_memory(network.apply, history, features, per_env=True)
+
+        def episode(carry, xs):
+            nets, buffer, mask = carry  # per-environment parameters; [E × H, M] items so far
+            index, k = xs
+            played = collect_trial(env, acting, nets, acting.initial_memory((), num_envs), task_params, k,
+                                   num_envs=num_envs, length=horizon, epsilon=config.eval_epsilon)
+            first = first_episode(played.transitions)  # the episode itself; later steps are not the trial's
+            items = replay_items(played.inputs, played.transitions, history, num_actions)
+            buffer = jax.tree.map(lambda b, d: jax.lax.dynamic_update_slice_in_dim(b, d, index * horizon, axis=0),
+                                  buffer, items)
+            mask = jax.lax.dynamic_update_slice_in_dim(mask, first, index * horizon, axis=0)
+            nets = jax.vmap(lambda new, new_mask: adapt(network, config, state.params, new, new_mask, old, old_mask),
+                            in_axes=1)(buffer, mask)
+            return (nets, buffer, mask), jnp.mean(jnp.sum(jnp.where(first, played.transitions.reward, 0.0), axis=0))
+
+        empty = jax.tree.map(lambda x: jnp.zeros((rows, num_envs, *x.shape[2:]), x.dtype),
+                             replay_items(jnp.zeros((1, num_envs, features)),
+                                          Transition(obs=jnp.zeros((1, num_envs, *obs.shape), obs.dtype),
+                                                     action=jnp.zeros((1, num_envs), jnp.int32),
+                                                     reward=jnp.zeros((1, num_envs)),
+                                                     next_obs=jnp.zeros((1, num_envs, *obs.shape), obs.dtype),
+                                                     terminated=jnp.zeros((1, num_envs), bool),
+                                                     truncated=jnp.zeros((1, num_envs), bool)),
+                                          history, num_actions))
+        nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), state.params)
+        _, returns = jax.lax.scan(episode, (nets, empty, jnp.zeros((rows, num_envs), bool)),
+                                  (jnp.arange(num_episodes), jax.random.split(k_episodes, num_episodes)))
+        return returns
+
+    update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one)
+    return MetaLearner(kind="latent", init=init, update=update, trial=trial,
+                       env_steps_per_update=config.num_tasks * num_envs * horizon)

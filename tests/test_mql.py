@@ -1,0 +1,95 @@
+"""Meta-Q-Learning: its replay items and windows, the weighted TD loss, adaptation (θ_meta untouched,
+the first episode on θ_meta, later ones adapted), and the update batched == one task at a time."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import assert_compiled_once_and_batched_equal, trees_equal, updates_by_task_batch
+import metaq_jax as mq
+from metaq_jax.algos import mql
+
+TINY = dict(family="nav2d", algo="mql", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9, task_pool=3,
+            batch_size=8, replay_size=256, gradient_steps=2, latent_size=4, history_length=3, adapt_steps=2,
+            propensity_samples=16, meta_steps=3, outer_optimizer="sgd", outer_lr=0.1)
+
+
+def test_windows_hold_the_last_inputs_with_zeros_before_the_first():
+    inputs = jnp.arange(1.0, 5.0).reshape(4, 1, 1)  # steps 1..4, one env, one feature
+    got = mql.windows(inputs, 3)[:, 0, :, 0]
+    np.testing.assert_array_equal(got, [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]])
+
+
+def test_a_td_batch_shifts_the_window_by_the_next_input():
+    items = mq.Transition(obs=jnp.arange(6.0).reshape(1, 3, 2), action=jnp.zeros(1, jnp.int32), reward=jnp.zeros(1),
+                          next_obs=jnp.array([[9.0, 8.0]]), terminated=jnp.zeros(1, bool), truncated=jnp.zeros(1, bool))
+    np.testing.assert_array_equal(mql.td_batch(items).next_obs[0], [[2, 3], [4, 5], [9, 8]])
+
+
+@pytest.fixture(scope="module")
+def learner_run():
+    config = mq.MetaConfig(**TINY)
+    return config, updates_by_task_batch(config, (1, 2))
+
+
+def test_the_learner_compiles_once_and_batched_tasks_equal_one_at_a_time(learner_run):
+    config, out = learner_run
+    assert_compiled_once_and_batched_equal(out, 2)
+
+
+@pytest.fixture(scope="module")
+def adaptation(learner_run):
+    """One agent's new data and replay samples, from the trained learner's pool."""
+    config, out = learner_run
+    state = out[1][1]
+    network = mq.algos.default_network(config, mq.make_family(config.family))
+    replay = state.learner_state["replay"]
+    old = jax.tree.map(lambda x: x[0, 0, :16], replay.experience)
+    new = jax.tree.map(lambda x: x[1, 0, :12], replay.experience)
+    return config, network, state.params, new, old
+
+
+def test_the_weighted_td_loss_is_the_plain_one_at_beta_one(adaptation):
+    config, network, params, new, _ = adaptation
+    plain = mql.mql_td_loss(params, params, new, network=network, gamma=0.9)
+    weighted = mql.mql_td_loss(params, params, new, jnp.ones(12), network=network, gamma=0.9)
+    np.testing.assert_allclose(weighted, plain, rtol=1e-6)
+    halves = mql.mql_td_loss(params, params, new, jnp.ones(12).at[6:].set(0.0), network=network, gamma=0.9)
+    first_half = mql.mql_td_loss(params, params, jax.tree.map(lambda x: x[:6], new), network=network, gamma=0.9)
+    np.testing.assert_allclose(halves, first_half, rtol=1e-6)
+
+
+def test_adaptation_moves_a_copy_and_leaves_theta_meta_untouched(adaptation):
+    config, network, params, new, old = adaptation
+    before = jax.tree.map(np.array, params)
+    adapted = jax.jit(lambda p: mql.adapt(network, config, p, new, jnp.ones(12), old, jnp.ones(16)))(params)
+    assert trees_equal(params, before)
+    assert not trees_equal(adapted, params)
+    assert jax.tree.structure(adapted) == jax.tree.structure(params)
+    none = mql.adapt(network, config.replace(adapt_steps=0), params, new, jnp.ones(12), old, jnp.ones(16))
+    assert trees_equal(none, params)
+
+
+def test_the_trial_acts_on_theta_meta_first_then_on_the_adapted_parameters(learner_run):
+    config, out = learner_run
+    family = mq.make_family(config.family)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    state = out[1][1]
+
+    def trial(adapt_lr, key):
+        learner = mq.make_meta_learner(config.replace(adapt_lr=adapt_lr))
+        return np.asarray(jax.jit(lambda k: learner.trial(state, task, k, 3))(key))
+
+    returns = np.stack([trial(1e-3, jax.random.key(k)) for k in range(4)])
+    faster = np.stack([trial(0.3, jax.random.key(k)) for k in range(4)])
+    assert returns.shape == (4, 3) and np.isfinite(returns).all()
+    np.testing.assert_array_equal(returns[:, 0], faster[:, 0])  # episode 1: θ_meta whatever the adaptation
+    assert np.any(returns[:, 1:] != faster[:, 1:])
+
+
+def test_a_replay_that_cannot_hold_one_collection_is_refused():
+    with pytest.raises(ValueError) as error:
+        mq.make_meta_learner(mq.MetaConfig(**{**TINY, "replay_size": 150}))
+    assert str(error.value) == ("MetaConfig.replay_size = 150: must hold one collection, 100 steps (nav2d's episode) "
+                                "× num_envs 2 = 200 transitions")
