@@ -17,6 +17,8 @@ Replay items hold each step's window of inputs and the next step's input (its ne
 the window shifted by one).
 """
 
+from typing import Callable
+
 import chex
 import flax.linen as nn
 import jax
@@ -140,7 +142,8 @@ def adapt(network: nn.Module, config: MetaConfig, meta_params: Params, new: Tran
     return steps(reuse, steps(lambda p: td(p, new, new_mask), meta_params))
 
 
-def window_memory(apply_fn, history: int, features: int, per_env: bool = False) -> MemoryQ:
+def window_memory(apply_fn: Callable[[Params, chex.Array], chex.Array], history: int, features: int,
+                  per_env: bool = False) -> MemoryQ:
     """`MemoryQ` whose memory is the window of the last `history` inputs, for `rl2.collect_trial`.
 
     Args:
