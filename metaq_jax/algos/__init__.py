@@ -20,6 +20,8 @@ from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, ContextQNetwork,
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
+STATEFUL_LEARNERS = {"rl2": make_rl2_learner, "pearl": make_pearl_learner, "mql": make_mql_learner}
+"""The memory and latent learners: `algo -> make(config, family, network, optimizer)`."""
 TASK_GRADS = {
     "maml": functools.partial(maml_task_grad, first_order=False),
     "fomaml": functools.partial(maml_task_grad, first_order=True),
@@ -125,11 +127,7 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
         network = default_network(config, family) if network is None else network
-        if config.algo == "mql":
-            return make_mql_learner(config, family, network, optimizer)
-        if config.kind == "latent":
-            return make_pearl_learner(config, family, network, optimizer)
-        return make_rl2_learner(config, family, network, optimizer)
+        return STATEFUL_LEARNERS[config.algo](config, family, network, optimizer)
     problem = make_problem(config, family, network)
     return build_learner(problem, with_meta_sgd(config, optimizer), TASK_GRADS[config.algo])
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaq_jax import losses, propensity
+from metaq_jax import losses, propensity, rollout
 from metaq_jax.algos import offpolicy
 from metaq_jax.algos.base import MetaLearner, initial_meta_state
 from metaq_jax.algos.rl2 import MemoryQ, collect_trial, first_episode
@@ -136,8 +136,7 @@ def adapt(network: nn.Module, config: MetaConfig, meta_params: Params, new: Tran
         return mql_td_loss(params, meta_params, items, weights, network=network, gamma=config.gamma)
 
     def reuse(params):
-        distance = sum(jnp.sum(jnp.square(a - m)) for a, m in zip(jax.tree.leaves(params), jax.tree.leaves(meta_params)))
-        return td(params, old, beta) + proximal * distance
+        return td(params, old, beta) + proximal * optax.tree.norm(optax.tree.sub(params, meta_params), squared=True)
 
     return steps(reuse, steps(lambda p: td(p, new, new_mask), meta_params))
 
@@ -188,11 +187,11 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
     replay = offpolicy.make_replay(config, family)
     memory_q = window_memory(network.apply, history, features)
 
+    item = offpolicy.example_item(jnp.zeros((history, features)))._replace(next_obs=jnp.zeros(features))
+
     def init(key: chex.PRNGKey) -> MetaState:
         k_tasks, k_net = jax.random.split(key)
-        params = network.init(k_net, jnp.zeros((history, features)))
-        item = Transition(obs=jnp.zeros((history, features)), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
-                          next_obs=jnp.zeros(features), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
+        params = network.init(k_net, item.obs)
         return initial_meta_state(params, optimizer, offpolicy.init_pool(family, config, replay, k_tasks, item))
 
     def collect_one(shared, xs):
@@ -201,8 +200,7 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
         task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
         trial = collect_trial(env, memory_q, params, memory_q.initial_memory((), num_envs), task, key,
                               num_envs=num_envs, length=horizon, epsilon=config.epsilon)
-        first = first_episode(trial.transitions)
-        returns = jnp.mean(jnp.sum(jnp.where(first, trial.transitions.reward, 0.0), axis=0))
+        returns = rollout.episode_returns(trial.transitions, 1)[0]
         return offpolicy.flat(replay_items(trial.inputs, trial.transitions, history, num_actions)), (returns, returns)
 
     def loss_one(shared, xs):
@@ -244,19 +242,11 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
             mask = jax.lax.dynamic_update_slice_in_dim(mask, first, index * horizon, axis=0)
             nets = jax.vmap(lambda new, new_mask: adapt(network, config, state.params, new, new_mask, old, old_mask),
                             in_axes=1)(buffer, mask)
-            return (nets, buffer, mask), jnp.mean(jnp.sum(jnp.where(first, played.transitions.reward, 0.0), axis=0))
+            return (nets, buffer, mask), rollout.episode_returns(played.transitions, 1)[0]
 
-        empty = jax.tree.map(lambda x: jnp.zeros((rows, num_envs, *x.shape[2:]), x.dtype),
-                             replay_items(jnp.zeros((1, num_envs, features)),
-                                          Transition(obs=jnp.zeros((1, num_envs, *obs.shape), obs.dtype),
-                                                     action=jnp.zeros((1, num_envs), jnp.int32),
-                                                     reward=jnp.zeros((1, num_envs)),
-                                                     next_obs=jnp.zeros((1, num_envs, *obs.shape), obs.dtype),
-                                                     terminated=jnp.zeros((1, num_envs), bool),
-                                                     truncated=jnp.zeros((1, num_envs), bool)),
-                                          history, num_actions))
         nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), state.params)
-        _, returns = jax.lax.scan(episode, (nets, empty, jnp.zeros((rows, num_envs), bool)),
+        _, returns = jax.lax.scan(episode, (nets, offpolicy.zeros(item, rows, num_envs),
+                                            jnp.zeros((rows, num_envs), bool)),
                                   (jnp.arange(num_episodes), jax.random.split(k_episodes, num_episodes)))
         return returns
 

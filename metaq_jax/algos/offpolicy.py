@@ -85,6 +85,32 @@ def flat(transitions: Any) -> Any:
     return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
 
 
+def example_item(obs: chex.Array) -> Transition:
+    """A zero transition (no batch axis) whose observations are shaped like `obs`: a replay's item.
+
+    Args:
+      obs: `[*obs]` an observation (its shape and dtype are used).
+
+    Returns:
+      The `Transition`.
+    """
+    return Transition(obs=jnp.zeros_like(obs), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
+                      next_obs=jnp.zeros_like(obs), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool))
+
+
+def zeros(item: Any, *leading: int) -> Any:
+    """`item`'s structure with the leading axes `leading`, every leaf zero.
+
+    Args:
+      item (Any): a pytree of arrays (e.g. `example_item`).
+      *leading: the new leading axes, e.g. `L, M`.
+
+    Returns:
+      (Any): the pytree of zeros.
+    """
+    return jax.tree.map(lambda x: jnp.zeros((*leading, *x.shape), x.dtype), item)
+
+
 def init_pool(family: TaskFamily, config: MetaConfig, replay: Any, key: chex.PRNGKey, item: Any) -> dict:
     """The pool at a run's start: `task_pool` training tasks and an empty replay for each.
 

@@ -81,10 +81,9 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
     obs, _ = env.reset(jax.random.key(0), family.default_params)
     q_net = network
     encoder = latent.ContextEncoder(config.latent_size, config.hidden_sizes)
-    features = latent.context_features(
-        Transition(obs=obs.reshape(-1), action=jnp.zeros((), jnp.int32), reward=jnp.zeros(()),
-                   next_obs=obs.reshape(-1), terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool)),
-        num_actions).shape[-1]
+    item = offpolicy.example_item(obs)
+    features = latent.context_features(item._replace(obs=obs.reshape(-1), next_obs=obs.reshape(-1)),
+                                       num_actions).shape[-1]
     context_length = horizon * num_envs
     replay = offpolicy.make_replay(config, family)
 
@@ -108,15 +107,10 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         k_tasks, k_q, k_enc = jax.random.split(key, 3)
         params = {"q": q_net.init(k_q, obs, jnp.zeros(config.latent_size)),
                   "encoder": encoder.init(k_enc, jnp.zeros(features))}
-        item = offpolicy.flat(Transition(obs=obs[None, None], action=jnp.zeros((1, 1), jnp.int32),
-                               reward=jnp.zeros((1, 1)), next_obs=obs[None, None],
-                               terminated=jnp.zeros((1, 1), bool), truncated=jnp.zeros((1, 1), bool)))
-        item = jax.tree.map(lambda x: x[0], item)
-        pool = config.task_pool
         learner_state = {
             **offpolicy.init_pool(family, config, replay, k_tasks, item),
-            "context": jax.tree.map(lambda x: jnp.zeros((pool, context_length, *x.shape), x.dtype), item),
-            "has_context": jnp.zeros(pool, bool),
+            "context": offpolicy.zeros(item, config.task_pool, context_length),
+            "has_context": jnp.zeros(config.task_pool, bool),
         }
         return initial_meta_state(params, optimizer, learner_state)
 
@@ -180,14 +174,11 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
             context = jax.tree.map(lambda c, d: jax.lax.dynamic_update_slice_in_dim(c, d, index * horizon, axis=0),
                                    context, data)
             mask = jax.lax.dynamic_update_slice_in_dim(mask, first, index * horizon, axis=0)
-            return (context, mask), jnp.mean(jnp.sum(jnp.where(first, data.reward, 0.0), axis=0))
+            return (context, mask), rollout.episode_returns(data, 1)[0]
 
-        empty = Transition(
-            obs=jnp.zeros((context_rows, num_envs, *obs.shape), obs.dtype), action=jnp.zeros((context_rows, num_envs), jnp.int32),
-            reward=jnp.zeros((context_rows, num_envs)), next_obs=jnp.zeros((context_rows, num_envs, *obs.shape), obs.dtype),
-            terminated=jnp.zeros((context_rows, num_envs), bool), truncated=jnp.zeros((context_rows, num_envs), bool))
         k_z, k_roll = jax.random.split(key)
-        _, returns = jax.lax.scan(episode, (empty, jnp.zeros((context_rows, num_envs), bool)),
+        _, returns = jax.lax.scan(episode, (offpolicy.zeros(item, context_rows, num_envs),
+                                            jnp.zeros((context_rows, num_envs), bool)),
                                   (jnp.arange(num_episodes), jax.random.split(k_z, num_episodes),
                                    jax.random.split(k_roll, num_episodes)))
         return returns

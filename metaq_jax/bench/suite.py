@@ -22,7 +22,7 @@ from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.algos.base import task_batch
 from metaq_jax.bench import envs, gate
 from metaq_jax.bench.measure import compile_timed, interleaved, matmul_rate, spread, xla_stats
-from metaq_jax.config import MetaConfig
+from metaq_jax.config import KINDS, MetaConfig
 from metaq_jax.types import MetaState, Metrics, Params, Transition, UpdateFn
 
 ALGOS = gate.ALGOS
@@ -131,9 +131,10 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
     changes = LEARNERS[name]
     base = dict(family="tabular-mdp", num_tasks=num_tasks, num_envs=num_envs, trial_episodes=2, gamma=0.9,
                 hidden_sizes=(64, 64))
-    if changes.get("algo", "maml") in ("maml", "fomaml", "reptile", "pretrain"):
+    kind = KINDS[changes.get("algo", MetaConfig.algo)]
+    if kind == "gradient":
         base.update(rollout_length=20, inner_steps=1, inner_lr=0.1)
-    if changes.get("algo") in ("pearl", "mql"):
+    if kind == "latent":
         base.update(task_pool=max(64, num_tasks))
     return MetaConfig(**base, **changes)
 
