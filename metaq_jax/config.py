@@ -17,9 +17,11 @@ ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
 NETWORKS = {"gradient": ("mlp", "tabular"), "memory": ("mlp", "attention"), "latent": ("mlp",)}
 """The networks each kind may use; a memory learner's "mlp" is an MLP torso before its recurrent `cell`."""
 CELLS = ("gru", "lstm")
+ADAPTS = ("all", "head")
+"""What a gradient learner's inner loop adapts: every network variable, or the output layer (ANIL)."""
 KIND_FIELDS = {
     "gradient": ("inner_steps", "inner_lr", "rollout_length", "support_epsilon", "remat", "meta_sgd",
-                 "meta_sgd_lr", "step_losses", "adapt_every"),
+                 "meta_sgd_lr", "step_losses", "adapt_every", "adapt"),
     "memory": ("cell", "cell_size", "td_lambda"),
     "latent": ("latent_size", "kl_weight", "context_size", "batch_size", "replay_size", "task_pool",
                "gradient_steps", "history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
@@ -66,6 +68,7 @@ class MetaConfig:
     step_losses: bool = False  # meta-loss: mean of the query losses after each inner step 1..K (MAML++)
     trial_episodes: int = 2  # E: episodes of a trial on one task (meta-test of every kind; rl2 trains on trials)
     adapt_every: int = 0  # gradient kind, in a trial: env steps between adaptations; 0: one episode length
+    adapt: str = "all"  # gradient kind: what the inner loop adapts: all | head (ANIL: the Q-network's output layer)
     cell: str = "gru"  # rl2's recurrent cell: gru | lstm
     cell_size: int = 64  # rl2's recurrent cell width
     td_lambda: float = 0.0  # rl2's λ of its Q(λ) targets over a trial (0: one-step; 1: the trial's return)
@@ -94,6 +97,7 @@ class MetaConfig:
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("network", self.network, NETWORKS[self.kind])
         _check_choice("cell", self.cell, CELLS)
+        _check_choice("adapt", self.adapt, ADAPTS)
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
                      "trial_episodes", "cell_size", "latent_size", "context_size", "batch_size", "replay_size",
@@ -127,6 +131,10 @@ class MetaConfig:
             raise InputError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
                              f"(got algo {self.algo}, inner_lr {self.inner_lr})")
 
+        if self.adapt == "head" and (self.algo == "reptile" or self.network != "mlp"):
+            raise InputError(f"MetaConfig.adapt = 'head': needs network mlp and algo maml, fomaml or pretrain "
+                             f"(got network {self.network}, algo {self.algo}: reptile would leave the torso at "
+                             "its initialisation)")
         if self.kind == "latent" and self.task_pool < self.num_tasks:
             raise InputError(f"MetaConfig.task_pool = {self.task_pool}: must be >= num_tasks ({self.num_tasks}), "
                              "the pool's tasks each meta-step draws without replacement")

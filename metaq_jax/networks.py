@@ -29,14 +29,16 @@ class QNetwork(nn.Module):
     obs_ndim: int = 1
 
     @nn.compact
-    def __call__(self, obs: chex.Array) -> chex.Array:
-        """Q-values of every action.
+    def __call__(self, obs: chex.Array, features: bool = False) -> chex.Array:
+        """Q-values of every action, or the torso's features that the output layer reads.
 
         Args:
           obs: `[..., *obs]` observations; non-float inputs (e.g. boolean frames) become float32.
+          features: return the last hidden layer's output (the flattened observation when there
+            is no hidden layer) instead of the Q-values.
 
         Returns:
-          `[..., A]` Q-values.
+          `[..., A]` Q-values, or `[..., F]` features.
         """
         batch_shape = obs.shape[: obs.ndim - self.obs_ndim]
         x = jnp.reshape(obs, batch_shape + (-1,))
@@ -44,7 +46,32 @@ class QNetwork(nn.Module):
             x = x.astype(jnp.float32)
         for width in self.hidden_sizes:
             x = self.activation(nn.Dense(width)(x))
-        return nn.Dense(self.num_actions)(x)
+        if features:
+            return x
+        return nn.Dense(self.num_actions, name=self.head_name)(x)
+
+    @property
+    def head_name(self) -> str:
+        """The output layer's name in the variables, `Dense_{len(hidden_sizes)}` (what ANIL adapts).
+
+        Returns:
+          The name.
+        """
+        return f"Dense_{len(self.hidden_sizes)}"
+
+
+
+def output_layer(head_params: dict, features: chex.Array) -> chex.Array:
+    """A `QNetwork`'s output layer alone: Q-values from its torso's features.
+
+    Args:
+      head_params: `variables["params"][network.head_name]`, a `Dense` layer's kernel `[F, A]` and bias `[A]`.
+      features: `[..., F]`, as `network.apply(variables, obs, features=True)` gives them.
+
+    Returns:
+      `[..., A]` Q-values, equal to `network.apply(variables, obs)`.
+    """
+    return nn.Dense(head_params["bias"].shape[-1], parent=None).apply({"params": head_params}, features)
 
 
 def make_q_network(

@@ -72,6 +72,20 @@ def test_a_memory_learner_refuses_the_fields_it_does_not_use(changes, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"adapt": "torso"}, "MetaConfig.adapt = 'torso': must be one of all, head"),
+    ({"adapt": "head", "algo": "reptile"}, "MetaConfig.adapt = 'head': needs network mlp and algo maml, fomaml or pretrain"),
+    ({"adapt": "head", "network": "tabular"}, "MetaConfig.adapt = 'head': needs network mlp"),
+    ({"adapt": "head", "algo": "rl2"}, "MetaConfig.adapt = 'head': not used by algo rl2"),
+    ({"adapt": "head", "algo": "pearl"}, "MetaConfig.adapt = 'head': not used by algo pearl"),
+])
+def test_anil_is_a_gradient_learners_choice(changes, message):
+    with pytest.raises(ValueError) as error:
+        mq.MetaConfig(**changes)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert mq.MetaConfig(adapt="head", algo="fomaml").for_algo("pretrain").adapt == "head"
+
+
 @pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}, {"td_lambda": 0.9}])
 def test_a_gradient_learner_refuses_the_memory_fields(changes):
     (name, value), = changes.items()

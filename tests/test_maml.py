@@ -154,3 +154,75 @@ def test_step_losses_need_maml_and_an_inner_step():
         tiny_config(algo="reptile", step_losses=True)
     with pytest.raises(ValueError, match="inner_steps 0"):
         tiny_config(inner_steps=0, step_losses=True)
+
+
+def test_anil_second_order_gradient_matches_finite_differences(smooth_case):
+    """ANIL (`adapt="head"`): exact through the head's steps and into the torso via its features."""
+    problem, params, target, data = smooth_case
+    with jax.enable_x64(True):
+        anil = mq.make_problem(problem.config.replace(adapt="head"))
+        objective = meta_objective(anil, target, data)
+        flat, unravel = ravel_pytree(params)
+        grad = jax.grad(objective)(params)
+        torso = [g for name, g in grad["params"].items() if name != anil.network.head_name]
+        assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(torso)) > 1e-4  # the torso learns
+        grad = ravel_pytree(grad)[0]
+        eps = 1e-6
+        f = jax.jit(jax.vmap(lambda v: objective(unravel(v))))
+        basis = eps * jnp.eye(flat.size)
+        fd = (f(flat[None] + basis) - f(flat[None] - basis)) / (2 * eps)
+        rel_err = float(jnp.max(jnp.abs(fd - grad)) / jnp.max(jnp.abs(grad)))
+        maml = ravel_pytree(jax.grad(meta_objective(problem, target, data))(params))[0]
+        difference = float(jnp.max(jnp.abs(maml - grad)))
+    assert rel_err < 1e-5
+    assert difference > 1e-4  # not MAML's gradient: the torso does not adapt
+
+
+def scan_bodies(fn, *args) -> str:
+    """The text of the bodies of every `lax.scan` in `fn`'s jaxpr."""
+    return " ".join(str(eqn.params["jaxpr"]) for eqn in jax.make_jaxpr(fn)(*args).jaxpr.eqns
+                    if eqn.primitive.name == "scan")
+
+
+def test_anil_adapts_the_head_alone_from_features_computed_once(smooth_case):
+    problem, params, target, data = smooth_case
+    with jax.enable_x64(True):
+        anil = mq.make_problem(problem.config.replace(adapt="head"))
+        support = data[0][0]
+        adapted = anil.inner(params, target, support, first_order=False)
+        path = anil.inner(params, target, support, first_order=False, path=True)
+        step_bodies = {name: scan_bodies(lambda p: prob.inner(p, target, support, first_order=False), params)
+                       for name, prob in (("maml", problem), ("anil", anil))}
+    head = anil.network.head_name
+    for name in params["params"]:
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(adapted["params"][name]),
+                                                         jax.tree.leaves(params["params"][name])))
+        assert same == (name != head), name
+    assert_trees_close(jax.tree.map(lambda x: x[-1], path), adapted, rtol=1e-12, atol=1e-12)
+    # the torso's tanh layers run outside the scan of K steps: once, not at every inner step
+    assert "tanh" in step_bodies["maml"] and "tanh" not in step_bodies["anil"]
+
+
+@pytest.mark.parametrize("meta_sgd", [False, True])
+def test_anil_without_a_torso_is_maml(meta_sgd):
+    """With no hidden layer every parameter is the head's: ANIL's meta-gradient is MAML's."""
+    config = tiny_config(hidden_sizes=(), meta_sgd=meta_sgd, step_losses=True)
+    problem, anil = mq.make_problem(config), mq.make_problem(config.replace(adapt="head"))
+    params = problem.init_params(jax.random.key(0))
+    target = problem.init_params(jax.random.key(1))
+    task = jax.tree.map(lambda x: x[0], problem.family.train_tasks(jax.random.key(2), 1))
+    expected, _ = maml_task_grad(problem, params, target, task, jax.random.key(3))
+    grad, _ = maml_task_grad(anil, params, target, task, jax.random.key(3))
+    assert_trees_close(grad, expected)
+
+
+def test_anil_trains_and_runs_a_trial():
+    learner = mq.make_meta_learner(tiny_config(adapt="head", meta_sgd=True))
+    state, run_key = mq.training.initial_state(learner, 0)
+    before = state.params
+    state, metrics = jax.jit(learner.update)(state, run_key)
+    assert np.isfinite(np.array(metrics)).all()
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(before)))
+    task = jax.tree.map(lambda x: x[0], mq.make_family("nav2d").test_tasks(1))
+    returns = learner.trial(state, task, jax.random.key(2), 2)
+    assert returns.shape == (2,) and np.isfinite(np.asarray(returns)).all()

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metaq_jax import distributed, inner, losses, rollout
+from metaq_jax import distributed, inner, losses, networks, rollout
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, MetaState, Metrics,
@@ -225,9 +225,56 @@ class MetaQProblem:
         """
         steps = self.config.inner_steps if steps is None else steps
         data = self.inner_data(self.net(target_params), support)
-        adapted = inner.adapt(self.net(params), self.inner_loss, data, steps=steps, lr=self.inner_lr(params),
-                              first_order=first_order, remat=self.config.remat, path=path)
+        adapted = self.adapt_net(self.net(params), data, lr=self.inner_lr(params), steps=steps,
+                                 first_order=first_order, path=path)
         return adapted if path else self.with_net(params, adapted)
+
+    def adapt_net(self, net: Params, data: tuple, *, lr, steps: int, first_order: bool,
+                  path: bool = False) -> Params:
+        """`steps` SGD steps of `inner_loss` on `data` from the network variables `net`.
+
+        With `config.adapt == "head"` (ANIL) only the output layer moves: the torso's features of
+        `data`'s observations are computed once, before the steps, and each step is the output
+        layer's alone; the meta-gradient still flows into the torso through those features.
+
+        Args:
+          net: network variables.
+          data: `inner_data`'s `(batch, q_t)`, optionally with `weights` after them.
+          lr: α, a scalar or a pytree like `net` (Meta-SGD's rates; ANIL reads its head's).
+          steps: K.
+          first_order: stop gradients through the inner gradients.
+          path: return the variables after every step, stacked `[K, ...]`.
+
+        Returns:
+          Variables structured like `net` (with a leading `[K]` if `path`).
+        """
+        config = self.config
+        if config.adapt == "all":
+            return inner.adapt(net, self.inner_loss, data, steps=steps, lr=lr, first_order=first_order,
+                               remat=config.remat, path=path)
+        name = self.network.head_name
+        batch, q_t, *weights = data
+        features = self.network.apply(net, batch.obs, features=True)
+        per_leaf_lr = jax.tree.structure(lr) == jax.tree.structure(net)
+        head = inner.adapt(net["params"][name], self.head_loss, (batch._replace(obs=features), q_t, *weights),
+                           steps=steps, lr=lr["params"][name] if per_leaf_lr else lr, first_order=first_order,
+                           remat=config.remat, path=path)
+        torso = net if not path else jax.tree.map(lambda x: jnp.broadcast_to(x, (steps, *x.shape)), net)
+        return {**torso, "params": {**torso["params"], name: head}}
+
+    def head_loss(self, head: Params, data: tuple) -> chex.Array:
+        """`inner_loss` of the output layer alone, on data whose observations are the torso's features.
+
+        Args:
+          head: the output layer's variables, differentiated.
+          data: `(batch with obs = features [..., F], q_t[..., A])`, optionally with `weights`.
+
+        Returns:
+          `[]` the mean (weighted mean) TD loss.
+        """
+        batch, q_t, *weights = data
+        return losses.td_loss(networks.output_layer, head, None, batch, self.config.gamma,
+                              q_t=q_t, weights=weights[0] if weights else None)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
         """One task's support rollout: `collect` at `config.support_epsilon`.
@@ -403,8 +450,7 @@ def gradient_trial(problem: MetaQProblem, params: Params, task_params: EnvParams
     per_env_apply = jax.vmap(problem.network.apply)  # nets [M, ...], obs [M, *obs] -> q [M, A]
 
     def adapt_one(data):  # one environment's agent, on its own transitions `[L]`
-        return inner.adapt(problem.net(params), problem.inner_loss, data, steps=config.inner_steps, lr=lr,
-                           first_order=True)
+        return problem.adapt_net(problem.net(params), data, lr=lr, steps=config.inner_steps, first_order=True)
 
     def block(carry, xs):
         obs, state, nets, buffer = carry

@@ -29,7 +29,7 @@ ALGOS = gate.ALGOS
 
 
 LEARNERS = {
-    "maml": {}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
+    "maml": {}, "anil": {"adapt": "head"}, "fomaml": {"algo": "fomaml"}, "reptile": {"algo": "reptile"}, "pretrain": {"algo": "pretrain"},
     "rl2 gru": {"algo": "rl2"}, "rl2 lstm": {"algo": "rl2", "cell": "lstm"},
     "rl2 attention": {"algo": "rl2", "network": "attention"},
     "pearl": {"algo": "pearl", "batch_size": 64, "context_size": 20, "replay_size": 2000, "gradient_steps": 1},
