@@ -8,7 +8,8 @@ support batch). Baselines, each on the same test tasks with the same keys:
                 meta-steps (`algo="pretrain"`), then fine-tuned by inner steps as a gradient
                 learner is (pretrain + fine-tune);
   oracle        the family's exact optimal return per episode, where it has one (a ceiling);
-  oracle_learned  elsewhere, a Q-learner trained on each test task alone (`metaq_jax.oracle`);
+  oracle_learned  elsewhere, Q-learners trained on each test task alone until their learning
+                  curves stop rising, the best kept (`metaq_jax.oracle`); trained once per protocol;
   ucb1, thompson, random_play   classic strategies, on Bernoulli bandit families (each episode
                 played afresh);
   bayes_optimal the exact Bayes-optimal strategy under the tasks' U[0, 1] prior, on bandits of
@@ -16,6 +17,7 @@ support batch). Baselines, each on the same test tasks with the same keys:
 """
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -124,16 +126,55 @@ def _sizes(config: MetaConfig, num_seeds: int) -> dict:
                 num_seeds=num_seeds)
 
 
+def learned_oracle(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
+                   budget: oracle.OracleBudget) -> oracle.OracleRun | None:
+    """The learned oracle on `family`'s test tasks (with the pretraining config's network), or None
+    where the family has an exact one.
+
+    Args:
+      config: the meta-learner's config (its network and `eval_epsilon`).
+      family: the task family.
+      key: consumed.
+      num_seeds: S, learners per test task.
+      budget: how each learner trains and stops.
+
+    Returns:
+      The `OracleRun` over `[S × T]` learners, or None.
+    """
+    if family.oracle_return is not None:
+        return None
+    problem = make_problem(pretrain_config(config, family), family)
+    return oracle.learned_oracle(problem, problem.init_params(key), family.test_tasks(), key, num_seeds=num_seeds,
+                                 budget=budget)
+
+
+def oracle_summary(run: oracle.OracleRun, budget: oracle.OracleBudget) -> dict:
+    """The learned oracle's learning, JSON-ready: its budget, the mean learning curve and where each learner stopped.
+
+    Args:
+      run: the `OracleRun`.
+      budget: its budget.
+
+    Returns:
+      `{"budget", "eval_rounds", "curve_mean", "rounds", "gamma"}`: `curve_mean[i]` the mean greedy
+      return at round `eval_rounds[i]` over the learners still training then; `rounds` and `gamma`
+      per learner (seed-major).
+    """
+    curves = np.asarray(run.curves)
+    training = ~np.isnan(curves).all(axis=0)
+    mean = [float(np.nanmean(curves[:, i])) if training[i] else None for i in range(curves.shape[1])]
+    return {"budget": dataclasses.asdict(budget), "eval_rounds": [budget.eval_every * (i + 1) for i in range(len(mean))],
+            "curve_mean": [None if m is None else round(m, 4) for m in mean],
+            "rounds": [int(r) for r in run.rounds], "gamma": [float(g) for g in run.gammas]}
+
+
 def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
-                oracle_budget: oracle.OracleBudget) -> dict[str, np.ndarray]:
+                learned: oracle.OracleRun | None) -> dict[str, np.ndarray]:
     """The baselines no meta-training changes, `name -> [S × T]` per trial: `fixed_baselines`, and
-    where the family has no exact oracle, the learned one (trained with the pretraining config's network)."""
-    tasks = family.test_tasks()
-    fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
-    if family.oracle_return is None:
-        problem = make_problem(pretrain_config(config, family), family)
-        fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
-            problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
+    `learned`'s returns as `oracle_learned` where there is one."""
+    fixed = fixed_baselines(family, family.test_tasks(), key, num_seeds=num_seeds)
+    if learned is not None:
+        fixed["oracle_learned"] = np.asarray(learned.returns)
     return fixed
 
 
@@ -173,8 +214,8 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
     learned = paired_returns(make_meta_learner(config, family), state, tasks, key, **sizes)
     pretrain = learner_returns(make_meta_learner(pretrain_config(config, family), family), pretrained, tasks, key,
                                **sizes)
-    return _with_baselines(learned, pretrain,
-                           _fixed_rows(config, family, key, num_seeds=num_seeds, oracle_budget=oracle_budget))
+    ceiling = learned_oracle(config, family, key, num_seeds=num_seeds, budget=oracle_budget)
+    return _with_baselines(learned, pretrain, _fixed_rows(config, family, key, num_seeds=num_seeds, learned=ceiling))
 
 
 def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]], num_tasks: int) -> dict:
@@ -271,7 +312,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     compiled update trains them all, one compiled program tests them all, and run r equals
     `metaq train --seed seed+r` to float32 rounding (bit for bit with one seed). Every row pools the trials of every run, so
     its interval covers the spread over training runs as well as over tasks; a row no run changes
-    (the exact oracle) is counted once.
+    (the exact or the learned oracle) is counted once.
 
     Args:
       config: the meta-learner's config; its family, budget and seed serve both trainings.
@@ -303,10 +344,11 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
                                                   **_sizes(config, num_seeds))
         curves[name] = [training_curve([jax.tree.map(lambda x, r=r: x[r], m) for m in history])
                         for r in range(train_seeds)]
+    budget = oracle.OracleBudget()
+    ceiling = learned_oracle(config, family, jax.random.key(seeds[0] + 1), num_seeds=num_seeds, budget=budget)
     runs = []
     for r, seed in enumerate(seeds):
-        fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds,
-                            oracle_budget=oracle.OracleBudget())
+        fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds, learned=ceiling)
         pretrain = {protocol: rows[LEARNED] for protocol, rows in _run(returns["pretrain"], r).items()}
         runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed))
     report = report_from_returns(config, pool_runs(runs), count_tasks(family.test_tasks()))
@@ -314,6 +356,8 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
         "seeds": seeds, "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
                       for name, cfg in configs.items()}}
+    if ceiling is not None:
+        report["oracle_learned"] = oracle_summary(ceiling, budget)
     return report
 
 
