@@ -229,7 +229,7 @@ class MetaQProblem:
                                  first_order=first_order, path=path)
         return adapted if path else self.with_net(params, adapted)
 
-    def adapt_net(self, net: Params, data: tuple, *, lr, steps: int, first_order: bool,
+    def adapt_net(self, net: Params, data: tuple, *, lr: float | Params, steps: int, first_order: bool,
                   path: bool = False) -> Params:
         """`steps` SGD steps of `inner_loss` on `data` from the network variables `net`.
 
