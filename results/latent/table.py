@@ -76,7 +76,7 @@ def table(family):
         for ceiling in CEILINGS:
             if ceiling in trial:
                 lines.append(f"| {ceiling} | {interval(trial[ceiling], 0)} | {interval(trial[ceiling], 1)} | – | – |")
-        maml = load(MAML[family])
+        maml = next((report for label, report, _, _ in rows if label == "maml"), None)
         if maml is not None:
             inner = maml["protocols"]["inner_steps"]["rows"]["meta-learned"]
             k = len(inner["mean"]) - 1
