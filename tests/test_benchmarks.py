@@ -104,7 +104,8 @@ def test_scaling_over_simulated_devices_runs_and_agrees():
 def test_every_learner_has_a_workload_of_its_kind():
     assert suite.Plan.quick().learners == suite.Plan.full().learners == tuple(suite.LEARNERS)
     kinds = {name: suite.learner_workload(name, 2, 2).kind for name in suite.LEARNERS}
-    assert kinds == {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
+    assert suite.learner_workload("anil", 2, 2).adapt == "head"
+    assert kinds == {"maml": "gradient", "anil": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretrain": "gradient",
                      "rl2 gru": "memory", "rl2 lstm": "memory", "rl2 attention": "memory", "pearl": "latent", "mql": "latent"}
 
 

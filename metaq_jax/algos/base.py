@@ -201,8 +201,12 @@ class MetaQProblem:
         Returns:
           `[]` the mean (weighted mean) TD loss.
         """
+        return self._fitted_loss(self.network.apply, net, data)
+
+    def _fitted_loss(self, apply_fn: Callable, params: Params, data: tuple) -> chex.Array:
+        """The TD loss of `apply_fn(params, batch.obs)` against `data`'s fixed target values."""
         batch, q_t, *weights = data
-        return losses.td_loss(self.network.apply, net, None, batch, self.config.gamma, q_t=q_t,
+        return losses.td_loss(apply_fn, params, None, batch, self.config.gamma, q_t=q_t,
                               weights=weights[0] if weights else None)
 
     def inner(self, params: Params, target_params: Params, support: Transition, *,
@@ -229,7 +233,7 @@ class MetaQProblem:
                                  first_order=first_order, path=path)
         return adapted if path else self.with_net(params, adapted)
 
-    def adapt_net(self, net: Params, data: tuple, *, lr, steps: int, first_order: bool,
+    def adapt_net(self, net: Params, data: tuple, *, lr: float | Params, steps: int, first_order: bool,
                   path: bool = False) -> Params:
         """`steps` SGD steps of `inner_loss` on `data` from the network variables `net`.
 
@@ -272,9 +276,7 @@ class MetaQProblem:
         Returns:
           `[]` the mean (weighted mean) TD loss.
         """
-        batch, q_t, *weights = data
-        return losses.td_loss(networks.output_layer, head, None, batch, self.config.gamma,
-                              q_t=q_t, weights=weights[0] if weights else None)
+        return self._fitted_loss(networks.output_layer, head, data)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
         """One task's support rollout: `collect` at `config.support_epsilon`.

@@ -1,0 +1,46 @@
+"""Time one meta-step of each learner of the latent comparison, on its family and config, one
+learner (one training seed) at a time, the learners interleaved; writes results/latent/timing.json.
+
+The configs are those the protocol.json files of the comparison hold (maml's from its stored run).
+Compile time apart; the median of `rounds` meta-steps, each blocked on.
+
+Usage: python results/latent/timing.py [rounds]
+"""
+
+import json
+import sys
+
+import metaq_jax as mq
+from metaq_jax import training
+from metaq_jax.bench.measure import compile_timed, interleaved, spread
+from metaq_jax.bench.report import machine_line
+from metaq_jax.bench.suite import machine
+
+from table import HERE, LATENT, MAML, load
+
+
+def configs() -> dict[str, mq.MetaConfig]:
+    out = {}
+    for family, folder in MAML.items():
+        for algo, report in [("maml", load(folder)), *((a, load(HERE / f"{family}-{a}")) for a in LATENT)]:
+            if report is not None:
+                out[f"{family} {algo}"] = mq.MetaConfig.from_dict(mq.config.without_unread_fields(report["config"]))
+    return out
+
+
+def main(rounds: int = 5) -> None:
+    steps, compile_s = {}, {}
+    for name, config in configs().items():
+        learner = mq.make_meta_learner(config)
+        state, key = training.initial_state(learner, config.seed)
+        compiled, compile_s[name] = compile_timed(learner.update, state, key)
+        steps[name] = (lambda c=compiled, s=state, k=key: c(s, k))
+    times = interleaved(steps, rounds)
+    result = {"machine": machine_line(machine()), "rounds": rounds,
+              "learners": {name: {"compile_s": compile_s[name], "step_s": spread(t)} for name, t in times.items()}}
+    (HERE / "timing.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
