@@ -384,6 +384,39 @@ def save_report(report: dict, folder: str) -> None:
     np.savez_compressed(os.path.join(folder, SCORES), **scores)
 
 
+def load_report(folder: str | os.PathLike) -> dict | None:
+    """The `protocol.json` a protocol run wrote in `folder` (scores not loaded), or None where there is none.
+
+    Args:
+      folder: the run's `--out` folder.
+
+    Returns:
+      The report dict, or None.
+    """
+    path = os.path.join(folder, "protocol.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def interval_text(row: dict, point: int) -> str:
+    """`"mean [lower, upper]"` of one row of a report at one point, the stratified-bootstrap 95% CI
+    (reports written before it hold a normal interval: `"mean ± half-width"`).
+
+    Args:
+      row: a report's row (`{"mean", "mean_ci"}` or `{"mean", "ci95"}`).
+      point: the point's index.
+
+    Returns:
+      The text, two decimals.
+    """
+    if "mean_ci" in row:
+        lo, hi = row["mean_ci"][point]
+        return f"{row['mean'][point]:.2f} [{lo:.2f}, {hi:.2f}]"
+    return f"{row['mean'][point]:.2f} ± {row['ci95'][point]:.2f}"
+
+
 def markdown_table(report: dict) -> str:
     """The report as markdown: per protocol, one row per learner or baseline, one column per point.
 

@@ -132,3 +132,15 @@ def test_training_runs_pool_every_row_but_the_one_no_run_changes():
     np.testing.assert_array_equal(pooled["oracle"], oracle)  # counted once, not once per run
     runs[1]["trial"]["oracle"] = oracle + 1  # a row that does change between runs is pooled
     assert protocol.pool_runs(runs)["trial"]["oracle"].shape == (6, 1)
+
+
+def test_a_saved_report_loads_back_with_its_intervals_as_text(bandit_report, tmp_path):
+    _, report = bandit_report
+    assert protocol.load_report(tmp_path) is None  # nothing written there yet
+    protocol.save_report(report, str(tmp_path))
+    loaded = protocol.load_report(tmp_path)
+    row = loaded["protocols"]["trial"]["rows"]["meta-learned"]
+    assert "scores" not in row and row["mean"] == pytest.approx(report["protocols"]["trial"]["rows"]["meta-learned"]["mean"])
+    lo, hi = row["mean_ci"][0]
+    assert protocol.interval_text(row, 0) == f"{row['mean'][0]:.2f} [{lo:.2f}, {hi:.2f}]"
+    assert protocol.interval_text({"mean": [-3.931], "ci95": [0.494]}, 0) == "-3.93 ± 0.49"  # reports before rliable

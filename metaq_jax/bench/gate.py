@@ -132,3 +132,115 @@ def check_gate(config: MetaConfig, seed: int = 0) -> dict[str, float]:
     if failed:
         raise GateError(f"meta-gradients differ between metaq_jax and PyTorch beyond rtol {RTOL}: {failed}")
     return errors
+
+
+def tasks_data(config: MetaConfig, key: jax.Array, num_tasks: int) -> tuple[Params, Params, Transition, Transition]:
+    """`gate_data` for T tasks sharing θ and θ̄: support and query `[T, L, M]`.
+
+    Args:
+      config: the workload.
+      key: consumed.
+      num_tasks: T.
+
+    Returns:
+      `(params, target, support, query)`.
+    """
+    problem = make_problem(config)
+    k_weights, k_tasks = jax.random.split(key)
+    params, target, _, _ = gate_data(config, k_weights)
+
+    def one(k):
+        k_task, k_support, k_query = jax.random.split(k, 3)
+        task = problem.family.sample_params(k_task)
+        return (problem.collect(params, task, k_support, config.support_epsilon),
+                problem.collect(params, task, k_query, config.epsilon))
+
+    support, query = jax.vmap(one)(jax.random.split(k_tasks, num_tasks))
+    return params, target, support, query
+
+
+def jax_mean_direction(config: MetaConfig, params: Params, target: Params, support: Transition,
+                       query: Transition) -> Params:
+    """`jax_direction` averaged over the T tasks of `[T, L, M]` data."""
+    per_task = jax.vmap(lambda s, q: jax_direction(config, params, target, s, q))(support, query)
+    return jax.tree.map(lambda d: d.mean(axis=0), per_task)
+
+
+def peer_learning(config: MetaConfig, chunk: int, mode: str = "bmm"):
+    """`torch_batched.Learning` of `config`'s algorithm and inner loop.
+
+    Args:
+      config: the workload.
+      chunk: tasks per stacked computation.
+      mode: one of `torch_batched.MODES`.
+
+    Returns:
+      The `Learning`.
+    """
+    from metaq_jax.bench import torch_batched
+
+    return torch_batched.Learning(algo=config.algo, steps=config.inner_steps, lr=config.inner_lr, gamma=config.gamma,
+                                  chunk=chunk, mode=mode)
+
+
+def batched_direction(config: MetaConfig, params: Params, target: Params, support: Transition, query: Transition,
+                      *, chunk: int, mode: str) -> dict:
+    """The batched PyTorch peer's mean direction on `[T, L, M]` data, as flax-shaped numpy arrays. Needs torch."""
+    from metaq_jax.bench import torch_batched as tb
+
+    theta = [p.requires_grad_(True) for p in tb.layers_from_flax(params)]
+    query_t = tb.batch_from_transitions(query)
+    direction = tb.meta_direction(peer_learning(config, chunk, mode), theta, tb.layers_from_flax(target),
+                                  tb.batch_from_transitions(support), lambda adapted: query_t)
+    return tb.layers_to_flax(direction)
+
+
+def procs_direction(config: MetaConfig, params: Params, target: Params, support: Transition, query: Transition,
+                    *, processes: int) -> dict:
+    """The mean direction of `torch_procs` (T/P tasks per process, all-reduced) on `[T, L, M]` data.
+
+    The processes start from θ and hold θ̄ as their target network. Needs torch.
+    """
+    from metaq_jax.bench import torch_batched as tb
+
+    peers = tb.ProcsMetaLearner(processes, variables=params, learning=peer_learning(config, chunk=1),
+                                num_tasks=support.action.shape[0], num_envs=config.num_envs,
+                                rollout_length=config.rollout_length, outer_lr=config.outer_lr, epsilon=config.epsilon,
+                                support_epsilon=config.support_epsilon, target_update_period=config.target_update_period,
+                                target=target, data=(tb.batch_from_transitions(support), tb.batch_from_transitions(query)))
+    try:
+        return tb.layers_to_flax(peers.learn())
+    finally:
+        peers.close()
+
+
+def check_peers(config: MetaConfig, num_tasks: int = 2, seed: int = 0) -> dict[str, float]:
+    """Every PyTorch peer's relative error against metaq_jax on T tasks' fixed data, for `config.algo`
+    (the algorithm the suite times them on); raises `GateError` above `RTOL`.
+
+    `torch_batched` in both modes, one task per chunk and all T in one; `torch_procs` over 2
+    processes (T/2 tasks each). Needs torch.
+
+    Args:
+      config: the workload.
+      num_tasks: T, even.
+      seed: seeds `tasks_data`.
+
+    Returns:
+      `peer -> max relative error` over what it was checked on.
+
+    Raises:
+      GateError: a peer's error is above `RTOL` (or not a number).
+    """
+    from metaq_jax.bench import torch_batched
+
+    data = tasks_data(config, jax.random.key(seed), num_tasks)
+    want = jax_mean_direction(config, *data)
+    found = {f"torch_batched_{mode}": [relative_error(batched_direction(config, *data, chunk=chunk, mode=mode), want)
+                                       for chunk in (1, num_tasks)] for mode in torch_batched.MODES}
+    found["torch_procs"] = [relative_error(procs_direction(config, *data, processes=2), want)]
+    errors = {peer: float(np.max(e)) for peer, e in found.items()}  # NaN stays NaN
+    failed = {p: e for p, e in errors.items() if not e <= RTOL}
+    if failed:
+        raise GateError(f"meta-gradients differ between metaq_jax and a PyTorch peer beyond rtol {RTOL}: {failed}")
+    return errors

@@ -43,10 +43,12 @@ def markdown(result: dict) -> str:
     """
     lines = [machine_line(result["machine"]), ""]
     lines += ["| summary | value |", "|---|---:|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in result["summary"].items()]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in result["summary"].items() if not isinstance(v, dict)]
     if "gate_max_rel_error" in result:
-        lines += ["", "Correctness gate, max |Δ| / max |g| vs PyTorch: " +
-                  ", ".join(f"{a} {e:.1e}" for a, e in result["gate_max_rel_error"].items())]
+        lines += ["", "Correctness gate, max |Δ| / max |g| vs the PyTorch reference: " +
+                  ", ".join(f"{a} {e:.1e}" for a, e in result["gate_max_rel_error"].items()) +
+                  "; vs each peer (maml, on 2 tasks): " +
+                  ", ".join(f"{p} {e:.1e}" for p, e in result["peer_gate_max_rel_error"].items())]
     lines += ["", f"Attainable fp32 rate (2048³ matmul): {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s", "",
               "| algo | T | K | meta-step ms [range] | meta-steps/s | tasks/s | env steps/s | collect ms | "
               "learn ms | compile s | GFLOP | XLA's GFLOP | % of matmul rate | temp MiB | peak MiB |",
@@ -86,9 +88,11 @@ def markdown(result: dict) -> str:
               "|---:|" + "---:|" * len(next(iter(result["envs"].values())))]
     for n, row in result["envs"].items():
         lines.append(f"| {n} | " + " | ".join(_fmt(v) for v in row.values()) + " |")
-    if result["torch_vs_jax"]:
-        lines += ["", f"| contender (so, T={plan['torch_tasks'] or plan['main_tasks']}, K={plan['main_inner_steps']}) "
-                  "| meta-step ms [range] |",
-                  "|---|---:|"]
-        lines += [f"| {k} | {_ms(v)} |" for k, v in result["torch_vs_jax"].items()]
+    if result["torch_peers"]:
+        lines += ["", f"| contender (so, T={plan['torch_tasks'] or plan['main_tasks']}, K={plan['main_inner_steps']}; "
+                  "`/collect`, `/learn`: the parts alone) | ms [range] |", "|---|---:|"]
+        lines += [f"| {k} | {_ms(v)} |" for k, v in result["torch_peers"]["times"].items()]
+        lines += ["", "torch.compile, first meta-step (compiling) and what failed: " + "; ".join(
+            f"{name} {row['first_step_s']:.1f} s" + (f" ({row['compile_error']})" if "compile_error" in row else "")
+            for name, row in result["torch_peers"]["compile"].items())]
     return "\n".join(lines)

@@ -17,11 +17,12 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from metaq_jax import distributed
+from metaq_jax import distributed, training
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.algos.base import task_batch
 from metaq_jax.bench import envs, gate
 from metaq_jax.bench.measure import compile_timed, interleaved, matmul_rate, spread, xla_stats
+from metaq_jax.bench.report import machine_line
 from metaq_jax.config import KINDS, MetaConfig
 from metaq_jax.types import MetaState, Metrics, Params, Transition, UpdateFn
 
@@ -36,6 +37,8 @@ LEARNERS = {
     "mql": {"algo": "mql", "batch_size": 64, "replay_size": 2000, "gradient_steps": 1},
 }
 """Every learner the suite compares on the learners' workload: name -> config changes."""
+QUICK_LEARNERS = ("maml", "rl2 gru", "pearl")
+"""One learner of each kind: the quick preset's learners' table."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Plan:
       memory_inner_steps: K of the remat memory comparison.
       num_envs: M of every meta-step.
       rollout_length: L of every meta-step.
-      learners: the rows of the learners' table, keys of `LEARNERS` (both presets: all of them).
+      learners: the rows of the learners' table, keys of `LEARNERS` (full: all; quick: one per kind).
     """
 
     main_tasks: int  # T of the headline comparison (torch, so/fo, peak fraction)
@@ -72,13 +75,14 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
-        """The quick preset: T = 8, K = 5, M ∈ {64, 1024} envs in the throughput table, 3 rounds.
+        """The quick preset: T = 8, K = 5, M ∈ {64, 1024} envs in the throughput table, 3 rounds of each,
+        one learner of each kind (each learner's compile takes ~8 s here).
 
         Returns:
           The quick `Plan`.
         """
         return cls(main_tasks=8, task_counts=(8,), inner_steps=(5,), env_counts=(64, 1024), rounds=3,
-                   torch_pairs=5)
+                   torch_pairs=3, learners=QUICK_LEARNERS)
 
     @classmethod
     def full(cls) -> "Plan":
@@ -193,6 +197,27 @@ def compiled_meta_step(config: MetaConfig) -> tuple[jax.stages.Compiled, MetaSta
     state = learner.init(jax.random.key(config.seed))
     compiled, seconds = compile_timed(learner.update, state, jax.random.key(1))
     return compiled, state, seconds
+
+
+def time_meta_steps(configs: dict[str, MetaConfig], rounds: int) -> dict:
+    """One meta-step of each config (one training seed, from `config.seed`), interleaved; compile apart.
+
+    Args:
+      configs: `name -> config`, any learner.
+      rounds: timed meta-steps of each (after a warm-up), each blocked on.
+
+    Returns:
+      `{"machine": machine_line, "rounds", "learners": {name: {"compile_s", "step_s": spread}}}`.
+    """
+    steps, compile_s = {}, {}
+    for name, config in configs.items():
+        learner = make_meta_learner(config)
+        state, key = training.initial_state(learner, config.seed)
+        compiled, compile_s[name] = compile_timed(learner.update, state, key)
+        steps[name] = functools.partial(compiled, state, key)
+    times = interleaved(steps, rounds)
+    return {"machine": machine_line(machine()), "rounds": rounds,
+            "learners": {name: {"compile_s": compile_s[name], "step_s": spread(t)} for name, t in times.items()}}
 
 
 def stepper(compiled: UpdateFn, state: MetaState) -> Callable[[], Metrics]:
@@ -334,7 +359,7 @@ def rates(config: MetaConfig, seconds: float) -> dict[str, float]:
 
 
 def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: bool = False
-                 ) -> tuple[dict[str, dict], dict]:
+                 ) -> tuple[dict[str, dict], dict, tuple]:
     """Every algorithm at one (T, K): compile, XLA stats, interleaved step / collect / learn times.
 
     On one device; with `all_devices` (and more than one device) also sharded over all of them.
@@ -347,9 +372,10 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: b
         their number.
 
     Returns:
-      `(results, steps)`: per algorithm, its measurements (`step_s`, rates, `collect_s`,
-      `learn_s`, compile time, FLOPs, XLA stats, and `best_step_s` of its fastest setting),
-      and its fastest setting's `() -> metrics` meta-step closure, for reuse.
+      `(results, closures, data)`: per algorithm, its measurements (`step_s`, rates, `collect_s`,
+      `learn_s`, compile time, FLOPs, XLA stats, and `best_step_s` of its fastest setting); the
+      closures for reuse: `{algo}` the fastest setting's meta-step, `collect` and `{algo}/learn`;
+      and the `(support, query)` `[T, L, M]` data the learning closures learn on.
     """
     configs = {a: workload(a, num_tasks, inner_steps, num_envs=plan.num_envs,
                            rollout_length=plan.rollout_length) for a in ALGOS}
@@ -377,7 +403,7 @@ def measure_size(plan: Plan, num_tasks: int, inner_steps: int, *, all_devices: b
         else:
             out[algo]["best_step_s"] = step
     best = {algo: fns[f"{algo}/all_devices" if out[algo]["devices"] > 1 else f"{algo}/step"] for algo in ALGOS}
-    return out, best
+    return out, {**best, "collect": fns["collect"], **{f"{a}/learn": fns[f"{a}/learn"] for a in ALGOS}}, data
 
 
 def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
@@ -403,45 +429,105 @@ def remat_memory(plan: Plan, measured: list[dict]) -> dict[str, int | None]:
             for name, config in cases.items()}
 
 
-def torch_vs_jax(plan: Plan, num_tasks: int, jax_step: Callable[[], object],
-                 algo: str = "maml") -> dict[str, dict]:
-    """Interleaved meta-steps of metaq_jax and the PyTorch reference, each on the whole machine.
+PEER_CHUNK = 8
+"""Tasks per stacked computation of `torch_procs`, `torch_compile` and the split (the fastest
+chunk on this CPU when the peers were written; the suite times 1, 8 and T for both modes)."""
 
-    metaq_jax runs its fastest setting, `jax_step`; the reference runs with 1 thread and with
-    torch's default. Both start from the same flax initialisation. Needs torch.
+
+def torch_peers(plan: Plan, num_tasks: int, jax_steps: dict[str, Callable[[], object]], data: tuple,
+                algo: str = "maml") -> dict:
+    """Interleaved meta-steps of metaq_jax and every PyTorch peer, each on the whole machine.
+
+    Contenders: metaq_jax's fastest setting; `torch_loop` (the reference) with 1 thread and with
+    torch's default; `torch_batched` in both modes with chunks of 1, 8 and T tasks; `torch_procs`
+    (one process per core); `torch_compile` (the rollouts' forward compiled, learning eager) and
+    `torch_compile_all` (the learning's forward compiled too), each timed where its first step
+    compiled; where torch failed (second order: no double backward in torch 2.13) the error is
+    the result.
+    Beside them, the collection / learning split: metaq_jax's parts and `torch_batched`'s, the
+    learning on the same fixed arrays. All start from the same flax initialisation. Needs torch.
 
     Args:
       plan: gives the pairs, K, M and L.
       num_tasks: T.
-      jax_step: metaq_jax's `() -> metrics` meta-step, e.g. from `measure_size`.
-      algo: the algorithm of both.
+      jax_steps: `() -> ...` closures: `step` (the fastest meta-step), `collect` and `learn`
+        (`collection_part`, `learning_part`), from `measure_size`.
+      data: `(support, query)` `[T, L, M]`, the data `jax_steps["learn"]` learns on.
+      algo: the algorithm of all.
 
     Returns:
-      `{contender: spread of seconds}`.
+      `{"times": {contender: spread of seconds}, "compile": {peer: {"first_step_s"} and, where
+      torch failed, "compile_error"}}`; `times` also holds `.../collect` and `.../learn` rows.
     """
     import torch
 
-    from metaq_jax.bench.torch_reference import TorchMetaLearner
+    from metaq_jax.bench import torch_batched as tb
+    from metaq_jax.bench.torch_reference import TorchMetaLearner, sample_tasks
 
     config = workload(algo, num_tasks, plan.main_inner_steps, num_envs=plan.num_envs, rollout_length=plan.rollout_length)
     variables = make_problem(config).init_params(jax.random.key(config.seed))
-    learner = TorchMetaLearner(variables, algo=algo, num_tasks=config.num_tasks, num_envs=config.num_envs,
-                               rollout_length=config.rollout_length, inner_steps=config.inner_steps,
-                               inner_lr=config.inner_lr, gamma=config.gamma, outer_lr=config.outer_lr,
-                               epsilon=config.epsilon, support_epsilon=config.support_epsilon,
-                               target_update_period=config.target_update_period)
-    default_threads = torch.get_num_threads()
+    run = dict(num_envs=config.num_envs, rollout_length=config.rollout_length, outer_lr=config.outer_lr,
+               epsilon=config.epsilon, support_epsilon=config.support_epsilon,
+               target_update_period=config.target_update_period)
+    threads = torch.get_num_threads()
+    loop = TorchMetaLearner(variables, algo=algo, num_tasks=num_tasks, inner_steps=config.inner_steps,
+                            inner_lr=config.inner_lr, gamma=config.gamma, **run)
+    chunk = min(PEER_CHUNK, num_tasks)
+    learning = gate.peer_learning(config, chunk)
+    batched = {f"torch_batched_{mode}_c{c}": tb.BatchedMetaLearner(variables, gate.peer_learning(config, c, mode),
+                                                                    num_tasks=num_tasks, **run)
+               for mode in tb.MODES for c in sorted({1, chunk, num_tasks})}
+    compiled_forward = torch.compile(tb.forward)
+    compiled = {"torch_compile": tb.BatchedMetaLearner(variables, learning, num_tasks=num_tasks, **run,
+                                                       policy_net=compiled_forward),
+                "torch_compile_all": tb.BatchedMetaLearner(variables, dataclasses.replace(learning, net=compiled_forward),
+                                                           num_tasks=num_tasks, **run, policy_net=compiled_forward)}
+    compile_s = {}
+    for name, learner in compiled.items():
+        start = time.perf_counter()
+        try:  # without donated buffers, torch reaches its own double-backward limit, not a buffer check
+            with torch._functorch.config.patch(donated_buffer=False):
+                learner.step()
+            compile_s[name] = {"first_step_s": time.perf_counter() - start}
+        except Exception as error:  # torch's own failure to compile is a result, reported as a row
+            compile_s[name] = {"first_step_s": time.perf_counter() - start,
+                               "compile_error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+    compiled = {name: learner for name, learner in compiled.items() if "compile_error" not in compile_s[name]}
+    processes = os.cpu_count() or 1
+    procs = (tb.ProcsMetaLearner(processes, variables=variables, learning=learning, num_tasks=num_tasks, **run)
+             if num_tasks % processes == 0 else None)
+    peer = batched[f"torch_batched_bmm_c{chunk}"]
+    support, query = (tb.batch_from_transitions(x) for x in data)
 
-    def torch_step(threads):
-        def run():
+    def torch_collect():
+        peer.env.set_tasks(sample_tasks(peer.rng, num_tasks))
+        peer.collect_support()
+        theta = tb.stack([p.detach() for p in peer.theta], num_tasks)
+        peer.env.rollout(peer.rng, peer.length, tb.epsilon_greedy(tb.forward, theta, peer.rng, peer.epsilon))
+
+    def torch_learn():
+        tb.meta_direction(learning, peer.theta, peer.target, support, lambda adapted: query)
+
+    def with_threads(n, fn):
+        def timed():
+            torch.set_num_threads(n)
+            fn()
             torch.set_num_threads(threads)
-            learner.step()
-        return run
+        return timed
 
-    times = interleaved({f"metaq_jax_{jax.device_count()}_device(s)": jax_step, "torch_1_thread": torch_step(1),
-                         f"torch_{default_threads}_threads": torch_step(default_threads)}, plan.torch_pairs)
-    torch.set_num_threads(default_threads)
-    return {name: spread(t) for name, t in times.items()}
+    contenders = {f"metaq_jax_{jax.device_count()}_device(s)": jax_steps["step"],
+                  "torch_loop_1_thread": with_threads(1, loop.step), f"torch_loop_{threads}_threads": loop.step,
+                  **{name: learner.step for name, learner in {**batched, **compiled}.items()},
+                  "metaq_jax/collect": jax_steps["collect"], "metaq_jax/learn": jax_steps["learn"],
+                  f"torch_batched_bmm_c{chunk}/collect": torch_collect, f"torch_batched_bmm_c{chunk}/learn": torch_learn}
+    if procs is not None:
+        contenders[f"torch_procs_{processes}x1_thread"] = procs.step
+    try:
+        times = interleaved(contenders, plan.torch_pairs)
+    finally:
+        if procs is not None:
+            procs.close()
+    return {"times": {name: spread(t) for name, t in times.items()}, "compile": compile_s}
 
 
 def machine() -> dict[str, object]:
@@ -462,33 +548,54 @@ def machine() -> dict[str, object]:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **versions}
 
 
-def summarise(result: dict, main: dict[str, dict], memory: dict, torch_times: dict | None) -> dict:
+def torch_summary(peers: dict) -> dict:
+    """The torch comparison's ratios: to the fastest gated peer, to the loop reference, every peer's median.
+
+    Args:
+      peers: `torch_peers`'s result.
+
+    Returns:
+      `{"speedup_vs_torch", "speedup_vs_torch_loop", "torch"}`; `torch` maps each peer's meta-step
+      to its median seconds (the split's rows and the compile attempt left out).
+    """
+    steps = {name: t["median"] for name, t in peers["times"].items() if "/" not in name}
+    jax_s = min(v for k, v in steps.items() if k.startswith("metaq_jax"))
+    torch_s = {k: v for k, v in steps.items() if k.startswith("torch")}
+    loop_s = min(v for k, v in torch_s.items() if k.startswith("torch_loop"))
+    return {"speedup_vs_torch": min(torch_s.values()) / jax_s, "speedup_vs_torch_loop": loop_s / jax_s,
+            "torch": torch_s}
+
+
+def summarise(result: dict, main: dict[str, dict], memory: dict) -> dict:
     """The issue's headline ratios from the measured parts; None where not measured.
 
     Args:
-      result: the suite's result so far: `envs` and `matmul_flops_per_s`.
+      result: the suite's result so far: `envs`, `matmul_flops_per_s`, `default_compile_s` and
+        `torch_peers` (None without torch).
       main: the headline size's results per algorithm, from `measure_size`.
       memory: `remat_memory`'s temp bytes.
-      torch_times: `torch_vs_jax`'s spreads, or None without torch.
 
     Returns:
-      `speedup_vs_torch`, `so_over_fo`, `peak_fraction`, `mem_so_over_fo_k20`,
-      `collect_over_bare` and `compile_s`.
+      `speedup_vs_torch` (to the fastest gated peer), `speedup_vs_torch_loop`, `torch` (every
+      peer's median seconds), `so_over_fo`, `peak_fraction`, `mem_so_over_fo_k20`,
+      `collect_over_bare` (ε-greedy collection over gymnax's bare step), `random_walk_over_bare`,
+      `compile_s` (`MetaConfig()`'s default job) and `workload_compile_s` (W's at the headline size).
     """
     so, fo = main["maml"], main["fomaml"]
     envs_1k = result["envs"].get("1024")  # the issue's reference size
-    best = {}
-    if torch_times is not None:
-        for framework in ("torch", "metaq_jax"):
-            best[framework] = min(v["median"] for k, v in torch_times.items() if k.startswith(framework))
+    torch = (torch_summary(result["torch_peers"]) if result["torch_peers"] else
+             {"speedup_vs_torch": None, "speedup_vs_torch_loop": None, "torch": None})
     return {
-        "speedup_vs_torch": best["torch"] / best["metaq_jax"] if best else None,
+        **torch,
         "so_over_fo": so["best_step_s"]["median"] / fo["best_step_s"]["median"],
         "peak_fraction": so["flops"] / so["best_step_s"]["median"] / result["matmul_flops_per_s"],
         "mem_so_over_fo_k20": memory["maml_remat"] / memory["fomaml"] if memory.get("fomaml") else None,
         "collect_over_bare": None if envs_1k is None else
+        envs_1k["metaq_epsilon_greedy"] / envs_1k["gymnax_bare_step_env"],
+        "random_walk_over_bare": None if envs_1k is None else
         envs_1k["metaq_random_walk"] / envs_1k["gymnax_bare_step_env"],
-        "compile_s": so["compile_s"],
+        "compile_s": result["default_compile_s"],
+        "workload_compile_s": so["compile_s"],
     }
 
 
@@ -498,38 +605,43 @@ def run_suite(plan: Plan, *, with_torch: bool = True,
 
     Args:
       plan: what to measure.
-      with_torch: run the correctness gate and the torch timings; `False` (torch not
-        installed) skips both, and they are then None.
+      with_torch: run the correctness gates and the torch timings; `False` (torch not
+        installed) skips them, and they are then None.
       log: called with a line before each part.
 
     Returns:
-      One JSON-ready dict: `machine`, `plan`, `gate_max_rel_error` (with torch), `matmul_flops_per_s`,
-      `configs`, `temp_bytes_k20`, `learners`, `envs`, `torch_vs_jax`, `max_rss_mib` and `summary`.
+      One JSON-ready dict: `machine`, `plan`, `gate_max_rel_error` and `peer_gate_max_rel_error`
+      (with torch), `matmul_flops_per_s`, `default_compile_s`, `configs`, `temp_bytes_k20`, `learners`,
+      `envs`, `torch_peers`, `max_rss_mib` and `summary`.
 
     Raises:
       GateError: before any timing, if the frameworks disagree.
     """
     result = {"machine": machine(), "plan": dataclasses.asdict(plan)}
     if with_torch:
-        log("correctness gate (metaq_jax vs PyTorch meta-gradients)")
-        result["gate_max_rel_error"] = gate.check_gate(workload("maml", 1, plan.main_inner_steps, num_envs=plan.num_envs,
-                                                                 rollout_length=plan.rollout_length))
+        log("correctness gates (metaq_jax vs the PyTorch reference and peers: meta-gradients)")
+        gate_config = workload("maml", 1, plan.main_inner_steps, num_envs=plan.num_envs, rollout_length=plan.rollout_length)
+        result["gate_max_rel_error"] = gate.check_gate(gate_config)
+        result["peer_gate_max_rel_error"] = gate.check_peers(gate_config)
     log("attainable fp32 rate: 2048³ matmul")
     result["matmul_flops_per_s"] = matmul_rate()
+    log("compile time of MetaConfig()'s default job")
+    result["default_compile_s"] = compiled_meta_step(MetaConfig())[2]
     sizes = sorted({(t, plan.main_inner_steps) for t in plan.task_counts} |
                    {(plan.main_tasks, k) for k in plan.inner_steps})
     torch_tasks = plan.main_tasks if plan.torch_tasks is None else plan.torch_tasks
-    result["configs"], torch_step = [], None
+    result["configs"], torch_parts = [], None
     for num_tasks, inner_steps in sizes:
         log(f"meta-step T={num_tasks} K={inner_steps}: so, fo, reptile")
         headline = (num_tasks, inner_steps) in {(plan.main_tasks, plan.main_inner_steps),
                                                  (torch_tasks, plan.main_inner_steps)}
-        out, steps = measure_size(plan, num_tasks, inner_steps, all_devices=headline)
+        out, closures, data = measure_size(plan, num_tasks, inner_steps, all_devices=headline)
         result["configs"] += [{"algo": a, **v} for a, v in out.items()]
         if (num_tasks, inner_steps) == (plan.main_tasks, plan.main_inner_steps):
             main = out
         if (num_tasks, inner_steps) == (torch_tasks, plan.main_inner_steps):
-            torch_step = steps["maml"]
+            torch_parts = ({"step": closures["maml"], "collect": closures["collect"], "learn": closures["maml/learn"]},
+                           data)
     log(f"XLA temp bytes at K={plan.memory_inner_steps} with and without remat")
     result["temp_bytes_k20"] = remat_memory(plan, result["configs"])
     log(f"every learner on the learners' workload (tabular-mdp, T={plan.main_tasks})")
@@ -538,11 +650,10 @@ def run_suite(plan: Plan, *, with_torch: bool = True,
     for num_envs in plan.env_counts:
         log(f"environment throughput at {num_envs} envs")
         result["envs"][str(num_envs)] = envs.env_throughput(num_envs, 100, plan.rounds)
-    torch_times = None
+    result["torch_peers"] = None
     if with_torch:
-        log(f"metaq_jax vs PyTorch, {plan.torch_pairs} interleaved rounds")
-        torch_times = torch_vs_jax(plan, torch_tasks, torch_step)
-    result["torch_vs_jax"] = torch_times
+        log(f"metaq_jax vs every PyTorch peer, {plan.torch_pairs} interleaved rounds")
+        result["torch_peers"] = torch_peers(plan, torch_tasks, *torch_parts)
     result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    result["summary"] = summarise(result, main, result["temp_bytes_k20"], torch_times)
+    result["summary"] = summarise(result, main, result["temp_bytes_k20"])
     return result

@@ -15,23 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from metaq_jax.protocol import interval_text as interval, load_report as load  # noqa: E402
+
 HERE = pathlib.Path(__file__).parent
 MAML = {"nav2d": HERE.parent / "nav2d", "pointrobot": HERE.parent / "families" / "pointrobot"}
 LATENT = ("pearl", "mql")
 CEILINGS = ("oracle", "oracle_learned")
-
-
-def load(folder):
-    path = folder / "protocol.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def interval(row, point):
-    """`mean [lo, hi]`, the stratified-bootstrap CI; older reports hold a normal ± half-width."""
-    if "mean_ci" in row:
-        lo, hi = row["mean_ci"][point]
-        return f"{row['mean'][point]:.2f} [{lo:.2f}, {hi:.2f}]"
-    return f"{row['mean'][point]:.2f} ± {row['ci95'][point]:.2f}"
 
 
 def bounds(row, point):

@@ -11,10 +11,7 @@ import json
 import sys
 
 import metaq_jax as mq
-from metaq_jax import training
-from metaq_jax.bench.measure import compile_timed, interleaved, spread
-from metaq_jax.bench.report import machine_line
-from metaq_jax.bench.suite import machine
+from metaq_jax.bench.suite import time_meta_steps
 
 from table import HERE, LATENT, MAML, load
 
@@ -29,15 +26,7 @@ def configs() -> dict[str, mq.MetaConfig]:
 
 
 def main(rounds: int = 5) -> None:
-    steps, compile_s = {}, {}
-    for name, config in configs().items():
-        learner = mq.make_meta_learner(config)
-        state, key = training.initial_state(learner, config.seed)
-        compiled, compile_s[name] = compile_timed(learner.update, state, key)
-        steps[name] = (lambda c=compiled, s=state, k=key: c(s, k))
-    times = interleaved(steps, rounds)
-    result = {"machine": machine_line(machine()), "rounds": rounds,
-              "learners": {name: {"compile_s": compile_s[name], "step_s": spread(t)} for name, t in times.items()}}
+    result = time_meta_steps(configs(), rounds)
     (HERE / "timing.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 
