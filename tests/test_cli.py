@@ -263,6 +263,9 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["train", "--config", "{cfg}"], "new", "[1, 2]", "config file {cfg}: must hold a JSON object"),
     (["train", "--config", "{cfg}"], "new", '{"num_taks": 4}', "MetaConfig: unknown field(s) num_taks"),
     (["train", "--config", "{cfg}"], "new", '{"num_tasks": "4"}', "MetaConfig.num_tasks = '4': must be a positive integer"),
+    (["train", "--family", "cheetah-vel"], "new", None, "MetaConfig.family = 'cheetah-vel': its actions are continuous (6 dims)"),
+    (["protocol", "--family", "ant-dir"], "new", None, "MetaConfig.family = 'ant-dir': its actions are continuous (8 dims)"),
+    (["sweep", "--family", "cheetah-dir", "--seeds", "2"], "new", None, "MetaConfig.family = 'cheetah-dir': its actions are continuous"),
     (["eval"], "empty", None, "run dir {run} holds no run (no config.json)"),
     (["eval"], "no_checkpoint", None, "run dir {run} holds no checkpoint"),
 ]

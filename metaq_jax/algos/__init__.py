@@ -43,8 +43,8 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
       The `MetaQProblem`.
 
     Raises:
-      InputError: `family.name` is not `config.family`, or the config's network does not fit
-        the family (`default_network`).
+      InputError: `family.name` is not `config.family`, its actions are continuous, or the
+        config's network does not fit the family (`default_network`).
     """
     family = _checked_family(config, family)
     if network is None:
@@ -53,12 +53,18 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
 
 
 def _checked_family(config: MetaConfig, family: TaskFamily | None) -> TaskFamily:
-    """`family`, or `make_family(config.family)` when None; refused when its name is not `config.family`."""
+    """`family`, or `make_family(config.family)` when None; refused when its name is not
+    `config.family` or its actions are continuous (every learner is a discrete-action Q-learner)."""
     if family is None:
-        return make_family(config.family)
+        family = make_family(config.family)
     if family.name != config.family:
         raise InputError(f"family {family.name!r} given for MetaConfig.family = {config.family!r}: they must "
                          f"agree (the run records config.family); give config.replace(family={family.name!r})")
+    if family.continuous_actions:
+        size = family.env.action_space(family.default_params).shape[0]
+        raise InputError(f"MetaConfig.family = {config.family!r}: its actions are continuous ({size} dims) and "
+                         f"algo {config.algo!r} needs discrete actions; no learner trains a continuous-action "
+                         "family yet")
     return family
 
 
@@ -121,7 +127,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       The `MetaLearner`.
 
     Raises:
-      InputError: `family` does not match `config.family`, or `config.network` does not fit it.
+      InputError: `family` does not match `config.family` or has continuous actions, or
+        `config.network` does not fit it.
     """
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     if config.kind in ("memory", "latent"):
