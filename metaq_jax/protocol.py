@@ -127,10 +127,11 @@ def _sizes(config: MetaConfig, num_seeds: int) -> dict:
 def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
                 oracle_budget: oracle.OracleBudget) -> dict[str, np.ndarray]:
     """The baselines no meta-training changes, `name -> [S × T]` per trial: `fixed_baselines`, and
-    where the family has no exact oracle, the learned one (trained with the pretraining config's network)."""
+    where the family has no exact oracle, the learned one (trained with the pretraining config's network;
+    a Q-learner of discrete actions: none for a continuous-action family yet)."""
     tasks = family.test_tasks()
     fixed = fixed_baselines(family, tasks, key, num_seeds=num_seeds)
-    if family.oracle_return is None:
+    if family.oracle_return is None and not family.continuous_actions:
         problem = make_problem(pretrain_config(config, family), family)
         fixed["oracle_learned"] = np.asarray(oracle.learned_oracle_returns(
             problem, problem.init_params(key), tasks, key, num_seeds=num_seeds, budget=oracle_budget))
