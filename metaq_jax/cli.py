@@ -108,6 +108,7 @@ class Bench:
     scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
     cpu_devices: int = 0  # on a CPU, JAX devices to split it into for the sharded rows; 0: one per core
     population: bool = False  # add populations of 1, 4, 16, 64 members against as many separate runs
+    locomotion: bool = False  # add the brax locomotion families' env steps/s (64 envs × 100 steps, spring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -484,6 +485,12 @@ def bench(args: Bench) -> None:
         result["population"] = population.population_rows()
         table += ("\n\n## Populations: P members in one program against P separate runs (maml, nav2d, "
                   "4 tasks × 4 envs × 20 steps, one device)\n\n" + population.markdown(result["population"]))
+    if args.locomotion:
+        from metaq_jax.bench import locomotion
+
+        result["locomotion"] = locomotion.locomotion_rows()
+        table += ("\n\n## Locomotion: env steps per second of a jitted vmapped rollout, random actions\n\n"
+                  + locomotion.markdown(result["locomotion"]))
     result["wall_s"] = time.perf_counter() - start
     if args.out:
         os.makedirs(args.out, exist_ok=True)
