@@ -168,7 +168,7 @@ def test_bad_family_options_are_refused(kwargs, message):
         mq.make_family("cheetah-vel", **kwargs)
 
 
-def test_the_discrete_action_learners_refuse_a_locomotion_family():
-    config = mq.MetaConfig(family="cheetah-vel")
-    with pytest.raises(mq.InputError, match="MetaConfig.family = 'cheetah-vel': its actions are continuous"):
+def test_a_learner_without_a_continuous_version_refuses_a_locomotion_family():
+    config = mq.MetaConfig(family="cheetah-vel", algo="reptile")
+    with pytest.raises(mq.InputError, match="MetaConfig.algo = 'reptile': family cheetah-vel has continuous actions"):
         mq.make_meta_learner(config, family("cheetah-vel"))
