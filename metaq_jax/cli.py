@@ -507,7 +507,7 @@ def families() -> None:
 
     for name in list_families():
         try:
-            description = make_family(name).description
+            description = make_family(name).description or "(no description)"
         except InputError as error:  # e.g. a locomotion family without brax installed
             description = f"(unavailable: {error})"
         print(f"{name:12s} {description}")

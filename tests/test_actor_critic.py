@@ -53,7 +53,8 @@ class PointState(environment.EnvState):
 
 def make_point(**kw):
     return mq.TaskFamily("test-point", Point(), lambda k: PointParams(goal=jax.random.uniform(k, (), minval=-0.5,
-                                                                                              maxval=0.5)), **kw)
+                                                                                              maxval=0.5)),
+                         description="a point on a line moved toward a goal ~ U[-0.5, 0.5] (test)", **kw)
 
 
 mq.register_family("test-point", make_point, overwrite=True)
