@@ -11,7 +11,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 import metaq_jax as mq
-from metaq_jax import rollout, td3
+from metaq_jax import population, rollout, td3, training
 from metaq_jax.algos import actor_critic
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -138,3 +138,18 @@ def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
         config = CONFIG.replace(**change)
     with pytest.raises(mq.InputError, match=message):
         mq.make_meta_learner(config, make_point())
+
+
+def test_a_population_member_equals_its_run_alone():
+    """Inner lrs as run-time leaves: one compiled population, each member its own `training.train`."""
+    config, family = CONFIG.replace(meta_steps=2), make_point(num_test_tasks=2)
+    pop = population.make_population(config, family, population.grid_members([3], {"inner_lr": [0.01, 0.05]}))
+    update, value = jax.jit(pop.update), pop.init()
+    for _ in range(config.meta_steps):
+        value, _ = update(value)
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])  # noqa: E731
+    members = [flat(jax.tree.map(lambda x: x[i], value.states.params)) for i in range(2)]
+    for i, member in enumerate(pop.members):
+        state, _ = training.train(population.member_config(config, member), family)
+        np.testing.assert_allclose(members[i], flat(state.params), rtol=2e-5, atol=2e-6)
+    assert np.abs(members[0] - members[1]).max() > 1e-4  # the inner lr did change the run
