@@ -2,6 +2,7 @@
 splits, batched == per env, and a clear refusal by the discrete-action learners."""
 
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import metaq_jax as mq
+from metaq_jax import cli
 
 LOCOMOTION = ["cheetah-vel", "cheetah-dir", "ant-dir", "ant-goal"]
 MAX_STEPS = 5
@@ -172,3 +174,13 @@ def test_a_learner_without_a_continuous_version_refuses_a_locomotion_family():
     config = mq.MetaConfig(family="cheetah-vel", algo="reptile")
     with pytest.raises(mq.InputError, match="MetaConfig.algo = 'reptile': family cheetah-vel has continuous actions"):
         mq.make_meta_learner(config, family("cheetah-vel"))
+
+
+def test_without_brax_the_family_names_the_extra_and_the_listing_says_so(monkeypatch, capsys):
+    for name in ("brax", "brax.envs"):
+        monkeypatch.setitem(sys.modules, name, None)  # `from brax import envs` now fails
+    with pytest.raises(mq.InputError, match=r"family ant-goal needs brax .*pip install 'metaq-jax\[brax\]'"):
+        mq.make_family("ant-goal")
+    cli.main(["families"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("ant-goal"))
+    assert "(unavailable: family ant-goal needs brax" in line
