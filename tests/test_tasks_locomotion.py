@@ -1,5 +1,5 @@
 """The brax locomotion families: rewards by their formulas, the task fixed across episodes,
-splits, batched == per env, and a clear refusal by the discrete-action learners."""
+splits, batched == per env, clear refusals (a learner with no continuous version, brax missing)."""
 
 import functools
 import sys
