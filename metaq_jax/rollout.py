@@ -299,25 +299,24 @@ def collect_actions(env: "environment.Environment", actor_fn: Callable[[Params, 
     size = env.action_space(env_params).shape[0]
     k_start, k_uniform, k_explore, k_noise, k_step, k_reset = jax.random.split(key, 6)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
-    uniform = jax.random.uniform(k_uniform, (length, num_envs, size), minval=-1.0, maxval=1.0)
-    explore = None if is_random_walk(epsilon) else jax.random.uniform(k_explore, (length, num_envs)) < epsilon
-    gaussian = noise * jax.random.normal(k_noise, (length, num_envs, size))
+    walk = is_random_walk(epsilon)
+    per_step = (jax.random.uniform(k_uniform, (length, num_envs, size), minval=-1.0, maxval=1.0),
+                None if walk else jax.random.uniform(k_explore, (length, num_envs)) < epsilon,
+                None if walk else noise * jax.random.normal(k_noise, (length, num_envs, size)),
+                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
     params = jax.lax.stop_gradient(params)
 
     def step(carry, xs):
         obs, state = carry
-        index, step_keys, reset_keys = xs
-        if explore is None:
-            actions = uniform[index]
-        else:
-            acted = jnp.clip(actor_fn(params, obs) + gaussian[index], -1.0, 1.0)
-            actions = jnp.where(explore[index][:, None], uniform[index], acted)
+        uniform, explore, gaussian, step_keys, reset_keys = xs  # explore, gaussian: None on a random walk
+        actions = uniform
+        if not walk:
+            acted = jnp.clip(actor_fn(params, obs) + gaussian, -1.0, 1.0)
+            actions = jnp.where(explore[:, None], uniform, acted)
         next_obs, state, reward, terminated, truncated, final_obs = step_with_reset(
             env, step_keys, reset_keys, state, actions, env_params)
         transition = Transition(obs=obs, action=actions, reward=reward.astype(jnp.float32),
                                 next_obs=final_obs, terminated=terminated, truncated=truncated)
         return (next_obs, state), transition
 
-    per_step = (jnp.arange(length), jax.random.split(k_step, (length, num_envs)),
-                jax.random.split(k_reset, (length, num_envs)))
     return jax.lax.scan(step, (obs, state), per_step)[1]
