@@ -14,7 +14,7 @@ from metaq_jax.algos import (MetaLearner, MetaQProblem, make_meta_learner, make_
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import Curve, adaptation_curve, meta_test, trial_curve
-from metaq_jax.inner import adapt
+from metaq_jax.inner import adapt, adapt_by_grads
 from metaq_jax.losses import td_error, td_loss
 from metaq_jax.networks import AttentionQNetwork, QNetwork, RecurrentQNetwork, make_q_network
 from metaq_jax.protocol import markdown_table, run_protocol
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "AttentionQNetwork", "Curve", "InputError", "MetaConfig", "MetaLearner", "MetaQProblem", "MetaState",
-    "Metrics", "QNetwork", "RecurrentQNetwork", "TaskFamily", "Transition", "adapt", "adaptation_curve",
+    "Metrics", "QNetwork", "RecurrentQNetwork", "TaskFamily", "Transition", "adapt", "adapt_by_grads", "adaptation_curve",
     "cartpole_params", "collect", "distributed", "episode_return", "episode_returns", "epsilon_greedy",
     "list_families", "make_family", "make_meta_learner", "make_optimizer", "make_problem", "make_q_network",
     "maml_loss", "markdown_table", "meta_test", "register_family", "run_protocol", "td_error", "td_loss",

@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -107,6 +108,7 @@ class Bench:
     scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
     cpu_devices: int = 0  # on a CPU, JAX devices to split it into for the sharded rows; 0: one per core
     population: bool = False  # add populations of 1, 4, 16, 64 members against as many separate runs
+    locomotion: bool = False  # add the brax locomotion families' env steps/s (64 envs × 100 steps, spring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,6 +403,15 @@ def evaluate(args: Eval) -> None:
     print(markdown_table(report))
 
 
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (None when `path` exists)."""
+    missing = None
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing, path = path, os.path.dirname(path)
+    return missing
+
+
 def protocol(args: Protocol) -> None:
     """Run the meta-test protocol and write its report, table and plot to `args.out`.
 
@@ -415,7 +426,8 @@ def protocol(args: Protocol) -> None:
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
         if not isinstance(value, int) or value < 1:
             raise InputError(f"{flag} = {value!r}: must be a positive integer")
-    os.makedirs(args.out, exist_ok=True)
+    created = _first_missing(args.out)
+    os.makedirs(args.out, exist_ok=True)  # now, so that an unwritable --out fails before the training
     start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn()) as progress:
         bars = {name: progress.add_task(f"{name} ({args.train_seeds} seeds at once)", total=config.meta_steps)
@@ -424,7 +436,12 @@ def protocol(args: Protocol) -> None:
         def advance(name, step, _):
             progress.update(bars[name], completed=step + 1)
 
-        report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
+        try:
+            report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
+        except InputError:
+            if created is not None:  # a refused config leaves nothing behind
+                shutil.rmtree(created)
+            raise
     report["config"] = config.to_dict()
     table = markdown_table(report)
     save_report(report, args.out)
@@ -468,6 +485,12 @@ def bench(args: Bench) -> None:
         result["population"] = population.population_rows()
         table += ("\n\n## Populations: P members in one program against P separate runs (maml, nav2d, "
                   "4 tasks × 4 envs × 20 steps, one device)\n\n" + population.markdown(result["population"]))
+    if args.locomotion:
+        from metaq_jax.bench import locomotion
+
+        result["locomotion"] = locomotion.locomotion_rows()
+        table += ("\n\n## Locomotion: env steps per second of a jitted vmapped rollout, random actions\n\n"
+                  + locomotion.markdown(result["locomotion"]))
     result["wall_s"] = time.perf_counter() - start
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -483,7 +506,11 @@ def families() -> None:
     from metaq_jax.tasks import list_families, make_family
 
     for name in list_families():
-        print(f"{name:12s} {make_family(name).description}")
+        try:
+            description = make_family(name).description or "(no description)"
+        except InputError as error:  # e.g. a locomotion family without brax installed
+            description = f"(unavailable: {error})"
+        print(f"{name:12s} {description}")
 
 
 def run(argv: list[str] | None = None) -> None:

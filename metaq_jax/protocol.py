@@ -129,7 +129,7 @@ def _sizes(config: MetaConfig, num_seeds: int) -> dict:
 def learned_oracle(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
                    budget: oracle.OracleBudget) -> oracle.OracleRun | None:
     """The learned oracle on `family`'s test tasks (with the pretraining config's network), or None
-    where the family has an exact one.
+    where the family has an exact one or continuous actions (the oracle is a Q-learner of discrete ones).
 
     Args:
       config: the meta-learner's config (its network and `eval_epsilon`).
@@ -141,7 +141,7 @@ def learned_oracle(config: MetaConfig, family: TaskFamily, key: jax.Array, *, nu
     Returns:
       The `OracleRun` over `[S × T]` learners, or None.
     """
-    if family.oracle_return is not None:
+    if family.oracle_return is not None or family.continuous_actions:
         return None
     problem = make_problem(pretrain_config(config, family), family)
     return oracle.learned_oracle(problem, problem.init_params(key), family.test_tasks(), key, num_seeds=num_seeds,

@@ -267,3 +267,56 @@ def episode_returns(transitions: Transition, num_episodes: int) -> chex.Array:
     episode = jnp.cumsum(done, axis=0) - done  # which episode each step belongs to, from 0
     member = episode[..., None] == jnp.arange(num_episodes)[None, None]  # [L, M, E]
     return jnp.mean(jnp.sum(jnp.where(member, transitions.reward[..., None], 0.0), axis=0), axis=0)
+
+
+EXPLORATION_NOISE = 0.1
+"""σ of the Gaussian noise on a deterministic actor's action when it explores (TD3's default)."""
+
+
+def collect_actions(env: "environment.Environment", actor_fn: Callable[[Params, chex.Array], chex.Array],
+                    params: Params, env_params: EnvParams, key: chex.PRNGKey, *, num_envs: int, length: int,
+                    epsilon: chex.Numeric, noise: chex.Numeric = EXPLORATION_NOISE) -> Transition:
+    """`collect` for continuous actions in [−1, 1]ᴬ: ε-uniform, else the actor's action plus noise.
+
+    Each step an action is uniform in the box with probability ε, else clip(π(s) + σ·N(0, I),
+    −1, 1); a Python ε ≥ 1 (a random walk) never evaluates the actor, and ε = 0 with σ = 0 is the
+    actor's own action. Auto-reset and the random numbers drawn before the scan are `collect`'s.
+
+    Args:
+      env: a gymnax environment with a `Box` action space of shape `(A,)`.
+      actor_fn: `actor_fn(params, obs[M, *obs]) -> action[M, A]`.
+      params: the actor's parameters (no gradient flows into the data).
+      env_params: one task's parameters (no batch axis).
+      key: consumed.
+      num_envs: M.
+      length: L.
+      epsilon: the probability of a uniform action.
+      noise: σ of the Gaussian noise on the actor's action.
+
+    Returns:
+      `Transition` with leading shape `[L, M]`, `action` `[L, M, A]` float32.
+    """
+    size = env.action_space(env_params).shape[0]
+    k_start, k_uniform, k_explore, k_noise, k_step, k_reset = jax.random.split(key, 6)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
+    walk = is_random_walk(epsilon)
+    per_step = (jax.random.uniform(k_uniform, (length, num_envs, size), minval=-1.0, maxval=1.0),
+                None if walk else jax.random.uniform(k_explore, (length, num_envs)) < epsilon,
+                None if walk else noise * jax.random.normal(k_noise, (length, num_envs, size)),
+                jax.random.split(k_step, (length, num_envs)), jax.random.split(k_reset, (length, num_envs)))
+    params = jax.lax.stop_gradient(params)
+
+    def step(carry, xs):
+        obs, state = carry
+        uniform, explore, gaussian, step_keys, reset_keys = xs  # explore, gaussian: None on a random walk
+        actions = uniform
+        if not walk:
+            acted = jnp.clip(actor_fn(params, obs) + gaussian, -1.0, 1.0)
+            actions = jnp.where(explore[:, None], uniform, acted)
+        next_obs, state, reward, terminated, truncated, final_obs = step_with_reset(
+            env, step_keys, reset_keys, state, actions, env_params)
+        transition = Transition(obs=obs, action=actions, reward=reward.astype(jnp.float32),
+                                next_obs=final_obs, terminated=terminated, truncated=truncated)
+        return (next_obs, state), transition
+
+    return jax.lax.scan(step, (obs, state), per_step)[1]

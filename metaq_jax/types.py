@@ -18,6 +18,9 @@ Data = Any  # whatever a LossFn consumes
 LossFn = Callable[[Params, Data], chex.Array]
 """`loss_fn(params, data) -> scalar`, differentiable in `params`."""
 
+GradFn = Callable[[Params, Data, chex.Array], Params]
+"""`grad_fn(params, data, step) -> grads` like `params`: an inner step's direction (`inner.adapt_by_grads`)."""
+
 ApplyFn = Callable[[Params, chex.Array], chex.Array]
 """`apply_fn(params, obs[..., *obs]) -> q_values[..., A]`."""
 

@@ -263,6 +263,11 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["train", "--config", "{cfg}"], "new", "[1, 2]", "config file {cfg}: must hold a JSON object"),
     (["train", "--config", "{cfg}"], "new", '{"num_taks": 4}', "MetaConfig: unknown field(s) num_taks"),
     (["train", "--config", "{cfg}"], "new", '{"num_tasks": "4"}', "MetaConfig.num_tasks = '4': must be a positive integer"),
+    (["train", "--family", "cheetah-vel", "--algo", "reptile"], "new", None,
+     "MetaConfig.algo = 'reptile': family cheetah-vel has continuous actions (6 dims)"),
+    (["protocol", "--family", "ant-dir", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not available on family ant-dir"),
+    (["sweep", "--family", "cheetah-dir", "--seeds", "2", "--step-losses"], "new", None,
+     "MetaConfig.step_losses = True: not available on family cheetah-dir"),
     (["eval"], "empty", None, "run dir {run} holds no run (no config.json)"),
     (["eval"], "no_checkpoint", None, "run dir {run} holds no checkpoint"),
 ]

@@ -21,7 +21,7 @@ def test_defaults_are_valid_and_round_trip():
     ("trial_episodes", 0, "must be a positive integer"),
     ("adapt_every", -1, "must be an integer >= 0"),
     ("network", "attention", "must be one of mlp, tabular"),
-    ("family", "atari", "must be one of acrobot, asterix, bandit, bandit-gaussian, "),
+    ("family", "atari", "must be one of acrobot, ant-dir, ant-goal, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),
     ("num_tasks", 2.5, "must be a positive integer"),
     ("num_tasks", True, "must be a positive integer"),

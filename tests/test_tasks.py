@@ -51,7 +51,7 @@ def test_a_finite_set_cannot_hold_out_more_tasks_than_it_has():
 
 @pytest.mark.parametrize("name", ["nav2d", "cartpole", "bandit", "bandit-gaussian", "acrobot",
                                   "mountaincar", "pendulum", "tabular-mdp", "metamaze", "pointrobot",
-                                  "asterix", "recsys", "gridworld"])
+                                  "asterix", "recsys", "gridworld", "cheetah-vel", "ant-dir", "ant-goal"])
 def test_train_and_test_tasks_are_disjoint_and_deterministic(name):
     family = mq.make_family(name)
     test = family.test_tasks()

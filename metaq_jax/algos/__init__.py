@@ -8,6 +8,7 @@ import optax
 from metaq_jax.errors import InputError
 from metaq_jax.algos.base import (MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer,
                                   with_meta_sgd)
+from metaq_jax.algos.actor_critic import ALGOS as CONTINUOUS_ALGOS, make_actor_critic_learner
 from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
@@ -43,8 +44,8 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
       The `MetaQProblem`.
 
     Raises:
-      InputError: `family.name` is not `config.family`, or the config's network does not fit
-        the family (`default_network`).
+      InputError: `family.name` is not `config.family`, its actions are continuous, or the
+        config's network does not fit the family (`default_network`).
     """
     family = _checked_family(config, family)
     if network is None:
@@ -53,13 +54,29 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
 
 
 def _checked_family(config: MetaConfig, family: TaskFamily | None) -> TaskFamily:
-    """`family`, or `make_family(config.family)` when None; refused when its name is not `config.family`."""
+    """`family`, or `make_family(config.family)` when None; refused when its name is not
+    `config.family` or its actions are continuous (every learner is a discrete-action Q-learner)."""
     if family is None:
-        return make_family(config.family)
+        family = make_family(config.family)
     if family.name != config.family:
         raise InputError(f"family {family.name!r} given for MetaConfig.family = {config.family!r}: they must "
                          f"agree (the run records config.family); give config.replace(family={family.name!r})")
+    if family.continuous_actions:
+        _check_continuous(config, family)
     return family
+
+
+def _check_continuous(config: MetaConfig, family: TaskFamily) -> None:
+    """Refuse what the continuous-action (TD3) learners do not have, naming it."""
+    size = family.env.action_space(family.default_params).shape[0]
+    if config.algo not in CONTINUOUS_ALGOS:
+        raise InputError(f"MetaConfig.algo = {config.algo!r}: family {config.family} has continuous actions "
+                         f"({size} dims), which only {', '.join(CONTINUOUS_ALGOS)} learn (over TD3) so far")
+    for name, used in (("meta_sgd", config.meta_sgd), ("step_losses", config.step_losses),
+                       ("adapt", config.adapt != "all"), ("network", config.network != "mlp")):
+        if used:
+            raise InputError(f"MetaConfig.{name} = {getattr(config, name)!r}: not available on family "
+                             f"{config.family}'s continuous actions (TD3's actor and critics adapt whole)")
 
 
 def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
@@ -121,9 +138,13 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       The `MetaLearner`.
 
     Raises:
-      InputError: `family` does not match `config.family`, or `config.network` does not fit it.
+      InputError: `family` does not match `config.family` or has continuous actions, or
+        `config.network` does not fit it.
     """
     optimizer = make_optimizer(config) if optimizer is None else optimizer
+    family = _checked_family(config, family)
+    if family.continuous_actions:
+        return make_actor_critic_learner(config, family, optimizer)
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
         network = default_network(config, family) if network is None else network

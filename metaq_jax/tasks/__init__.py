@@ -25,6 +25,10 @@ _BUILTIN = {
     "asterix": "minatar:make_asterix",
     "recsys": "recsys:make_recsys",
     "gridworld": "gridworld:make_gridworld",
+    "cheetah-vel": "locomotion:make_cheetah_vel",
+    "cheetah-dir": "locomotion:make_cheetah_dir",
+    "ant-dir": "locomotion:make_ant_dir",
+    "ant-goal": "locomotion:make_ant_goal",
 }
 for _name, _target in _BUILTIN.items():
     register_family(_name, lazy_factory(f"metaq_jax.tasks.{_target}"))
@@ -36,7 +40,9 @@ for _k, _n in itertools.product((5, 10, 50), (10, 100, 500)):
 # Public names of the family modules: imported on first access.
 _LAZY = {
     "acrobot_params": "classic_control", "cartpole_params": "cartpole", "make_acrobot": "classic_control",
-    "make_asterix": "minatar", "make_bandit": "bandit", "make_cartpole": "cartpole",
+    "make_ant_dir": "locomotion", "make_ant_goal": "locomotion", "make_asterix": "minatar",
+    "make_bandit": "bandit", "make_cartpole": "cartpole",
+    "make_cheetah_dir": "locomotion", "make_cheetah_vel": "locomotion",
     "make_gaussian_bandit": "bandit", "make_gridworld": "gridworld", "make_metamaze": "meta_gymnax",
     "make_mountaincar": "classic_control", "make_nav2d": "nav2d", "make_pendulum": "classic_control",
     "make_pointrobot": "meta_gymnax", "make_recsys": "recsys", "make_tabular_mdp": "tabular",

@@ -72,6 +72,20 @@ class TaskFamily:
         """
         return self.env.num_actions
 
+    @property
+    def continuous_actions(self) -> bool:
+        """Whether the actions are continuous (a `Box`) rather than discrete.
+
+        Returns:
+          True when the action space has a shape, e.g. `(A,)` torques; False for a `Discrete`
+          space, or an environment that gives only `num_actions`.
+        """
+        try:
+            space = self.env.action_space(self.default_params)
+        except NotImplementedError:  # gymnax's default: a user's environment may define num_actions alone
+            return False
+        return len(space.shape) > 0
+
     @functools.cached_property
     def episode_length(self) -> int:
         """H, the most steps an episode of the family's tasks lasts (its time limit).

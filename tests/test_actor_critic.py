@@ -1,0 +1,155 @@
+"""The gradient learners over TD3 on a continuous-action family: one meta-step, the first-order
+identity, evaluation and trial shapes, exploration, and what they refuse."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+from gymnax.environments import environment, spaces
+
+import metaq_jax as mq
+from metaq_jax import population, rollout, td3, training
+from metaq_jax.algos import actor_critic
+
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@struct.dataclass
+class PointParams(environment.EnvParams):
+    goal: float = 0.5
+    max_steps_in_episode: int = 6
+
+
+class Point(environment.Environment):
+    """A point on a line moved by 0.1·a, a ∈ [−1, 1]; reward −|x − goal| after the move."""
+
+    @property
+    def default_params(self):
+        return PointParams()
+
+    def step_env(self, key, state, action, params):
+        x = state.x + 0.1 * jnp.clip(action[0], -1, 1)
+        state = PointState(x=x, time=state.time + 1)
+        return jnp.stack([x]), state, -jnp.abs(x - params.goal), jnp.array(False), {}
+
+    def reset_env(self, key, params):
+        return jnp.zeros(1), PointState(x=jnp.zeros(()), time=0)
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+
+
+@struct.dataclass
+class PointState(environment.EnvState):
+    x: jax.Array
+    time: int
+
+
+def make_point(**kw):
+    return mq.TaskFamily("test-point", Point(), lambda k: PointParams(goal=jax.random.uniform(k, (), minval=-0.5,
+                                                                                              maxval=0.5)),
+                         description="a point on a line moved toward a goal ~ U[-0.5, 0.5] (test)", **kw)
+
+
+mq.register_family("test-point", make_point, overwrite=True)
+CONFIG = mq.MetaConfig(family="test-point", num_tasks=2, num_envs=2, rollout_length=6, inner_steps=2,
+                       inner_lr=0.05, hidden_sizes=(8,), gamma=0.9)
+
+
+@functools.cache
+def learner(algo="maml"):
+    return mq.make_meta_learner(CONFIG.for_algo(algo) if algo == "pretrain" else CONFIG.replace(algo=algo),
+                                make_point(num_test_tasks=2))
+
+
+def test_a_continuous_family_gets_the_td3_learner_and_one_meta_step_moves_actor_and_critics():
+    ml = learner()
+    state = ml.init(jax.random.key(0))
+    assert set(state.params) == {"actor", "critic"}
+    update = jax.jit(ml.update).lower(state, jax.random.key(1)).compile(FAST_COMPILE)
+    after, metrics = update(state, jax.random.key(1))
+    assert np.isfinite(float(metrics.meta_loss)) and float(metrics.grad_norm) > 0
+    for part in ("actor", "critic"):
+        moved = [np.any(np.asarray(a) != np.asarray(b)) for a, b in
+                 zip(jax.tree.leaves(after.params[part]), jax.tree.leaves(state.params[part]))]
+        assert all(moved)
+
+
+def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
+    family = make_point(num_test_tasks=2)
+    params = learner("fomaml").init(jax.random.key(0)).params
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
+    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo="fomaml"), family,
+                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    key = jax.random.key(4)
+    grad, _ = jax.jit(functools.partial(actor_critic.maml_task_grad, problem, first_order=True))(
+        params, params, task, key)
+    k_support, k_query, k_inner, k_loss = jax.random.split(key, 4)
+    support = problem.support(params, task, k_support)
+    adapted = problem.inner(params, params, support, k_inner, first_order=True)
+    query = problem.collect(adapted, task, k_query, CONFIG.epsilon)
+    want = jax.grad(problem.loss)(adapted, params, query, k_loss)
+    for g, w in zip(jax.tree.leaves(grad), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_evaluate_and_trial_give_a_return_per_step_and_per_episode():
+    ml = learner()
+    state = ml.init(jax.random.key(0))
+    task = jax.tree.map(lambda x: x[0], make_point(num_test_tasks=2).test_tasks(1))
+    returns = jax.jit(lambda p, k: ml.evaluate(p, task, k, 3))(state.params, jax.random.key(2))
+    assert returns.shape == (4,) and np.all(np.isfinite(returns))
+    assert float(returns[1]) == pytest.approx(float(returns[0]))  # step 1 moves the critics only (delay 2)
+    trial = jax.jit(lambda s, k: ml.trial(s, task, k, 2))(state, jax.random.key(3))
+    assert trial.shape == (2,) and np.all(np.isfinite(trial))
+
+
+def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_zero():
+    family = make_point(num_test_tasks=2)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    actor = lambda p, obs: jnp.full(obs.shape[:-1] + (1,), p)  # noqa: E731  a constant action
+    walk = rollout.collect_actions(family.env, actor, 0.3, task, jax.random.key(0), num_envs=3, length=6, epsilon=1.0)
+    greedy = rollout.collect_actions(family.env, actor, 0.3, task, jax.random.key(0), num_envs=3, length=6,
+                                     epsilon=0.0, noise=0.0)
+    noisy = rollout.collect_actions(family.env, actor, 0.95, task, jax.random.key(0), num_envs=3, length=6,
+                                    epsilon=0.0, noise=0.5)
+    assert walk.action.shape == (6, 3, 1) and np.all(np.abs(walk.action) <= 1) and np.std(walk.action) > 0.2
+    np.testing.assert_allclose(greedy.action, 0.3)
+    assert np.all(noisy.action <= 1.0) and np.any(noisy.action == 1.0)  # clipped to the box
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"algo": "reptile"}, "MetaConfig.algo = 'reptile': family test-point has continuous actions"),
+    ({"algo": "rl2", "inner_steps": None}, "MetaConfig.algo = 'rl2': family test-point has continuous actions"),
+    ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
+    ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
+])
+def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
+    if change.get("algo") == "rl2":
+        config = mq.MetaConfig(family="test-point", algo="rl2")
+    else:
+        config = CONFIG.replace(**change)
+    with pytest.raises(mq.InputError, match=message):
+        mq.make_meta_learner(config, make_point())
+
+
+def test_a_population_member_equals_its_run_alone():
+    """Inner lrs as run-time leaves: one compiled population, each member its own `training.train`."""
+    config, family = CONFIG.replace(meta_steps=2), make_point(num_test_tasks=2)
+    pop = population.make_population(config, family, population.grid_members([3], {"inner_lr": [0.01, 0.05]}))
+    update, value = jax.jit(pop.update), pop.init()
+    for _ in range(config.meta_steps):
+        value, _ = update(value)
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])  # noqa: E731
+    members = [flat(jax.tree.map(lambda x: x[i], value.states.params)) for i in range(2)]
+    for i, member in enumerate(pop.members):
+        state, _ = training.train(population.member_config(config, member), family)
+        np.testing.assert_allclose(members[i], flat(state.params), rtol=2e-5, atol=2e-6)
+    assert np.abs(members[0] - members[1]).max() > 1e-4  # the inner lr did change the run
