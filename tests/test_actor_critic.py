@@ -100,6 +100,25 @@ def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
 
 
+def test_reptile_moves_toward_the_adapted_actor_and_critics():
+    """The Reptile direction is θ − φ, φ the K inner TD3 steps on the support data, and a meta-step
+    at SGD rate β lands at θ + β(φ − θ) averaged over tasks."""
+    family = make_point(num_test_tasks=2)
+    params = learner("reptile").init(jax.random.key(0)).params
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
+    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo="reptile"), family,
+                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    key = jax.random.key(4)
+    grad, stats = jax.jit(functools.partial(actor_critic.reptile_task_grad, problem))(params, params, task, key)
+    k_support, _, k_inner, _ = jax.random.split(key, 4)
+    adapted = problem.inner(params, params, problem.support(params, task, k_support), k_inner, first_order=True)
+    for g, p, a in zip(jax.tree.leaves(grad), jax.tree.leaves(params), jax.tree.leaves(adapted)):
+        np.testing.assert_allclose(g, p - a, rtol=1e-5, atol=1e-7)
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grad["actor"]))
+    assert np.isfinite(float(stats.meta_loss))
+
+
 def test_evaluate_and_trial_give_a_return_per_step_and_per_episode():
     ml = learner()
     state = ml.init(jax.random.key(0))
@@ -126,14 +145,14 @@ def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"algo": "reptile"}, "MetaConfig.algo = 'reptile': family test-point has continuous actions"),
+    ({"algo": "pearl", "inner_steps": None}, "MetaConfig.algo = 'pearl': family test-point has continuous actions"),
     ({"algo": "rl2", "inner_steps": None}, "MetaConfig.algo = 'rl2': family test-point has continuous actions"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
     ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
 ])
 def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
-    if change.get("algo") == "rl2":
-        config = mq.MetaConfig(family="test-point", algo="rl2")
+    if change.get("algo") in ("rl2", "pearl"):
+        config = mq.MetaConfig(family="test-point", algo=change["algo"])
     else:
         config = CONFIG.replace(**change)
     with pytest.raises(mq.InputError, match=message):
