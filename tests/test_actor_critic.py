@@ -7,57 +7,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
-from gymnax.environments import environment, spaces
 
 import metaq_jax as mq
 from metaq_jax import population, rollout, td3, training
 from metaq_jax.algos import actor_critic
 
+from helpers import make_point
+
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-@struct.dataclass
-class PointParams(environment.EnvParams):
-    goal: float = 0.5
-    max_steps_in_episode: int = 6
-
-
-class Point(environment.Environment):
-    """A point on a line moved by 0.1·a, a ∈ [−1, 1]; reward −|x − goal| after the move."""
-
-    @property
-    def default_params(self):
-        return PointParams()
-
-    def step_env(self, key, state, action, params):
-        x = state.x + 0.1 * jnp.clip(action[0], -1, 1)
-        state = PointState(x=x, time=state.time + 1)
-        return jnp.stack([x]), state, -jnp.abs(x - params.goal), jnp.array(False), {}
-
-    def reset_env(self, key, params):
-        return jnp.zeros(1), PointState(x=jnp.zeros(()), time=0)
-
-    def action_space(self, params=None):
-        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
-
-    def observation_space(self, params):
-        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
-
-
-@struct.dataclass
-class PointState(environment.EnvState):
-    x: jax.Array
-    time: int
-
-
-def make_point(**kw):
-    return mq.TaskFamily("test-point", Point(), lambda k: PointParams(goal=jax.random.uniform(k, (), minval=-0.5,
-                                                                                              maxval=0.5)),
-                         description="a point on a line moved toward a goal ~ U[-0.5, 0.5] (test)", **kw)
-
-
-mq.register_family("test-point", make_point, overwrite=True)
 CONFIG = mq.MetaConfig(family="test-point", num_tasks=2, num_envs=2, rollout_length=6, inner_steps=2,
                        inner_lr=0.05, hidden_sizes=(8,), gamma=0.9)
 
@@ -146,12 +105,12 @@ def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_
 
 @pytest.mark.parametrize("change, message", [
     ({"algo": "pearl", "inner_steps": None}, "MetaConfig.algo = 'pearl': family test-point has continuous actions"),
-    ({"algo": "rl2", "inner_steps": None}, "MetaConfig.algo = 'rl2': family test-point has continuous actions"),
+    ({"algo": "mql", "inner_steps": None}, "MetaConfig.algo = 'mql': family test-point has continuous actions"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
     ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
 ])
 def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
-    if change.get("algo") in ("rl2", "pearl"):
+    if change.get("algo") in ("mql", "pearl"):
         config = mq.MetaConfig(family="test-point", algo=change["algo"])
     else:
         config = CONFIG.replace(**change)

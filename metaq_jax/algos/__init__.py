@@ -8,19 +8,22 @@ import optax
 from metaq_jax.errors import InputError
 from metaq_jax.algos.base import (MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer,
                                   with_meta_sgd)
-from metaq_jax.algos.actor_critic import ALGOS as CONTINUOUS_ALGOS, make_actor_critic_learner
+from metaq_jax.algos.actor_critic import ALGOS as ACTOR_CRITIC_ALGOS, make_actor_critic_learner
 from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
 from metaq_jax.algos.mql import make_mql_learner
 from metaq_jax.algos.pearl import make_pearl_learner
+from metaq_jax.algos.recurrent_td3 import make_recurrent_td3_learner
 from metaq_jax.algos.rl2 import make_rl2_learner
 from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, ContextQNetwork, LatentQNetwork, RecurrentQNetwork,
                                 TabularQ, make_q_network)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
+CONTINUOUS_ALGOS = (*ACTOR_CRITIC_ALGOS, "rl2")
+"""The algorithms with a continuous-action version (over TD3)."""
 STATEFUL_LEARNERS = {"rl2": make_rl2_learner, "pearl": make_pearl_learner, "mql": make_mql_learner}
 """The memory and latent learners: `algo -> make(config, family, network, optimizer)`."""
 TASK_GRADS = {
@@ -76,7 +79,8 @@ def _check_continuous(config: MetaConfig, family: TaskFamily) -> None:
                        ("adapt", config.adapt != "all"), ("network", config.network != "mlp")):
         if used:
             raise InputError(f"MetaConfig.{name} = {getattr(config, name)!r}: not available on family "
-                             f"{config.family}'s continuous actions (TD3's actor and critics adapt whole)")
+                             f"{config.family}'s continuous actions (the TD3 learners have MLP or recurrent networks "
+                             "that adapt whole)")
 
 
 def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
@@ -144,6 +148,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     family = _checked_family(config, family)
     if family.continuous_actions:
+        if config.kind == "memory":
+            return make_recurrent_td3_learner(config, family, optimizer)
         return make_actor_critic_learner(config, family, optimizer)
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
