@@ -104,13 +104,12 @@ def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"algo": "pearl", "inner_steps": None}, "MetaConfig.algo = 'pearl': family test-point has continuous actions"),
     ({"algo": "mql", "inner_steps": None}, "MetaConfig.algo = 'mql': family test-point has continuous actions"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
     ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
 ])
 def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
-    if change.get("algo") in ("mql", "pearl"):
+    if change.get("algo") == "mql":
         config = mq.MetaConfig(family="test-point", algo=change["algo"])
     else:
         config = CONFIG.replace(**change)

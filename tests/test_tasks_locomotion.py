@@ -171,8 +171,8 @@ def test_bad_family_options_are_refused(kwargs, message):
 
 
 def test_a_learner_without_a_continuous_version_refuses_a_locomotion_family():
-    config = mq.MetaConfig(family="cheetah-vel", algo="pearl")
-    with pytest.raises(mq.InputError, match="MetaConfig.algo = 'pearl': family cheetah-vel has continuous actions"):
+    config = mq.MetaConfig(family="cheetah-vel", algo="mql")
+    with pytest.raises(mq.InputError, match="MetaConfig.algo = 'mql': family cheetah-vel has continuous actions"):
         mq.make_meta_learner(config, family("cheetah-vel"))
 
 

@@ -22,7 +22,7 @@ from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, ContextQNetwork,
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 
-CONTINUOUS_ALGOS = (*ACTOR_CRITIC_ALGOS, "rl2")
+CONTINUOUS_ALGOS = (*ACTOR_CRITIC_ALGOS, "rl2", "pearl")
 """The algorithms with a continuous-action version (over TD3)."""
 STATEFUL_LEARNERS = {"rl2": make_rl2_learner, "pearl": make_pearl_learner, "mql": make_mql_learner}
 """The memory and latent learners: `algo -> make(config, family, network, optimizer)`."""
@@ -150,6 +150,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
     if family.continuous_actions:
         if config.kind == "memory":
             return make_recurrent_td3_learner(config, family, optimizer)
+        if config.algo == "pearl":
+            return make_pearl_learner(config, family, None, optimizer)
         return make_actor_critic_learner(config, family, optimizer)
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)
