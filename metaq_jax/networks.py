@@ -235,6 +235,32 @@ class RecurrentEncoder(nn.Module):
         return carry, jnp.concatenate([h, inputs], axis=-1)
 
 
+class WindowEncoder(nn.Module):
+    """MQL's context for a continuous actor or critic: `window[..., H, F] -> features[..., C + F]`.
+
+    A GRU over the window (each step's `continuous_rl2_inputs`) gives the context c, as in
+    `ContextQNetwork`; the features are c beside the window's last row (the current step's input,
+    which holds the observation), for a head (e.g. `td3.Actor`) to read. `context` exposes c.
+
+    Attributes:
+      context_size: C, the GRU's width.
+    """
+
+    context_size: int = 16
+
+    def setup(self):
+        self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
+
+    def context(self, window: chex.Array) -> chex.Array:
+        """The GRU's output after the window's last step, `[..., C]`."""
+        flat = window.reshape((-1,) + window.shape[-2:])
+        return self.gru(flat)[:, -1].reshape(window.shape[:-2] + (self.context_size,))
+
+    def __call__(self, window: chex.Array) -> chex.Array:
+        """`[..., C + F]`: the context and the current step's input."""
+        return jnp.concatenate([self.context(window), window[..., -1, :]], axis=-1)
+
+
 class RecurrentQNetwork(nn.Module):
     """A recurrent Q-network, one step at a time: `(carry, inputs[..., F]) -> (carry, q[..., A])`.
 

@@ -104,17 +104,20 @@ def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"algo": "mql", "inner_steps": None}, "MetaConfig.algo = 'mql': family test-point has continuous actions"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
     ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
+    ({"adapt": "head"}, "MetaConfig.adapt = 'head': not available on family test-point"),
 ])
 def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
-    if change.get("algo") == "mql":
-        config = mq.MetaConfig(family="test-point", algo=change["algo"])
-    else:
-        config = CONFIG.replace(**change)
     with pytest.raises(mq.InputError, match=message):
-        mq.make_meta_learner(config, make_point())
+        mq.make_meta_learner(CONFIG.replace(**change), make_point())
+
+
+def test_a_network_or_the_discrete_problem_is_refused_on_continuous_actions():
+    with pytest.raises(mq.InputError, match="network given for family test-point: its actions are continuous"):
+        mq.make_meta_learner(CONFIG, make_point(), network=td3.Actor(1))
+    with pytest.raises(mq.InputError, match="family test-point has continuous actions: make_problem builds"):
+        mq.make_problem(CONFIG, make_point())
 
 
 def test_a_population_member_equals_its_run_alone():

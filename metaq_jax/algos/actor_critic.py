@@ -24,10 +24,6 @@ from metaq_jax.networks import ACTIVATIONS
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import EnvParams, MetaState, Params, Transition
 
-ALGOS = ("maml", "fomaml", "reptile", "pretrain")
-"""The algorithms with a continuous-action version."""
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class ActorCriticProblem:
     """The static pieces of meta-TD3 on a family: the networks, data collection, the losses."""
@@ -247,7 +243,7 @@ def actor_critic_trial(problem: ActorCriticProblem, params: Params, task_params:
 
 def make_actor_critic_learner(config: MetaConfig, family: TaskFamily,
                               optimizer: optax.GradientTransformation) -> MetaLearner:
-    """The gradient learner `config.algo` (one of `ALGOS`) over TD3 on a continuous-action family.
+    """The gradient learner `config.algo` (one of `TASK_GRADS`) over TD3 on a continuous-action family.
 
     Args:
       config: its `hidden_sizes` and `activation` shape the actor and both critics; `gamma`
