@@ -105,7 +105,8 @@ def dqn_learner(config: MetaConfig, family: TaskFamily, network: nn.Module) -> C
 def td3_learner(config: MetaConfig, family: TaskFamily) -> ConditionedLearner:
     """TD3 of continuous actions conditioned on z: the actor π(s, z) and twin critics Q(s, a, z)
     read z beside the flat observation; params `{"actor", "critic"}`. The critics' TD loss trains the
-    encoder (as in PEARL, where the critic's does); the actor follows −Q₁ with z and the critics fixed."""
+    encoder (as in PEARL, where the critic's does); the actor follows −Q₁ with z and the critics fixed,
+    at every gradient step (no delay: under a momentum optimiser a zero step still moves it)."""
     env, activation = family.env, ACTIVATIONS[config.activation]
     size = env.action_space(family.default_params).shape[0]
     actor, critic = T.Actor(size, config.hidden_sizes, activation), T.TwinCritic(config.hidden_sizes, activation)
