@@ -323,7 +323,7 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
       The `MetaLearner` of kind `"latent"`; its learner state is the pool (`offpolicy.init_pool`):
       `{"tasks": EnvParams[N], "replay": flashbax state [N]}`.
     """
-    env, num_envs, horizon, history = family.env, config.num_envs, family.episode_length, config.history_length
+    num_envs, horizon, history = config.num_envs, family.episode_length, config.history_length
     learner = td3_window_learner(config, family) if family.continuous_actions else dqn_window_learner(
         config, family, network)
     features = learner.features
