@@ -21,6 +21,15 @@ CONFIG = mq.MetaConfig(family="test-point", num_tasks=2, num_envs=2, rollout_len
                        inner_lr=0.05, hidden_sizes=(8,), gamma=0.9)
 
 
+def point_problem(algo):
+    """`(params, one test task, the ActorCriticProblem)` of `algo` on the test-point family."""
+    family = make_point(num_test_tasks=2)
+    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
+    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo=algo), family,
+                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    return learner(algo).init(jax.random.key(0)).params, jax.tree.map(lambda x: x[0], family.test_tasks(1)), problem
+
+
 @functools.cache
 def learner(algo="maml"):
     return mq.make_meta_learner(CONFIG.for_algo(algo) if algo == "pretrain" else CONFIG.replace(algo=algo),
@@ -41,12 +50,7 @@ def test_a_continuous_family_gets_the_td3_learner_and_one_meta_step_moves_actor_
 
 
 def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
-    family = make_point(num_test_tasks=2)
-    params = learner("fomaml").init(jax.random.key(0)).params
-    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
-    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
-    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo="fomaml"), family,
-                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    params, task, problem = point_problem("fomaml")
     key = jax.random.key(4)
     grad, _ = jax.jit(functools.partial(actor_critic.maml_task_grad, problem, first_order=True))(
         params, params, task, key)
@@ -60,14 +64,8 @@ def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
 
 
 def test_reptile_moves_toward_the_adapted_actor_and_critics():
-    """The Reptile direction is θ − φ, φ the K inner TD3 steps on the support data, and a meta-step
-    at SGD rate β lands at θ + β(φ − θ) averaged over tasks."""
-    family = make_point(num_test_tasks=2)
-    params = learner("reptile").init(jax.random.key(0)).params
-    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
-    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
-    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo="reptile"), family,
-                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    """The Reptile direction is θ − φ, φ the K inner TD3 steps on the support data."""
+    params, task, problem = point_problem("reptile")
     key = jax.random.key(4)
     grad, stats = jax.jit(functools.partial(actor_critic.reptile_task_grad, problem))(params, params, task, key)
     k_support, _, k_inner, _ = jax.random.split(key, 4)

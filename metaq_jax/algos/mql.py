@@ -276,18 +276,16 @@ def td3_window_learner(config: MetaConfig, family: TaskFamily) -> WindowLearner:
             num_envs=config.num_envs, length=family.episode_length, epsilon=epsilon, noise=noise)
         return trial_inputs(transitions), transitions
 
-    def directions(params, targets_from, items, weights, key):
-        """Each part's gradient of its own (weighted) loss on items, the targets from `targets_from`."""
-        batch = td_batch(items)
-        targets = T.critic_targets(td3, targets_from, batch, key)
-        return {"actor": jax.grad(T.actor_loss, argnums=1)(td3, params["actor"], params["critic"], batch.obs, weights),
-                "critic": jax.grad(T.critic_loss, argnums=1)(td3, params["critic"], batch, targets, weights)}
+    def directions(params, batch, targets, weights):
+        """Each part's (value, gradient) of its own (weighted) loss on a TD batch, the critics' targets given."""
+        actor_part = jax.value_and_grad(T.actor_loss, argnums=1)(td3, params["actor"], params["critic"], batch.obs,
+                                                                  weights)
+        critic_part = jax.value_and_grad(T.critic_loss, argnums=1)(td3, params["critic"], batch, targets, weights)
+        return actor_part[0] + critic_part[0], {"actor": actor_part[1], "critic": critic_part[1]}
 
     def td_grads(params, target_params, items, key):
         batch = td_batch(items)
-        loss = (T.critic_loss(td3, params["critic"], batch, T.critic_targets(td3, target_params, batch, key))
-                + T.actor_loss(td3, params["actor"], params["critic"], batch.obs))
-        return loss, directions(params, target_params, items, None, key)
+        return directions(params, batch, T.critic_targets(td3, target_params, batch, key), None)
 
     def adapt_td3(meta, new, new_mask, old, old_mask, key):
         def context(items):
@@ -295,12 +293,17 @@ def td3_window_learner(config: MetaConfig, family: TaskFamily) -> WindowLearner:
 
         beta, proximal = propensity_reuse(config, context(old), old_mask, context(new), new_mask)
         pull = jax.grad(proximal_term)
+        # θ_meta's targets do not change over the Adam steps: computed once per data set
+        new_batch, old_batch = td_batch(new), td_batch(old)
+        new_targets = T.critic_targets(td3, meta, new_batch, key)
+        old_targets = T.critic_targets(td3, meta, old_batch, key)
 
         def reuse(params):
-            return jax.tree.map(lambda g, r: g + proximal * r, directions(params, meta, old, beta, key),
+            return jax.tree.map(lambda g, r: g + proximal * r, directions(params, old_batch, old_targets, beta)[1],
                                 pull(params, meta))
 
-        first = adam_steps(config, lambda p: directions(p, meta, new, new_mask.astype(jnp.float32), key), meta)
+        first = adam_steps(config, lambda p: directions(p, new_batch, new_targets, new_mask.astype(jnp.float32))[1],
+                           meta)
         return adam_steps(config, reuse, first)
 
     return WindowLearner(init=init, play=play, td_grads=td_grads, adapt=adapt_td3, features=features,
