@@ -108,7 +108,7 @@ class Bench:
     scaling: bool = False  # add a meta-step over 1, 2, 4 simulated CPU devices (one process each)
     cpu_devices: int = 0  # on a CPU, JAX devices to split it into for the sharded rows; 0: one per core
     population: bool = False  # add populations of 1, 4, 16, 64 members against as many separate runs
-    locomotion: bool = False  # add the brax locomotion families' env steps/s (64 envs × 100 steps, spring)
+    locomotion: bool = False  # add brax locomotion: env steps/s per family, meta-steps/s per learner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,6 +491,9 @@ def bench(args: Bench) -> None:
         result["locomotion"] = locomotion.locomotion_rows()
         table += ("\n\n## Locomotion: env steps per second of a jitted vmapped rollout, random actions\n\n"
                   + locomotion.markdown(result["locomotion"]))
+        result["locomotion_learners"] = locomotion.learner_rows()
+        table += ("\n\n## Locomotion: each learner's meta-step on cheetah-vel (4 tasks × 2 envs, 200-step "
+                  "episodes, 64-64 networks)\n\n" + locomotion.learners_markdown(result["locomotion_learners"]))
     result["wall_s"] = time.perf_counter() - start
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -20,17 +20,18 @@ MIN_VARIANCE = 1e-7
 """Floor of a factor's σᵢ² (PEARL's clamp), so an over-confident factor cannot divide by zero."""
 
 
-def context_features(batch: Transition, num_actions: int) -> chex.Array:
-    """One feature vector per transition: observation, one-hot action, reward, next observation.
+def context_features(batch: Transition, num_actions: int | None) -> chex.Array:
+    """One feature vector per transition: observation, action, reward, next observation.
 
     Args:
       batch: transitions with leading shape `[...]` and flat observations `[..., O]`.
-      num_actions: A, for the one-hot action.
+      num_actions: A, for a one-hot discrete action; None for continuous actions `[..., A]`, as they are.
 
     Returns:
       `[..., F]`, F = 2·O + A + 1, float32.
     """
-    action = jax.nn.one_hot(batch.action, num_actions, dtype=jnp.float32)
+    action = (batch.action.astype(jnp.float32) if num_actions is None
+              else jax.nn.one_hot(batch.action, num_actions, dtype=jnp.float32))
     return jnp.concatenate([batch.obs.astype(jnp.float32), action, batch.reward[..., None].astype(jnp.float32),
                             batch.next_obs.astype(jnp.float32)], axis=-1)
 

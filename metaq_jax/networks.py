@@ -183,6 +183,84 @@ def rl2_inputs(obs: chex.Array, prev_action: chex.Array, prev_reward: chex.Array
                            axis=-1)
 
 
+def continuous_rl2_inputs(obs: chex.Array, prev_action: chex.Array, prev_reward: chex.Array,
+                          prev_done: chex.Array) -> chex.Array:
+    """`rl2_inputs` of a continuous-action family: the previous action as it was, not one-hot.
+
+    Args:
+      obs: `[..., *obs]` the observation, flattened to `D` features.
+      prev_action: `[..., A]` the previous action; zeros at a trial's first step.
+      prev_reward: `[...]` the previous reward; 0 at a trial's first step.
+      prev_done: `[...]` bool, whether the previous step ended an episode.
+
+    Returns:
+      `[..., D + A + 2]` float32.
+    """
+    obs = obs.reshape(prev_reward.shape + (-1,))
+    return jnp.concatenate([obs.astype(jnp.float32), prev_action.astype(jnp.float32),
+                            prev_reward.astype(jnp.float32)[..., None], prev_done.astype(jnp.float32)[..., None]],
+                           axis=-1)
+
+
+class RecurrentEncoder(nn.Module):
+    """A trial's memory for a recurrent actor or critic: `(carry, inputs[..., F]) -> (carry, features[..., H + F])`.
+
+    An MLP torso and a GRU or LSTM cell as in `RecurrentQNetwork`, no head: the features are the
+    cell's output beside the step's own inputs, for a head (e.g. `td3.Actor`) to read.
+
+    Attributes:
+      hidden_size: H, the cell's width.
+      cell: `"gru"` or `"lstm"`.
+      torso_sizes: the widths of the `Dense` layers before the cell.
+      activation: applied after each torso layer.
+    """
+
+    hidden_size: int = 64
+    cell: str = "gru"
+    torso_sizes: Sequence[int] = (64,)
+    activation: Callable = nn.relu
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> chex.ArrayTree:
+        """Zeros, as `RecurrentQNetwork.initial_carry`."""
+        zeros = jnp.zeros(tuple(batch_shape) + (self.hidden_size,), jnp.float32)
+        return (zeros, zeros) if self.cell == "lstm" else zeros
+
+    @nn.compact
+    def __call__(self, carry: chex.ArrayTree, inputs: chex.Array) -> tuple[chex.ArrayTree, chex.Array]:
+        """One step: `(carry, concat(h, inputs))`."""
+        x = inputs
+        for width in self.torso_sizes:
+            x = self.activation(nn.Dense(width)(x))
+        carry, h = {"gru": nn.GRUCell, "lstm": nn.OptimizedLSTMCell}[self.cell](features=self.hidden_size)(carry, x)
+        return carry, jnp.concatenate([h, inputs], axis=-1)
+
+
+class WindowEncoder(nn.Module):
+    """MQL's context for a continuous actor or critic: `window[..., H, F] -> features[..., C + F]`.
+
+    A GRU over the window (each step's `continuous_rl2_inputs`) gives the context c, as in
+    `ContextQNetwork`; the features are c beside the window's last row (the current step's input,
+    which holds the observation), for a head (e.g. `td3.Actor`) to read. `context` exposes c.
+
+    Attributes:
+      context_size: C, the GRU's width.
+    """
+
+    context_size: int = 16
+
+    def setup(self):
+        self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
+
+    def context(self, window: chex.Array) -> chex.Array:
+        """The GRU's output after the window's last step, `[..., C]`."""
+        flat = window.reshape((-1,) + window.shape[-2:])
+        return self.gru(flat)[:, -1].reshape(window.shape[:-2] + (self.context_size,))
+
+    def __call__(self, window: chex.Array) -> chex.Array:
+        """`[..., C + F]`: the context and the current step's input."""
+        return jnp.concatenate([self.context(window), window[..., -1, :]], axis=-1)
+
+
 class RecurrentQNetwork(nn.Module):
     """A recurrent Q-network, one step at a time: `(carry, inputs[..., F]) -> (carry, q[..., A])`.
 

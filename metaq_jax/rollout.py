@@ -296,6 +296,33 @@ def collect_actions(env: "environment.Environment", actor_fn: Callable[[Params, 
     Returns:
       `Transition` with leading shape `[L, M]`, `action` `[L, M, A]` float32.
     """
+    return collect_actions_with_memory(env, lambda p, memory, obs, previous: (memory, actor_fn(p, obs)), params, (),
+                                       env_params, key, num_envs=num_envs, length=length, epsilon=epsilon,
+                                       noise=noise)
+
+
+def collect_actions_with_memory(env: "environment.Environment", policy: Callable, params: Params,
+                                memory: chex.ArrayTree, env_params: EnvParams, key: chex.PRNGKey, *, num_envs: int,
+                                length: int, epsilon: chex.Numeric,
+                                noise: chex.Numeric = EXPLORATION_NOISE) -> Transition:
+    """`collect_actions` of an actor with memory, carried through every step, across episode ends.
+
+    Args:
+      env: a gymnax environment with a `Box` action space of shape `(A,)`.
+      policy: `policy(params, memory, obs[M, *obs], previous) -> (memory, action[M, A])`, where
+        `previous = (action[M, A], reward[M], done[M])` of the step before (zeros at the first).
+      params: the actor's parameters (no gradient flows into the data).
+      memory: the memory at the first step.
+      env_params: one task's parameters (no batch axis).
+      key: consumed.
+      num_envs: M.
+      length: L.
+      epsilon: the probability of a uniform action (a Python ε ≥ 1 never runs the policy).
+      noise: σ of the Gaussian noise on the actor's action.
+
+    Returns:
+      `Transition` with leading shape `[L, M]`, `action` `[L, M, A]` float32.
+    """
     size = env.action_space(env_params).shape[0]
     k_start, k_uniform, k_explore, k_noise, k_step, k_reset = jax.random.split(key, 6)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_start, num_envs), env_params)
@@ -307,16 +334,17 @@ def collect_actions(env: "environment.Environment", actor_fn: Callable[[Params, 
     params = jax.lax.stop_gradient(params)
 
     def step(carry, xs):
-        obs, state = carry
+        obs, state, memory, previous = carry
         uniform, explore, gaussian, step_keys, reset_keys = xs  # explore, gaussian: None on a random walk
         actions = uniform
         if not walk:
-            acted = jnp.clip(actor_fn(params, obs) + gaussian, -1.0, 1.0)
-            actions = jnp.where(explore[:, None], uniform, acted)
+            memory, acted = policy(params, memory, obs, previous)
+            actions = jnp.where(explore[:, None], uniform, jnp.clip(acted + gaussian, -1.0, 1.0))
         next_obs, state, reward, terminated, truncated, final_obs = step_with_reset(
             env, step_keys, reset_keys, state, actions, env_params)
         transition = Transition(obs=obs, action=actions, reward=reward.astype(jnp.float32),
                                 next_obs=final_obs, terminated=terminated, truncated=truncated)
-        return (next_obs, state), transition
+        return (next_obs, state, memory, (actions, transition.reward, terminated | truncated)), transition
 
-    return jax.lax.scan(step, (obs, state), per_step)[1]
+    previous = (jnp.zeros((num_envs, size), jnp.float32), jnp.zeros(num_envs, jnp.float32), jnp.zeros(num_envs, bool))
+    return jax.lax.scan(step, (obs, state, memory, previous), per_step)[1]

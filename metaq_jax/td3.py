@@ -168,7 +168,16 @@ def critic_targets(td3: TD3, target_params: Params, batch: Transition, key: chex
     return batch.reward.astype(value.dtype) + discount * value
 
 
-def critic_loss(td3: TD3, critic_params: Params, batch: Transition, targets: chex.Array) -> chex.Array:
+def weighted_mean(x: chex.Array, weights: chex.Array | None) -> chex.Array:
+    """The mean of `x` `[...]`, or Σ w·x / Σ w with `weights` `[...]` (0 where Σ w is 0). `[]`."""
+    if weights is None:
+        return jnp.mean(x)
+    total = jnp.sum(weights)
+    return jnp.sum(weights * x) / jnp.where(total > 0, total, 1.0)
+
+
+def critic_loss(td3: TD3, critic_params: Params, batch: Transition, targets: chex.Array,
+                weights: chex.Array | None = None) -> chex.Array:
     """Σ over the twins of the mean of ½ (Q_i(s, a) − y)².
 
     Args:
@@ -176,15 +185,19 @@ def critic_loss(td3: TD3, critic_params: Params, batch: Transition, targets: che
       critic_params: θ, differentiated.
       batch: transitions `[...]`.
       targets: `[...]` from `critic_targets`.
+      weights: `[...]` a weight per transition (e.g. MQL's β), a weighted mean; None: the plain mean.
 
     Returns:
       `[]` the loss.
     """
     q = td3.critic_fn(critic_params, batch.obs, batch.action)
-    return jnp.sum(0.5 * jnp.mean(jnp.square(q - targets[..., None]).reshape(-1, 2), axis=0))
+    if weights is None:
+        return jnp.sum(0.5 * jnp.mean(jnp.square(q - targets[..., None]).reshape(-1, 2), axis=0))
+    return weighted_mean(jnp.sum(0.5 * jnp.square(q - targets[..., None]), axis=-1), weights)
 
 
-def actor_loss(td3: TD3, actor_params: Params, critic_params: Params, obs: chex.Array) -> chex.Array:
+def actor_loss(td3: TD3, actor_params: Params, critic_params: Params, obs: chex.Array,
+               weights: chex.Array | None = None) -> chex.Array:
     """−mean Q₁(s, π(s)): the deterministic policy gradient's objective.
 
     Args:
@@ -192,11 +205,12 @@ def actor_loss(td3: TD3, actor_params: Params, critic_params: Params, obs: chex.
       actor_params: φ, differentiated.
       critic_params: θ; the actor's gradient depends on it (and a meta-gradient through it).
       obs: `[..., O]`.
+      weights: `[...]` a weight per observation, a weighted mean; None: the plain mean.
 
     Returns:
       `[]` the loss.
     """
-    return -jnp.mean(td3.critic_fn(critic_params, obs, td3.actor_fn(actor_params, obs))[..., 0])
+    return -weighted_mean(td3.critic_fn(critic_params, obs, td3.actor_fn(actor_params, obs))[..., 0], weights)
 
 
 def td3_grads(td3: TD3, params: Params, data: tuple[Transition, Params, chex.PRNGKey], step: chex.Array) -> Params:

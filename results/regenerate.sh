@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 times=$(mktemp)
 for script in results/default/regenerate.sh results/bandit/regenerate.sh results/nav2d/regenerate.sh \
               results/rl2/regenerate.sh results/families/regenerate.sh results/latent/regenerate.sh \
-              results/anil/regenerate.sh; do
+              results/anil/regenerate.sh results/locomotion/regenerate.sh; do
   start=$(date +%s)
   bash "$script"
   echo "$script $(( $(date +%s) - start ))" >> "$times"

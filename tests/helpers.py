@@ -3,7 +3,10 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
 
 import metaq_jax as mq
 
@@ -60,3 +63,46 @@ def device_env(devices: int, **extra: str) -> dict[str, str]:
     run's XLA flags (conftest) kept, any device count of theirs replaced, `extra` added."""
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
     return {**os.environ, "XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"]), **extra}
+
+
+@struct.dataclass
+class PointParams(environment.EnvParams):
+    goal: float = 0.5
+    max_steps_in_episode: int = 6
+
+
+class Point(environment.Environment):
+    """A point on a line moved by 0.1·a, a ∈ [−1, 1]; reward −|x − goal| after the move."""
+
+    @property
+    def default_params(self):
+        return PointParams()
+
+    def step_env(self, key, state, action, params):
+        x = state.x + 0.1 * jnp.clip(action[0], -1, 1)
+        state = PointState(x=x, time=state.time + 1)
+        return jnp.stack([x]), state, -jnp.abs(x - params.goal), jnp.array(False), {}
+
+    def reset_env(self, key, params):
+        return jnp.zeros(1), PointState(x=jnp.zeros(()), time=0)
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+    def observation_space(self, params):
+        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
+
+
+@struct.dataclass
+class PointState(environment.EnvState):
+    x: jax.Array
+    time: int
+
+
+def make_point(**kw):
+    return mq.TaskFamily("test-point", Point(), lambda k: PointParams(goal=jax.random.uniform(k, (), minval=-0.5,
+                                                                                              maxval=0.5)),
+                         description="a point on a line moved toward a goal ~ U[-0.5, 0.5] (test)", **kw)
+
+
+mq.register_family("test-point", make_point, overwrite=True)

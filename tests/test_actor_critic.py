@@ -7,59 +7,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
-from gymnax.environments import environment, spaces
 
 import metaq_jax as mq
 from metaq_jax import population, rollout, td3, training
 from metaq_jax.algos import actor_critic
 
+from helpers import make_point
+
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-@struct.dataclass
-class PointParams(environment.EnvParams):
-    goal: float = 0.5
-    max_steps_in_episode: int = 6
-
-
-class Point(environment.Environment):
-    """A point on a line moved by 0.1·a, a ∈ [−1, 1]; reward −|x − goal| after the move."""
-
-    @property
-    def default_params(self):
-        return PointParams()
-
-    def step_env(self, key, state, action, params):
-        x = state.x + 0.1 * jnp.clip(action[0], -1, 1)
-        state = PointState(x=x, time=state.time + 1)
-        return jnp.stack([x]), state, -jnp.abs(x - params.goal), jnp.array(False), {}
-
-    def reset_env(self, key, params):
-        return jnp.zeros(1), PointState(x=jnp.zeros(()), time=0)
-
-    def action_space(self, params=None):
-        return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
-
-    def observation_space(self, params):
-        return spaces.Box(-jnp.inf, jnp.inf, (1,), jnp.float32)
-
-
-@struct.dataclass
-class PointState(environment.EnvState):
-    x: jax.Array
-    time: int
-
-
-def make_point(**kw):
-    return mq.TaskFamily("test-point", Point(), lambda k: PointParams(goal=jax.random.uniform(k, (), minval=-0.5,
-                                                                                              maxval=0.5)),
-                         description="a point on a line moved toward a goal ~ U[-0.5, 0.5] (test)", **kw)
-
-
-mq.register_family("test-point", make_point, overwrite=True)
 CONFIG = mq.MetaConfig(family="test-point", num_tasks=2, num_envs=2, rollout_length=6, inner_steps=2,
                        inner_lr=0.05, hidden_sizes=(8,), gamma=0.9)
+
+
+def point_problem(algo):
+    """`(params, one test task, the ActorCriticProblem)` of `algo` on the test-point family."""
+    family = make_point(num_test_tasks=2)
+    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
+    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo=algo), family,
+                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    return learner(algo).init(jax.random.key(0)).params, jax.tree.map(lambda x: x[0], family.test_tasks(1)), problem
 
 
 @functools.cache
@@ -82,12 +50,7 @@ def test_a_continuous_family_gets_the_td3_learner_and_one_meta_step_moves_actor_
 
 
 def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
-    family = make_point(num_test_tasks=2)
-    params = learner("fomaml").init(jax.random.key(0)).params
-    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
-    actor, critic = td3.Actor(1, (8,)), td3.TwinCritic((8,))
-    problem = actor_critic.ActorCriticProblem(CONFIG.replace(algo="fomaml"), family,
-                                              td3.TD3(actor.apply, critic.apply, gamma=0.9), actor, critic)
+    params, task, problem = point_problem("fomaml")
     key = jax.random.key(4)
     grad, _ = jax.jit(functools.partial(actor_critic.maml_task_grad, problem, first_order=True))(
         params, params, task, key)
@@ -98,6 +61,19 @@ def test_first_order_maml_is_the_query_gradient_at_the_adapted_parameters():
     want = jax.grad(problem.loss)(adapted, params, query, k_loss)
     for g, w in zip(jax.tree.leaves(grad), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_reptile_moves_toward_the_adapted_actor_and_critics():
+    """The Reptile direction is θ − φ, φ the K inner TD3 steps on the support data."""
+    params, task, problem = point_problem("reptile")
+    key = jax.random.key(4)
+    grad, stats = jax.jit(functools.partial(actor_critic.reptile_task_grad, problem))(params, params, task, key)
+    k_support, _, k_inner, _ = jax.random.split(key, 4)
+    adapted = problem.inner(params, params, problem.support(params, task, k_support), k_inner, first_order=True)
+    for g, p, a in zip(jax.tree.leaves(grad), jax.tree.leaves(params), jax.tree.leaves(adapted)):
+        np.testing.assert_allclose(g, p - a, rtol=1e-5, atol=1e-7)
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grad["actor"]))
+    assert np.isfinite(float(stats.meta_loss))
 
 
 def test_evaluate_and_trial_give_a_return_per_step_and_per_episode():
@@ -126,18 +102,20 @@ def test_continuous_collection_explores_in_the_box_and_acts_greedily_at_epsilon_
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"algo": "reptile"}, "MetaConfig.algo = 'reptile': family test-point has continuous actions"),
-    ({"algo": "rl2", "inner_steps": None}, "MetaConfig.algo = 'rl2': family test-point has continuous actions"),
     ({"meta_sgd": True}, "MetaConfig.meta_sgd = True: not available on family test-point"),
     ({"step_losses": True}, "MetaConfig.step_losses = True: not available on family test-point"),
+    ({"adapt": "head"}, "MetaConfig.adapt = 'head': not available on family test-point"),
 ])
 def test_what_the_continuous_learners_do_not_have_is_refused(change, message):
-    if change.get("algo") == "rl2":
-        config = mq.MetaConfig(family="test-point", algo="rl2")
-    else:
-        config = CONFIG.replace(**change)
     with pytest.raises(mq.InputError, match=message):
-        mq.make_meta_learner(config, make_point())
+        mq.make_meta_learner(CONFIG.replace(**change), make_point())
+
+
+def test_a_network_or_the_discrete_problem_is_refused_on_continuous_actions():
+    with pytest.raises(mq.InputError, match="network given for family test-point: its actions are continuous"):
+        mq.make_meta_learner(CONFIG, make_point(), network=td3.Actor(1))
+    with pytest.raises(mq.InputError, match="family test-point has continuous actions: make_problem builds"):
+        mq.make_problem(CONFIG, make_point())
 
 
 def test_a_population_member_equals_its_run_alone():

@@ -1,5 +1,5 @@
 """The task axis sharded over 2 and 4 simulated CPU devices and over two processes gives the
-one-device result; a batch that does not divide by the devices is refused before compiling.
+one-device result (a learner over TD3 on continuous actions too); a batch that does not divide by the devices is refused before compiling.
 
 Devices are simulated with XLA_FLAGS, which JAX reads when it starts: every case runs in a
 subprocess. One subprocess computes all device counts and algorithms and prints JSON.
@@ -26,7 +26,10 @@ MEMORY_TINY = dict(family="bandit-k5-n10", num_tasks=4, num_envs=2, hidden_sizes
 LEARNERS = {"maml": TINY, "fomaml": {**TINY, "algo": "fomaml"}, "reptile": {**TINY, "algo": "reptile"},
             "rl2": {**MEMORY_TINY, "cell_size": 8},  # every memory learner shares rl2's update
             "pearl": {**MEMORY_TINY, "algo": "pearl", "task_pool": 6, "batch_size": 8, "context_size": 4,
-                      "replay_size": 64}}
+                      "replay_size": 64},
+            # over TD3 on continuous actions (tests/helpers' test-point family): actor and critics, second order
+            "maml td3": {"family": "test-point", "num_tasks": 4, "num_envs": 2, "rollout_length": 6,
+                         "hidden_sizes": (8,), "inner_steps": 2, "inner_lr": 0.05, "gamma": 0.9}}
 ALGOS = tuple(LEARNERS)
 DEVICE_COUNTS = (2, 4)  # against plain jit on one device; a one-device mesh runs in every CLI test
 UPDATES = 3
@@ -35,7 +38,9 @@ SGD_LR = 0.1  # the meta-gradient is (θ0 - θ1) / lr after one plain SGD step
 # For each algorithm: the parameters after 1 and after UPDATES updates, plain jit on one device
 # ("ref") and sharded over each device count; then the refusal of a batch of 6 on 4 devices.
 SCRIPT = f"""
-import json, jax, numpy as np
+import json, sys, jax, numpy as np
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+import helpers  # registers the continuous test-point family
 from metaq_jax import MetaConfig, make_meta_learner, distributed
 from metaq_jax.training import initial_state, step_key
 

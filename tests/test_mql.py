@@ -1,12 +1,13 @@
 """Meta-Q-Learning: its replay items and windows, the weighted TD loss, adaptation (θ_meta untouched,
-the first episode on θ_meta, later ones adapted), and the update batched == one task at a time."""
+the first episode on θ_meta, later ones adapted), and the update batched == one task at a time; on
+continuous actions, MQL over TD3."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import assert_compiled_once_and_batched_equal, trees_equal, updates_by_task_batch
+from helpers import assert_compiled_once_and_batched_equal, make_point, trees_equal, updates_by_task_batch
 import metaq_jax as mq
 from metaq_jax.algos import mql
 
@@ -93,3 +94,52 @@ def test_a_replay_that_cannot_hold_one_collection_is_refused():
         mq.make_meta_learner(mq.MetaConfig(**{**TINY, "replay_size": 150}))
     assert str(error.value) == ("MetaConfig.replay_size = 150: must hold one collection, 100 steps (nav2d's episode) "
                                 "× num_envs 2 = 200 transitions")
+
+
+@pytest.fixture(scope="module")
+def point_run():
+    """MQL over TD3 on the continuous test-point family: two meta-steps."""
+    config = mq.MetaConfig(**{**TINY, "family": "test-point", "replay_size": 64})
+    family = make_point(num_test_tasks=2)
+    learner = mq.make_meta_learner(config, family)
+    first = learner.init(jax.random.key(0))
+    update = jax.jit(learner.update)
+    state, _ = update(first, jax.random.key(1))
+    state, metrics = update(state, jax.random.key(2))
+    return config, family, learner, first, state, metrics
+
+
+def test_on_continuous_actions_mql_is_td3_over_windows_and_a_meta_step_moves_both_parts(point_run):
+    _, family, learner, first, state, metrics = point_run
+    assert set(state.params) == {"actor", "critic"} and set(state.params["actor"]) == {"encoder", "head"}
+    assert np.isfinite(float(metrics.meta_loss)) and float(metrics.grad_norm) > 0
+    for part in ("actor", "critic"):
+        assert not trees_equal(state.params[part], first.params[part])
+    experience = state.learner_state["replay"].experience
+    assert experience.action.shape[-1] == 1 and experience.obs.shape[-2:] == (3, 1 + 1 + 2)  # window [H, O + A + 2]
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    returns = jax.jit(lambda s, k: learner.trial(s, task, k, 3))(state, jax.random.key(3))
+    assert returns.shape == (3,) and np.all(np.isfinite(returns))
+
+
+def test_continuous_replay_items_carry_the_action_as_it_is_into_the_next_input():
+    transitions = mq.Transition(obs=jnp.zeros((2, 1, 1)), action=jnp.array([[[0.25]], [[-0.5]]]),
+                                reward=jnp.array([[1.0], [2.0]]), next_obs=jnp.array([[[0.1]], [[0.2]]]),
+                                terminated=jnp.zeros((2, 1), bool), truncated=jnp.array([[False], [True]]))
+    inputs = mq.algos.recurrent_td3.trial_inputs(transitions)
+    items = mql.replay_items(inputs, transitions, 2, None)
+    np.testing.assert_allclose(items.next_obs[:, 0], [[0.1, 0.25, 1.0, 0.0], [0.2, -0.5, 2.0, 1.0]])
+    np.testing.assert_allclose(items.obs[1, 0], [[0.0, 0.0, 0.0, 0.0], [0.0, 0.25, 1.0, 0.0]])
+
+
+def test_td3_adaptation_moves_a_copy_along_each_parts_loss(point_run):
+    config, family, _, _, state, _ = point_run
+    learner = mql.td3_window_learner(config, family)
+    replay = state.learner_state["replay"]
+    old = jax.tree.map(lambda x: x[0, 0, :8], replay.experience)
+    new = jax.tree.map(lambda x: x[1, 0, :6], replay.experience)
+    adapted = jax.jit(lambda p: learner.adapt(p, new, jnp.ones(6), old, jnp.ones(8), jax.random.key(4)))(state.params)
+    for part in ("actor", "critic"):
+        assert not trees_equal(adapted[part], state.params[part])
+    still = mql.td3_window_learner(config.replace(adapt_steps=0), family)
+    assert trees_equal(still.adapt(state.params, new, jnp.ones(6), old, jnp.ones(8), jax.random.key(4)), state.params)

@@ -1,13 +1,13 @@
 """PEARL's latent-conditioned double DQN: its TD loss against a hand computation with z fixed in
 the target, its update (batched == one task at a time, the pool's replay and context filled, the
-training split only), and its trial's posterior sampling."""
+training split only), and its trial's posterior sampling; on continuous actions, PEARL over TD3."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import assert_compiled_once_and_batched_equal, updates_by_task_batch
+from helpers import assert_compiled_once_and_batched_equal, make_point, updates_by_task_batch
 import metaq_jax as mq
 from metaq_jax.algos import pearl
 from metaq_jax.networks import LatentQNetwork
@@ -117,3 +117,59 @@ def test_the_replay_memory_metaq_bench_reports_is_the_pool_times_the_capacity(le
     item = 2 * obs.size * obs.dtype.itemsize + 4 + 4 + 1 + 1  # obs, next_obs, action, reward, two flags
     replay = out[1][1].learner_state["replay"]
     assert tree_bytes(replay) == config.task_pool * (config.replay_size * item + 4 + 1)  # + index, is_full
+
+
+POINT = dict(TINY, family="test-point", batch_size=8, replay_size=64)
+
+
+@pytest.fixture(scope="module")
+def point_learner():
+    family = make_point(num_test_tasks=2)
+    config = mq.MetaConfig(**POINT)
+    return config, family, mq.make_meta_learner(config, family)
+
+
+def test_on_continuous_actions_pearl_is_td3_and_a_meta_step_moves_actor_critics_and_encoder(point_learner):
+    _, family, learner = point_learner
+    state = learner.init(jax.random.key(0))
+    assert set(state.params) == {"actor", "critic", "encoder"}
+    update = jax.jit(learner.update)
+    after, metrics = update(*update(state, jax.random.key(1))[:1], jax.random.key(2))
+    assert np.isfinite(float(metrics.meta_loss)) and float(metrics.grad_norm) > 0
+    for part in ("actor", "critic", "encoder"):
+        assert all(np.any(np.asarray(a) != np.asarray(b)) for a, b in
+                   zip(jax.tree.leaves(after.params[part]), jax.tree.leaves(state.params[part])))
+    assert after.learner_state["replay"].experience.action.shape[-1] == 1  # continuous actions replayed as they are
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    returns = jax.jit(lambda s, k: learner.trial(s, task, k, 3))(after, jax.random.key(3))
+    assert returns.shape == (3,) and np.all(np.isfinite(returns))
+
+
+def test_td3_under_pearl_the_encoder_learns_from_the_critics_and_the_actor_from_its_own_loss(point_learner):
+    config, family, _ = point_learner
+    cond = pearl.td3_learner(config, family)
+    params = cond.init(jax.random.key(0), jnp.zeros(1), jnp.zeros(2))
+    k = jax.random.split(jax.random.key(1), 4)
+    batch = mq.Transition(obs=jax.random.normal(k[0], (6, 1)), action=jax.random.uniform(k[1], (6, 1), minval=-1),
+                          reward=jax.random.normal(k[2], (6,)), next_obs=jax.random.normal(k[3], (6, 1)),
+                          terminated=jnp.zeros(6, bool), truncated=jnp.zeros(6, bool))
+    z = jnp.array([0.3, -0.7])
+    by_td = jax.grad(cond.td_loss)(params, params, z, batch, jax.random.key(2))
+    assert all(not np.any(np.asarray(g)) for g in jax.tree.leaves(by_td["actor"]))  # the actor only in the target
+    dz = jax.grad(lambda z: cond.td_loss(params, params, z, batch, jax.random.key(2)))(z)
+    assert np.all(np.abs(np.asarray(dz)) > 0)  # the encoder's z gets the critics' gradient
+    own = cond.own_grads(params, params, z, batch, jax.random.key(2))
+    assert set(own) == {"actor"}
+    x = jnp.concatenate([batch.obs, jnp.broadcast_to(z, (6, 2))], axis=-1)
+    actor, critic = mq.td3.Actor(1, (8,)), mq.td3.TwinCritic((8,))
+    want = jax.grad(lambda a: -jnp.mean(critic.apply(params["critic"], x, actor.apply(a, x))[..., 0]))(params["actor"])
+    for g, w in zip(jax.tree.leaves(own["actor"]), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+
+
+def test_continuous_context_features_keep_the_action_as_it_is():
+    batch = mq.Transition(obs=jnp.ones((2, 3)), action=jnp.array([[0.5, -0.25], [1.0, 0.0]]),
+                          reward=jnp.array([2.0, 3.0]), next_obs=jnp.zeros((2, 3)), terminated=jnp.zeros(2, bool), truncated=jnp.zeros(2, bool))
+    features = mq.latent.context_features(batch, None)
+    np.testing.assert_allclose(features[:, 3:5], batch.action)
+    assert features.shape == (2, 3 + 2 + 1 + 3)

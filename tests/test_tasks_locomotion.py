@@ -170,12 +170,6 @@ def test_bad_family_options_are_refused(kwargs, message):
         mq.make_family("cheetah-vel", **kwargs)
 
 
-def test_a_learner_without_a_continuous_version_refuses_a_locomotion_family():
-    config = mq.MetaConfig(family="cheetah-vel", algo="reptile")
-    with pytest.raises(mq.InputError, match="MetaConfig.algo = 'reptile': family cheetah-vel has continuous actions"):
-        mq.make_meta_learner(config, family("cheetah-vel"))
-
-
 def test_without_brax_the_family_names_the_extra_and_the_listing_says_so(monkeypatch, capsys):
     for name in ("brax", "brax.envs"):
         monkeypatch.setitem(sys.modules, name, None)  # `from brax import envs` now fails

@@ -81,6 +81,24 @@ def dot(a, b):
     return sum(float(jnp.vdot(x, y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def test_weighted_losses_are_the_plain_ones_at_weight_one_and_drop_rows_at_zero():
+    td3 = linear_td3(gamma=0.9)
+    params = {"actor": {"w": jnp.array(0.3)}, "critic": {"c": jnp.array([2.0, -1.0])}}
+    k = jax.random.split(jax.random.key(0), 3)
+    batch = Transition(obs=jax.random.normal(k[0], (4, 1)), action=jax.random.normal(k[1], (4, 1)),
+                       reward=jnp.arange(4.0), next_obs=jnp.zeros((4, 1)), terminated=jnp.zeros(4, bool),
+                       truncated=jnp.zeros(4, bool))
+    targets = jax.random.normal(k[2], (4,))
+    half = jnp.array([1.0, 1.0, 0.0, 0.0])
+    first = jax.tree.map(lambda x: x[:2], batch)
+    np.testing.assert_allclose(T.critic_loss(td3, params["critic"], batch, targets, jnp.ones(4)),
+                               T.critic_loss(td3, params["critic"], batch, targets), rtol=1e-6)
+    np.testing.assert_allclose(T.critic_loss(td3, params["critic"], batch, targets, half),
+                               T.critic_loss(td3, params["critic"], first, targets[:2]), rtol=1e-6)
+    np.testing.assert_allclose(T.actor_loss(td3, params["actor"], params["critic"], batch.obs, 2 * half),
+                               T.actor_loss(td3, params["actor"], params["critic"], first.obs), rtol=1e-6)
+
+
 def test_the_actor_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         td3, params, _, support, _ = small_problem(jnp.float64)

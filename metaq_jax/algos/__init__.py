@@ -8,13 +8,14 @@ import optax
 from metaq_jax.errors import InputError
 from metaq_jax.algos.base import (MetaLearner, MetaQProblem, TaskStats, build_learner, make_optimizer,
                                   with_meta_sgd)
-from metaq_jax.algos.actor_critic import ALGOS as CONTINUOUS_ALGOS, make_actor_critic_learner
+from metaq_jax.algos.actor_critic import make_actor_critic_learner
 from metaq_jax.algos.maml import maml_loss, maml_task_grad
 from metaq_jax.algos.pretrain import pretrain_task_grad
 from metaq_jax.algos.reptile import reptile_task_grad
 from metaq_jax.config import MetaConfig
 from metaq_jax.algos.mql import make_mql_learner
 from metaq_jax.algos.pearl import make_pearl_learner
+from metaq_jax.algos.recurrent_td3 import make_recurrent_td3_learner
 from metaq_jax.algos.rl2 import make_rl2_learner
 from metaq_jax.networks import (ACTIVATIONS, AttentionQNetwork, ContextQNetwork, LatentQNetwork, RecurrentQNetwork,
                                 TabularQ, make_q_network)
@@ -44,10 +45,14 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
       The `MetaQProblem`.
 
     Raises:
-      InputError: `family.name` is not `config.family`, its actions are continuous, or the
-        config's network does not fit the family (`default_network`).
+      InputError: `family.name` is not `config.family`, its actions are continuous (the problem is
+        a discrete-action Q-learner's; `make_meta_learner` builds TD3's), or the config's network
+        does not fit the family (`default_network`).
     """
     family = _checked_family(config, family)
+    if family.continuous_actions:
+        raise InputError(f"family {family.name} has continuous actions: make_problem builds a discrete-action "
+                         "Q-learner; make_meta_learner builds the TD3 learners")
     if network is None:
         network = default_network(config, family)
     return MetaQProblem(config=config, family=family, network=network)
@@ -55,7 +60,7 @@ def make_problem(config: MetaConfig, family: TaskFamily | None = None,
 
 def _checked_family(config: MetaConfig, family: TaskFamily | None) -> TaskFamily:
     """`family`, or `make_family(config.family)` when None; refused when its name is not
-    `config.family` or its actions are continuous (every learner is a discrete-action Q-learner)."""
+    `config.family`, or its actions are continuous and the config asks what TD3's learners lack."""
     if family is None:
         family = make_family(config.family)
     if family.name != config.family:
@@ -68,15 +73,12 @@ def _checked_family(config: MetaConfig, family: TaskFamily | None) -> TaskFamily
 
 def _check_continuous(config: MetaConfig, family: TaskFamily) -> None:
     """Refuse what the continuous-action (TD3) learners do not have, naming it."""
-    size = family.env.action_space(family.default_params).shape[0]
-    if config.algo not in CONTINUOUS_ALGOS:
-        raise InputError(f"MetaConfig.algo = {config.algo!r}: family {config.family} has continuous actions "
-                         f"({size} dims), which only {', '.join(CONTINUOUS_ALGOS)} learn (over TD3) so far")
     for name, used in (("meta_sgd", config.meta_sgd), ("step_losses", config.step_losses),
                        ("adapt", config.adapt != "all"), ("network", config.network != "mlp")):
         if used:
             raise InputError(f"MetaConfig.{name} = {getattr(config, name)!r}: not available on family "
-                             f"{config.family}'s continuous actions (TD3's actor and critics adapt whole)")
+                             f"{config.family}'s continuous actions (the TD3 learners have MLP or recurrent networks "
+                             "that adapt whole)")
 
 
 def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
@@ -138,12 +140,20 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       The `MetaLearner`.
 
     Raises:
-      InputError: `family` does not match `config.family` or has continuous actions, or
-        `config.network` does not fit it.
+      InputError: `family` does not match `config.family`, `config.network` does not fit it, or
+        its actions are continuous and `network` is given or the config asks what TD3's learners
+        lack (Meta-SGD, step losses, ANIL, another network).
     """
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     family = _checked_family(config, family)
     if family.continuous_actions:
+        if network is not None:
+            raise InputError(f"network given for family {family.name}: its actions are continuous, and the TD3 "
+                             "learners build their actor and critics from the config (hidden_sizes, activation)")
+        if config.kind == "memory":
+            return make_recurrent_td3_learner(config, family, optimizer)
+        if config.kind == "latent":
+            return STATEFUL_LEARNERS[config.algo](config, family, None, optimizer)
         return make_actor_critic_learner(config, family, optimizer)
     if config.kind in ("memory", "latent"):
         family = _checked_family(config, family)

@@ -1,11 +1,11 @@
-"""The gradient meta-learners on continuous actions: MAML, first-order MAML and pretraining over TD3.
+"""The gradient meta-learners on continuous actions: MAML, first-order MAML, Reptile and pretraining over TD3.
 
 A continuous-action family's Q-learner is TD3 (`metaq_jax.td3`); the inner loop adapts the
 critics and the actor together, each along its own loss (`td3.td3_grads`), and the meta-objective
 is TD3's losses (critics' TD loss plus the actor's −Q₁) on query data collected by the adapted
 actor, differentiated exactly (second order) through both parts. Chosen by the family's action
-space, not by an algo name: `make_meta_learner` builds this learner for `maml`, `fomaml` and
-`pretrain` on a family with continuous actions.
+space, not by an algo name: `make_meta_learner` builds this learner for `maml`, `fomaml`,
+`reptile` and `pretrain` on a family with continuous actions.
 """
 
 import dataclasses
@@ -23,10 +23,6 @@ from metaq_jax.config import MetaConfig
 from metaq_jax.networks import ACTIVATIONS
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import EnvParams, MetaState, Params, Transition
-
-ALGOS = ("maml", "fomaml", "pretrain")
-"""The algorithms with a continuous-action version."""
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ActorCriticProblem:
@@ -155,6 +151,32 @@ def maml_task_grad(problem: ActorCriticProblem, params: Params, target_params: P
     return grad, problem.task_stats(params, target_params, support, query, loss, k_loss)
 
 
+def reptile_task_grad(problem: ActorCriticProblem, params: Params, target_params: Params, task_params: EnvParams,
+                      key: chex.PRNGKey) -> tuple[Params, TaskStats]:
+    """One task's Reptile direction θ − φ, φ = K TD3 steps on its support data (actor and critics).
+
+    Handed to the outer optimiser as a gradient: with SGD at rate β, θ ← θ + β(φ − θ). The query
+    rollout with φ only measures the adapted policy.
+
+    Args:
+      problem: the meta-TD3 problem.
+      params: meta-parameters θ.
+      target_params: the target networks of the inner losses.
+      task_params: one task.
+      key: consumed: support and query rollouts, inner and measuring smoothing noise.
+
+    Returns:
+      `(θ − φ like params, the task's TaskStats)`.
+    """
+    k_support, k_query, k_inner, k_loss = jax.random.split(key, 4)
+    support = problem.support(params, task_params, k_support)
+    adapted = problem.inner(params, target_params, support, k_inner, first_order=True)
+    query = problem.collect(adapted, task_params, k_query, problem.config.epsilon)
+    grad = jax.tree.map(lambda p, a: p - a, params, adapted)
+    return grad, problem.task_stats(params, target_params, support, query,
+                                    problem.loss(adapted, target_params, query, k_loss), k_loss)
+
+
 def pretrain_task_grad(problem: ActorCriticProblem, params: Params, target_params: Params,
                        task_params: EnvParams, key: chex.PRNGKey) -> tuple[Params, TaskStats]:
     """One task's ∇ of TD3's losses at θ on its support data (multi-task TD3, no adaptation).
@@ -183,6 +205,7 @@ def pretrain_task_grad(problem: ActorCriticProblem, params: Params, target_param
 
 TASK_GRADS = {"maml": functools.partial(maml_task_grad, first_order=False),
               "fomaml": functools.partial(maml_task_grad, first_order=True),
+              "reptile": reptile_task_grad,
               "pretrain": pretrain_task_grad}
 
 
@@ -220,7 +243,7 @@ def actor_critic_trial(problem: ActorCriticProblem, params: Params, task_params:
 
 def make_actor_critic_learner(config: MetaConfig, family: TaskFamily,
                               optimizer: optax.GradientTransformation) -> MetaLearner:
-    """The gradient learner `config.algo` (one of `ALGOS`) over TD3 on a continuous-action family.
+    """The gradient learner `config.algo` (one of `TASK_GRADS`) over TD3 on a continuous-action family.
 
     Args:
       config: its `hidden_sizes` and `activation` shape the actor and both critics; `gamma`

@@ -17,7 +17,7 @@ Replay items hold each step's window of inputs and the next step's input (its ne
 the window shifted by one).
 """
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -26,11 +26,13 @@ import jax.numpy as jnp
 import optax
 
 from metaq_jax import losses, propensity, rollout
+from metaq_jax import td3 as T
 from metaq_jax.algos import offpolicy
 from metaq_jax.algos.base import MetaLearner, initial_meta_state
+from metaq_jax.algos.recurrent_td3 import trial_inputs
 from metaq_jax.algos.rl2 import MemoryQ, collect_trial, first_episode
 from metaq_jax.config import MetaConfig
-from metaq_jax.networks import rl2_inputs
+from metaq_jax.networks import ACTIVATIONS, WindowEncoder, continuous_rl2_inputs, rl2_inputs
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import EnvParams, MetaState, Params, Transition
 
@@ -50,7 +52,7 @@ def windows(inputs: chex.Array, history: int) -> chex.Array:
     return jnp.stack([padded[k:k + length] for k in range(history)], axis=2)
 
 
-def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_actions: int) -> Transition:
+def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_actions: int | None) -> Transition:
     """A rollout as MQL's replay items: `obs` the step's window `[H, F]`, `next_obs` the next step's input `[F]`.
 
     The next input is built from the pre-reset next observation (`transitions.next_obs`), so a
@@ -60,13 +62,15 @@ def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_
       inputs: `[L, M, F]` what the network read at each step.
       transitions: `[L, M]` the rollout.
       history: H.
-      num_actions: A.
+      num_actions: A of one-hot discrete actions; None for continuous ones (`continuous_rl2_inputs`).
 
     Returns:
       `Transition` with leading shape `[L, M]`.
     """
     done = transitions.terminated | transitions.truncated
-    next_input = rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done, num_actions)
+    next_input = (continuous_rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done)
+                  if num_actions is None else
+                  rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done, num_actions))
     return transitions._replace(obs=windows(inputs, history), next_obs=next_input)
 
 
@@ -93,6 +97,45 @@ def mql_td_loss(params: Params, target_params: Params, items: Transition, weight
     return losses.td_loss(network.apply, params, target_params, td_batch(items), gamma, double_q=True, weights=weights)
 
 
+def propensity_reuse(config: MetaConfig, old_context: chex.Array, old_mask: chex.Array, new_context: chex.Array,
+                     new_mask: chex.Array) -> tuple[chex.Array, chex.Array]:
+    """MQL's weights of the old samples: β from a logistic regression that tells them (label 1) from
+    the new data (label 0) by context, and the proximal coefficient λ = 1 − ESS(β).
+
+    Args:
+      config: its `beta_clip` is used.
+      old_context: `[N, Z]` the meta-training samples' context.
+      old_mask: `[N]` 1 for the rows that hold data.
+      new_context: `[R, Z]` the new task's.
+      new_mask: `[R]` 1 for the rows that hold data.
+
+    Returns:
+      `(β [N], 0 where a row is empty; λ [])`.
+    """
+    x = jnp.concatenate([old_context, new_context])
+    y = jnp.concatenate([jnp.ones_like(old_mask), jnp.zeros(new_mask.shape, old_mask.dtype)])
+    w, b = propensity.logistic_fit(x, y, jnp.concatenate([old_mask, new_mask.astype(old_mask.dtype)]))
+    beta = jnp.where(old_mask > 0, propensity.propensity_weights(old_context, w, b, config.beta_clip), 0.0)
+    return beta, 1.0 - propensity.effective_sample_size(beta, old_mask)
+
+
+def adam_steps(config: MetaConfig, direction: Callable[[Params], Params], params: Params) -> Params:
+    """`adapt_steps` Adam steps (`adapt_lr`) from `params` along `direction(params)`, a fresh Adam state."""
+    optimizer = optax.adam(config.adapt_lr)
+
+    def one(carry, _):
+        params, opt_state = carry
+        updates, opt_state = optimizer.update(direction(params), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    return jax.lax.scan(one, (params, optimizer.init(params)), None, length=config.adapt_steps)[0][0]
+
+
+def proximal_term(params: Params, meta_params: Params) -> chex.Array:
+    """‖θ − θ_meta‖², the proximal term of the reuse steps. `[]`."""
+    return optax.tree.norm(optax.tree.sub(params, meta_params), squared=True)
+
+
 def adapt(network: nn.Module, config: MetaConfig, meta_params: Params, new: Transition, new_mask: chex.Array,
           old: Transition, old_mask: chex.Array) -> Params:
     """MQL's adaptation of θ_meta to a new task; θ_meta is not changed.
@@ -117,28 +160,15 @@ def adapt(network: nn.Module, config: MetaConfig, meta_params: Params, new: Tran
     def context(items):
         return network.apply(meta_params, items.obs, method="context")
 
-    x = jnp.concatenate([context(old), context(new)])
-    y = jnp.concatenate([jnp.ones_like(old_mask), jnp.zeros(new_mask.shape, old_mask.dtype)])
-    w, b = propensity.logistic_fit(x, y, jnp.concatenate([old_mask, new_mask.astype(old_mask.dtype)]))
-    beta = jnp.where(old_mask > 0, propensity.propensity_weights(context(old), w, b, config.beta_clip), 0.0)
-    proximal = 1.0 - propensity.effective_sample_size(beta, old_mask)
-    optimizer = optax.adam(config.adapt_lr)
-
-    def steps(loss, params):
-        def one(carry, _):
-            params, opt_state = carry
-            updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
-
-        return jax.lax.scan(one, (params, optimizer.init(params)), None, length=config.adapt_steps)[0][0]
+    beta, proximal = propensity_reuse(config, context(old), old_mask, context(new), new_mask)
 
     def td(params, items, weights):
         return mql_td_loss(params, meta_params, items, weights, network=network, gamma=config.gamma)
 
     def reuse(params):
-        return td(params, old, beta) + proximal * optax.tree.norm(optax.tree.sub(params, meta_params), squared=True)
+        return td(params, old, beta) + proximal * proximal_term(params, meta_params)
 
-    return steps(reuse, steps(lambda p: td(p, new, new_mask), meta_params))
+    return adam_steps(config, jax.grad(reuse), adam_steps(config, jax.grad(lambda p: td(p, new, new_mask)), meta_params))
 
 
 def window_memory(apply_fn: Callable[[Params, chex.Array], chex.Array], history: int, features: int,
@@ -165,43 +195,157 @@ def window_memory(apply_fn: Callable[[Params, chex.Array], chex.Array], history:
                    step=step, sequence=None)
 
 
-def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
+class WindowLearner(NamedTuple):
+    """The Q-learner MQL trains on windows of inputs, for a family's kind of actions.
+
+    Attributes:
+      init: `(key, window[H, F]) -> params`.
+      play: `(params, task, key, epsilon, per_env) -> (inputs [L, M, F], transitions [L, M])`: one
+        episode in M environments; `per_env`: params with a leading `[M]` axis, one set per environment.
+      td_grads: `(params, target_params, items, key) -> (loss [], grads)`: one meta-training step's
+        direction on replay items.
+      adapt: `(θ_meta, new, new_mask, old, old_mask, key) -> params`: the adaptation to a new task.
+      features: F, an input's size.
+      action: a replay item's action (no batch axis).
+      num_actions: A of one-hot discrete actions; None for continuous ones.
+    """
+
+    init: Callable
+    play: Callable
+    td_grads: Callable
+    adapt: Callable
+    features: int
+    action: chex.Array
+    num_actions: int | None
+
+
+def dqn_window_learner(config: MetaConfig, family: TaskFamily, network: nn.Module) -> WindowLearner:
+    """Double DQN over windows, `network` `window -> q[..., A]` with a `context` method."""
+    env, history = family.env, config.history_length
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    features = obs.size + env.num_actions + 2
+
+    def play(params, task, key, epsilon, per_env):
+        memory = window_memory(network.apply, history, features, per_env=per_env)
+        trial = collect_trial(env, memory, params, memory.initial_memory((), config.num_envs), task, key,
+                              num_envs=config.num_envs, length=family.episode_length, epsilon=epsilon)
+        return trial.inputs, trial.transitions
+
+    def td_grads(params, target_params, items, key):
+        del key
+        return jax.value_and_grad(mql_td_loss)(params, target_params, items, network=network, gamma=config.gamma)
+
+    return WindowLearner(init=network.init, play=play, td_grads=td_grads,
+                         adapt=lambda meta, new, new_mask, old, old_mask, key: adapt(network, config, meta, new,
+                                                                                     new_mask, old, old_mask),
+                         features=features, action=jnp.zeros((), jnp.int32), num_actions=env.num_actions)
+
+
+def td3_window_learner(config: MetaConfig, family: TaskFamily) -> WindowLearner:
+    """TD3 over windows for continuous actions, as in the MQL paper: the actor and the twin critics each
+    read the window through a context GRU of their own (`WindowEncoder`, `latent_size` wide) under
+    TD3's heads; params `{"actor", "critic"}`, each `{"encoder", "head"}`. Meta-training steps move
+    each part along its own loss (the actor at every step); adaptation fits the propensity model on
+    the critics' context and takes the same Adam steps as the discrete learner, each part along its
+    own (weighted) loss plus the proximal term."""
+    env, history, activation = family.env, config.history_length, ACTIVATIONS[config.activation]
+    size = env.action_space(family.default_params).shape[0]
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    features = obs.size + size + 2
+    encoder = WindowEncoder(config.latent_size)
+    actor, critic = T.Actor(size, config.hidden_sizes, activation), T.TwinCritic(config.hidden_sizes, activation)
+    td3 = T.TD3(lambda p, w: actor.apply(p["head"], encoder.apply(p["encoder"], w)),
+                lambda p, w, a: critic.apply(p["head"], encoder.apply(p["encoder"], w), a), gamma=config.gamma)
+
+    def init(key, window):
+        keys = jax.random.split(key, 4)
+        x = jnp.zeros(config.latent_size + features)
+        return {"actor": {"encoder": encoder.init(keys[0], window), "head": actor.init(keys[1], x)},
+                "critic": {"encoder": encoder.init(keys[2], window), "head": critic.init(keys[3], x, jnp.zeros(size))}}
+
+    def play(params, task, key, epsilon, per_env):
+        act = jax.vmap(td3.actor_fn) if per_env else td3.actor_fn
+
+        def policy(p, window, obs, previous):
+            window = jnp.concatenate([window[:, 1:], continuous_rl2_inputs(obs, *previous)[:, None]], axis=1)
+            return window, act(p, window)
+
+        noise = jnp.where(jnp.asarray(epsilon) > 0, rollout.EXPLORATION_NOISE, 0.0)  # ε = 0: the actor alone
+        transitions = rollout.collect_actions_with_memory(
+            env, policy, params["actor"], jnp.zeros((config.num_envs, history, features)), task, key,
+            num_envs=config.num_envs, length=family.episode_length, epsilon=epsilon, noise=noise)
+        return trial_inputs(transitions), transitions
+
+    def directions(params, batch, targets, weights):
+        """Each part's (value, gradient) of its own (weighted) loss on a TD batch, the critics' targets given."""
+        actor_part = jax.value_and_grad(T.actor_loss, argnums=1)(td3, params["actor"], params["critic"], batch.obs,
+                                                                  weights)
+        critic_part = jax.value_and_grad(T.critic_loss, argnums=1)(td3, params["critic"], batch, targets, weights)
+        return actor_part[0] + critic_part[0], {"actor": actor_part[1], "critic": critic_part[1]}
+
+    def td_grads(params, target_params, items, key):
+        batch = td_batch(items)
+        return directions(params, batch, T.critic_targets(td3, target_params, batch, key), None)
+
+    def adapt_td3(meta, new, new_mask, old, old_mask, key):
+        def context(items):
+            return encoder.apply(meta["critic"]["encoder"], items.obs, method="context")
+
+        beta, proximal = propensity_reuse(config, context(old), old_mask, context(new), new_mask)
+        pull = jax.grad(proximal_term)
+        # θ_meta's targets do not change over the Adam steps: computed once per data set
+        new_batch, old_batch = td_batch(new), td_batch(old)
+        new_targets = T.critic_targets(td3, meta, new_batch, key)
+        old_targets = T.critic_targets(td3, meta, old_batch, key)
+
+        def reuse(params):
+            return jax.tree.map(lambda g, r: g + proximal * r, directions(params, old_batch, old_targets, beta)[1],
+                                pull(params, meta))
+
+        first = adam_steps(config, lambda p: directions(p, new_batch, new_targets, new_mask.astype(jnp.float32))[1],
+                           meta)
+        return adam_steps(config, reuse, first)
+
+    return WindowLearner(init=init, play=play, td_grads=td_grads, adapt=adapt_td3, features=features,
+                         action=jnp.zeros(size, jnp.float32), num_actions=None)
+
+
+def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module | None,
                      optimizer: optax.GradientTransformation) -> MetaLearner:
-    """The latent-kind `MetaLearner` of Meta-Q-Learning (module docstring).
+    """The latent-kind `MetaLearner` of Meta-Q-Learning (module docstring), over double DQN or, on a
+    family with continuous actions, TD3 (`td3_window_learner`).
 
     Args:
       config: the settings (an `algo="mql"` config).
       family: the task family.
       network: `window[..., H, F] -> q[..., A]` with a `context(window) -> [..., Z]` method (e.g.
-        `ContextQNetwork`).
+        `ContextQNetwork`); None on a continuous-action family.
       optimizer: the outer optimiser.
 
     Returns:
       The `MetaLearner` of kind `"latent"`; its learner state is the pool (`offpolicy.init_pool`):
       `{"tasks": EnvParams[N], "replay": flashbax state [N]}`.
     """
-    env, num_envs, horizon, history = family.env, config.num_envs, family.episode_length, config.history_length
-    num_actions = env.num_actions
-    obs, _ = env.reset(jax.random.key(0), family.default_params)
-    features = obs.size + num_actions + 2
+    num_envs, horizon, history = config.num_envs, family.episode_length, config.history_length
+    learner = td3_window_learner(config, family) if family.continuous_actions else dqn_window_learner(
+        config, family, network)
+    features = learner.features
     replay = offpolicy.make_replay(config, family)
-    memory_q = window_memory(network.apply, history, features)
-
-    item = offpolicy.example_item(jnp.zeros((history, features)))._replace(next_obs=jnp.zeros(features))
+    item = offpolicy.example_item(jnp.zeros((history, features)))._replace(next_obs=jnp.zeros(features),
+                                                                          action=learner.action)
 
     def init(key: chex.PRNGKey) -> MetaState:
         k_tasks, k_net = jax.random.split(key)
-        params = network.init(k_net, item.obs)
+        params = learner.init(k_net, item.obs)
         return initial_meta_state(params, optimizer, offpolicy.init_pool(family, config, replay, k_tasks, item))
 
     def collect_one(shared, xs):
         params, learner_state, _ = shared
         index, key = xs
         task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
-        trial = collect_trial(env, memory_q, params, memory_q.initial_memory((), num_envs), task, key,
-                              num_envs=num_envs, length=horizon, epsilon=config.epsilon)
-        returns = rollout.episode_returns(trial.transitions, 1)[0]
-        return offpolicy.flat(replay_items(trial.inputs, trial.transitions, history, num_actions)), (returns, returns)
+        inputs, transitions = learner.play(params, task, key, config.epsilon, False)
+        returns = rollout.episode_returns(transitions, 1)[0]
+        return offpolicy.flat(replay_items(inputs, transitions, history, learner.num_actions)), (returns, returns)
 
     def loss_one(shared, xs):
         params, target_params, learner_state = shared
@@ -209,8 +353,7 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
         own = offpolicy.task_replay(learner_state, index)
         items = replay.sample(own, key).experience
         weight = replay.can_sample(own).astype(jnp.float32)
-        value, grad = jax.value_and_grad(mql_td_loss)(params, target_params, items, network=network,
-                                                      gamma=config.gamma)
+        value, grad = learner.td_grads(params, target_params, items, key)
         return jax.tree.map(lambda g: weight * g, grad), (weight, value, value)
 
     def replay_samples(learner_state, key):
@@ -228,21 +371,20 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
         rows = num_episodes * horizon
         k_old, k_episodes = jax.random.split(key)
         old, old_mask = replay_samples(state.learner_state, k_old)
-        acting = window_memory(network.apply, history, features, per_env=True)
 
         def episode(carry, xs):
             nets, buffer, mask = carry  # per-environment parameters; [E × H, M] items so far
             index, k = xs
-            played = collect_trial(env, acting, nets, acting.initial_memory((), num_envs), task_params, k,
-                                   num_envs=num_envs, length=horizon, epsilon=config.eval_epsilon)
-            first = first_episode(played.transitions)  # the episode itself; later steps are not the trial's
-            items = replay_items(played.inputs, played.transitions, history, num_actions)
+            inputs, transitions = learner.play(nets, task_params, k, config.eval_epsilon, True)
+            first = first_episode(transitions)  # the episode itself; later steps are not the trial's
+            items = replay_items(inputs, transitions, history, learner.num_actions)
             buffer = jax.tree.map(lambda b, d: jax.lax.dynamic_update_slice_in_dim(b, d, index * horizon, axis=0),
                                   buffer, items)
             mask = jax.lax.dynamic_update_slice_in_dim(mask, first, index * horizon, axis=0)
-            nets = jax.vmap(lambda new, new_mask: adapt(network, config, state.params, new, new_mask, old, old_mask),
+            k_adapt = jax.random.fold_in(k, 1)  # TD3's smoothing noise in adaptation (a DQN draws none)
+            nets = jax.vmap(lambda new, new_mask: learner.adapt(state.params, new, new_mask, old, old_mask, k_adapt),
                             in_axes=1)(buffer, mask)
-            return (nets, buffer, mask), rollout.episode_returns(played.transitions, 1)[0]
+            return (nets, buffer, mask), rollout.episode_returns(transitions, 1)[0]
 
         nets = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_envs, *x.shape)), state.params)
         _, returns = jax.lax.scan(episode, (nets, offpolicy.zeros(item, rows, num_envs),

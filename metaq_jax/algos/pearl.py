@@ -21,7 +21,7 @@ fresh draw from the posterior of everything the environment saw so far on the ta
 sampling); each of the trial's environments is one agent with its own context.
 """
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -30,10 +30,12 @@ import jax.numpy as jnp
 import optax
 
 from metaq_jax import latent, losses, rollout
+from metaq_jax import td3 as T
 from metaq_jax.algos import offpolicy
 from metaq_jax.algos.base import MetaLearner, initial_meta_state
 from metaq_jax.algos.rl2 import first_episode
 from metaq_jax.config import MetaConfig
+from metaq_jax.networks import ACTIVATIONS
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import EnvParams, MetaState, Params, Transition
 
@@ -59,42 +61,120 @@ def latent_td_loss(q_apply: Callable, q_params: Params, q_target: Params, z: che
                           double_q=True)
 
 
-def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
+class ConditionedLearner(NamedTuple):
+    """The Q-learner PEARL conditions on z, for a family's kind of actions.
+
+    Attributes:
+      init: `(key, obs[*obs], z[Z]) -> params` of the conditioned networks (no encoder).
+      collect: `(params, z[M, Z], task, key, epsilon) -> Transition [H, M]`: one episode's steps in
+        M environments, each acting on its own z.
+      td_loss: `(params, target_params, z[Z], batch, key) -> []`: the TD loss the encoder learns
+        from (with the KL), z held fixed in the target.
+      own_grads: `(params, target_params, z[Z], batch, key) -> grads`: the parts that follow a loss
+        of their own (TD3's actor), z given without gradient; `{}` for none.
+      item: a replay item (no batch axis).
+      num_actions: A for one-hot actions in the context; None for continuous ones, as they are.
+    """
+
+    init: Callable
+    collect: Callable
+    td_loss: Callable
+    own_grads: Callable
+    item: Transition
+    num_actions: int | None
+
+
+def dqn_learner(config: MetaConfig, family: TaskFamily, network: nn.Module) -> ConditionedLearner:
+    """A double DQN Q(s, ·, z) of discrete actions, `network` `(obs, z) -> q[..., A]`; params `{"q"}`."""
+    env = family.env
+
+    def collect(params, z, task, key, epsilon):
+        return rollout.collect(env, lambda acting, obs: network.apply(acting[0], obs, acting[1]), (params["q"], z),
+                               task, key, num_envs=config.num_envs, length=family.episode_length, epsilon=epsilon)
+
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    return ConditionedLearner(
+        init=lambda key, obs, z: {"q": network.init(key, obs, z)},
+        collect=collect,
+        td_loss=lambda params, target, z, batch, key: latent_td_loss(network.apply, params["q"], target["q"], z,
+                                                                     batch, config.gamma),
+        own_grads=lambda *_: {},
+        item=offpolicy.example_item(obs), num_actions=env.num_actions)
+
+
+def td3_learner(config: MetaConfig, family: TaskFamily) -> ConditionedLearner:
+    """TD3 of continuous actions conditioned on z: the actor π(s, z) and twin critics Q(s, a, z)
+    read z beside the flat observation; params `{"actor", "critic"}`. The critics' TD loss trains the
+    encoder (as in PEARL, where the critic's does); the actor follows −Q₁ with z and the critics fixed,
+    at every gradient step (no delay: under a momentum optimiser a zero step still moves it)."""
+    env, activation = family.env, ACTIVATIONS[config.activation]
+    size = env.action_space(family.default_params).shape[0]
+    actor, critic = T.Actor(size, config.hidden_sizes, activation), T.TwinCritic(config.hidden_sizes, activation)
+
+    def with_z(obs, z):  # obs [..., O] (a locomotion family's are flat), z [Z] or [..., Z]
+        return jnp.concatenate([obs, jnp.broadcast_to(z, obs.shape[:-1] + z.shape[-1:])], axis=-1)
+
+    def td3_on(z):
+        return T.TD3(lambda p, obs: actor.apply(p, with_z(obs, z)),
+                     lambda p, obs, a: critic.apply(p, with_z(obs, z), a), gamma=config.gamma)
+
+    def init(key, obs, z):
+        k_actor, k_critic = jax.random.split(key)
+        x = with_z(obs, z)
+        return {"actor": actor.init(k_actor, x), "critic": critic.init(k_critic, x, jnp.zeros(size))}
+
+    def collect(params, z, task, key, epsilon):
+        noise = jnp.where(jnp.asarray(epsilon) > 0, rollout.EXPLORATION_NOISE, 0.0)  # ε = 0: the actor alone
+        return rollout.collect_actions(env, td3_on(z).actor_fn, params["actor"], task, key, num_envs=config.num_envs,
+                                       length=family.episode_length, epsilon=epsilon, noise=noise)
+
+    def td_loss(params, target, z, batch, key):
+        targets = T.critic_targets(td3_on(jax.lax.stop_gradient(z)), target, batch, key)
+        return T.critic_loss(td3_on(z), params["critic"], batch, targets)
+
+    def own_grads(params, target, z, batch, key):
+        return {"actor": jax.grad(T.actor_loss, argnums=1)(td3_on(z), params["actor"], params["critic"], batch.obs)}
+
+    obs, _ = env.reset(jax.random.key(0), family.default_params)
+    item = offpolicy.example_item(obs)._replace(action=jnp.zeros(size, jnp.float32))
+    return ConditionedLearner(init=init, collect=collect, td_loss=td_loss, own_grads=own_grads, item=item,
+                              num_actions=None)
+
+
+def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Module | None,
                        optimizer: optax.GradientTransformation) -> MetaLearner:
-    """The latent-kind `MetaLearner`: PEARL's encoder and a latent-conditioned double DQN.
+    """The latent-kind `MetaLearner`: PEARL's encoder and a latent-conditioned double DQN, or TD3
+    on a family with continuous actions.
 
     Args:
       config: the settings (an `algo="pearl"` config).
       family: the task family.
       network: a Q-network conditioned on z, `(obs[..., *obs], z[..., Z]) -> q[..., A]` (e.g.
-        `LatentQNetwork`).
-      optimizer: the outer optimiser of `{"q", "encoder"}`.
+        `LatentQNetwork`); None on a continuous-action family (TD3's actor and critics of
+        `hidden_sizes`, z beside the observation).
+      optimizer: the outer optimiser of all the parameters.
 
     Returns:
-      The `MetaLearner` of kind `"latent"`. Its parameters are `{"q": ..., "encoder": ...}`; its
-      learner state `{"tasks": EnvParams[N], "replay": flashbax state [N], "context": Transition[N, C],
-      "has_context": bool[N]}`: the pool of N = `task_pool` training tasks, each with its replay and
-      its recent context of C = H × M transitions (H the episode length, M `num_envs`).
+      The `MetaLearner` of kind `"latent"`. Its parameters are `{"q", "encoder"}` (TD3:
+      `{"actor", "critic", "encoder"}`); its learner state `{"tasks": EnvParams[N], "replay":
+      flashbax state [N], "context": Transition[N, C], "has_context": bool[N]}`: the pool of N =
+      `task_pool` training tasks, each with its replay and its recent context of C = H × M
+      transitions (H the episode length, M `num_envs`).
     """
     env, num_envs, horizon = family.env, config.num_envs, family.episode_length
-    num_actions = env.num_actions
+    learner = td3_learner(config, family) if family.continuous_actions else dqn_learner(config, family, network)
     obs, _ = env.reset(jax.random.key(0), family.default_params)
-    q_net = network
     encoder = latent.ContextEncoder(config.latent_size, config.hidden_sizes)
-    item = offpolicy.example_item(obs)
+    item = learner.item
     features = latent.context_features(item._replace(obs=obs.reshape(-1), next_obs=obs.reshape(-1)),
-                                       num_actions).shape[-1]
+                                       learner.num_actions).shape[-1]
     context_length = horizon * num_envs
     replay = offpolicy.make_replay(config, family)
-
-    def act_apply(acting, obs):  # acting = (q params, z[M, Z]): each environment acts on its own z
-        q_params, z = acting
-        return q_net.apply(q_params, obs, z)
 
     def posterior(encoder_params, context: Transition, mask):  # context [C], mask [C] -> (μ [Z], σ² [Z])
         rows = context.reward.shape[0]
         flat_obs = context._replace(obs=context.obs.reshape(rows, -1), next_obs=context.next_obs.reshape(rows, -1))
-        return latent.posterior(encoder, encoder_params, latent.context_features(flat_obs, num_actions), mask)
+        return latent.posterior(encoder, encoder_params, latent.context_features(flat_obs, learner.num_actions), mask)
 
     def recent_context(learner_state, index, key):
         """`context_size` transitions drawn from task `index`'s recent context, and their mask."""
@@ -105,7 +185,7 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
 
     def init(key: chex.PRNGKey) -> MetaState:
         k_tasks, k_q, k_enc = jax.random.split(key, 3)
-        params = {"q": q_net.init(k_q, obs, jnp.zeros(config.latent_size)),
+        params = {**learner.init(k_q, obs, jnp.zeros(config.latent_size)),
                   "encoder": encoder.init(k_enc, jnp.zeros(features))}
         learner_state = {
             **offpolicy.init_pool(family, config, replay, k_tasks, item),
@@ -125,8 +205,7 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         variance = jnp.where(from_posterior[:, None], variance, 1.0)
         z = latent.sample_latent(k_z, mean, variance)  # [M, Z]
         task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
-        data = rollout.collect(env, act_apply, (params["q"], z), task, k_roll, num_envs=num_envs, length=horizon,
-                               epsilon=config.epsilon)
+        data = learner.collect(params, z, task, k_roll, config.epsilon)
         first = first_episode(data)
         returns = jnp.sum(jnp.where(first, data.reward, 0.0), axis=0)  # [M] each environment's first episode
         posterior_share = jnp.mean(from_posterior)
@@ -139,6 +218,7 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         params, target_params, learner_state = shared
         index, key = xs
         k_context, k_batch, k_z, k_prior = jax.random.split(key, 4)
+        k_noise = k_batch  # TD3's smoothing noise (a DQN draws none)
         context, mask = recent_context(learner_state, index, k_context)
         own = offpolicy.task_replay(learner_state, index)
         batch = replay.sample(own, k_batch).experience
@@ -147,12 +227,13 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
         def loss(params):
             mean, variance = posterior(params["encoder"], context, mask)
             z = latent.sample_latent(k_z, mean, variance)
-            td = latent_td_loss(q_net.apply, params["q"], target_params["q"], z, batch, config.gamma)
-            return td + config.kl_weight * latent.kl_to_standard_normal(mean, variance), td
+            td = learner.td_loss(params, target_params, z, batch, k_noise)
+            return td + config.kl_weight * latent.kl_to_standard_normal(mean, variance), z
 
-        (value, td), grad = jax.value_and_grad(loss, has_aux=True)(params)
+        (value, z), grad = jax.value_and_grad(loss, has_aux=True)(params)
+        grad = {**grad, **learner.own_grads(params, target_params, z, batch, k_noise)}
         prior_z = jax.random.normal(k_prior, (config.latent_size,))
-        prior_td = latent_td_loss(q_net.apply, params["q"], target_params["q"], prior_z, batch, config.gamma)
+        prior_td = learner.td_loss(params, target_params, prior_z, batch, k_noise)
         return jax.tree.map(lambda g: weight * g, grad), (weight, value, prior_td)
 
     def record(learner_state, picked, data):  # each collected task's recent context is its new data
@@ -168,8 +249,7 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
             index, k_z, k_roll = xs
             mean, variance = jax.vmap(lambda c, m: posterior(state.params["encoder"], c, m), in_axes=1)(context, mask)
             z = latent.sample_latent(k_z, mean, variance)  # [M, Z]; the prior while the context is empty
-            data = rollout.collect(env, act_apply, (state.params["q"], z), task_params, k_roll, num_envs=num_envs,
-                                   length=horizon, epsilon=config.eval_epsilon)
+            data = learner.collect(state.params, z, task_params, k_roll, config.eval_epsilon)
             first = first_episode(data)  # [H, M]: the episode itself; later steps are not the trial's
             context = jax.tree.map(lambda c, d: jax.lax.dynamic_update_slice_in_dim(c, d, index * horizon, axis=0),
                                    context, data)

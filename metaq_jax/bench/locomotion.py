@@ -1,9 +1,11 @@
-"""Throughput of the brax locomotion families: env steps per second of a jitted, vmapped rollout.
+"""Throughput of the brax locomotion families: env steps per second of a jitted, vmapped rollout,
+and every learner's meta-steps per second on one of them.
 
 Each family and backend rolls out M environments of one task for L steps with uniform random
 actions through the family's own environment (auto-reset, the task's reward), as metaq_jax's
-collectors step it; compile time is reported apart, run time as the median over interleaved
-rounds.
+collectors step it. Each learner (over TD3: the action space is continuous) takes its meta-step
+through its `MetaLearner` alone, as the suite's learners' table does. Compile time is reported
+apart, run time as the median over interleaved rounds.
 
     metaq bench --locomotion           (beside the suite)
     python -m metaq_jax.bench.locomotion  (alone)
@@ -13,11 +15,15 @@ import itertools
 
 import jax
 
+from metaq_jax.bench import suite
 from metaq_jax.bench.measure import compile_timed, interleaved, spread
+from metaq_jax.config import KINDS, MetaConfig
 from metaq_jax.tasks import make_family
 
 FAMILIES = ("cheetah-vel", "cheetah-dir", "ant-dir", "ant-goal")
 BACKENDS = ("spring",)
+LEARNERS = ("maml", "fomaml", "reptile", "pretrain", "rl2 gru", "pearl", "mql")
+"""The suite's learners (`suite.LEARNERS`) with a continuous-action version."""
 
 
 def random_rollout(env, task, num_envs: int, length: int):
@@ -71,6 +77,66 @@ def locomotion_rows(families: tuple[str, ...] = FAMILIES, backends: tuple[str, .
     return rows
 
 
+def learner_workload(family: str, name: str, num_tasks: int, num_envs: int) -> MetaConfig:
+    """One learner's locomotion workload: T tasks × M envs of `family`, a 64-64 actor and critics.
+
+    Gradient learners collect one episode each of support and query and take K = 1 inner step
+    (lr 0.01); memory learners one 1-episode trial per task; pearl and mql collect one episode per
+    task and take one TD step on 64 replayed transitions of each (a pool of max(8, T) tasks).
+
+    Args:
+      family: a continuous-action family's name.
+      name: a key of `suite.LEARNERS`.
+      num_tasks: T.
+      num_envs: M.
+
+    Returns:
+      The config.
+    """
+    changes = suite.LEARNERS[name]
+    kind = KINDS[changes.get("algo", MetaConfig.algo)]
+    base = dict(family=family, num_tasks=num_tasks, num_envs=num_envs, trial_episodes=1, hidden_sizes=(64, 64))
+    if kind == "gradient":
+        base.update(rollout_length=make_family(family).episode_length, inner_steps=1, inner_lr=0.01)
+    if kind == "latent":
+        base.update(task_pool=max(8, num_tasks))
+    return MetaConfig(**{**base, **changes})
+
+
+def learner_rows(family: str = "cheetah-vel", learners: tuple[str, ...] = LEARNERS, *, num_tasks: int = 4,
+                 num_envs: int = 2, rounds: int = 3) -> dict[str, dict]:
+    """Each learner's meta-step on `family` (`learner_workload`): compile s, meta-steps/s, env steps/s.
+
+    Args:
+      family: a continuous-action family's name.
+      learners: keys of `suite.LEARNERS`.
+      num_tasks: T.
+      num_envs: M.
+      rounds: timed rounds, interleaved over the learners.
+
+    Returns:
+      `suite.learners_table`'s rows, each with `meta_steps_per_s` (the median's) and `family`.
+    """
+    rows = suite.learners_table(learners, num_tasks, num_envs, rounds,
+                                workload=lambda name, t, m: learner_workload(family, name, t, m))
+    for row in rows.values():
+        row.update(family=family, meta_steps_per_s=1.0 / row["step_s"]["median"])
+    return rows
+
+
+def learners_markdown(rows: dict[str, dict]) -> str:
+    """`learner_rows` as a markdown table, one row per learner."""
+    lines = ["| learner | kind | family | meta-step ms (median [range]) | meta-steps/s | env steps/s | compile s |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for name, row in rows.items():
+        t = row["step_s"]
+        lines.append(f"| {name} | {row['kind']} | {row['family']} | {1e3 * t['median']:.0f} "
+                     f"[{1e3 * t['min']:.0f}–{1e3 * t['max']:.0f}] | "
+                     f"{row['meta_steps_per_s']:.2f} | "
+                     f"{row['env_steps_per_s']:,.0f} | {row['compile_s']:.1f} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as a markdown table.
 
@@ -91,7 +157,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":  # python -m metaq_jax.bench.locomotion
-    from metaq_jax.bench import report, suite
+    from metaq_jax.bench import report
 
     print(report.machine_line(suite.machine()))
     print(markdown(locomotion_rows()))
+    print()
+    print(learners_markdown(learner_rows()))

@@ -143,28 +143,33 @@ def learner_workload(name: str, num_tasks: int, num_envs: int) -> MetaConfig:
     return MetaConfig(**base, **changes)
 
 
-def learners_table(plan: "Plan") -> dict[str, dict]:
-    """Every learner's meta-step on the learners' workload: compile time, interleaved medians.
+def learners_table(names: tuple[str, ...], num_tasks: int, num_envs: int, rounds: int,
+                   workload: Callable[[str, int, int], MetaConfig] = learner_workload) -> dict[str, dict]:
+    """Learners' meta-steps on a workload: compile time, interleaved medians.
 
     Each is measured through its `MetaLearner` alone (`init`, `update`, `env_steps_per_update`).
 
     Args:
-      plan: gives the learners, T (`main_tasks`), M (`num_envs`) and the rounds.
+      names: the learners, keys of `LEARNERS`.
+      num_tasks: T.
+      num_envs: M.
+      rounds: timed rounds, interleaved over the learners.
+      workload: `(name, T, M) -> config`; default the learners' workload (`learner_workload`).
 
     Returns:
       `name -> {"kind", "compile_s", "step_s", "env_steps_per_s", "state_bytes", "learner_state_bytes"}`:
       the bytes of the whole `MetaState` and of the learner's own part of it (pearl's replay).
     """
     fns, out = {}, {}
-    for name in plan.learners:
-        config = learner_workload(name, plan.main_tasks, plan.num_envs)
+    for name in names:
+        config = workload(name, num_tasks, num_envs)
         learner = make_meta_learner(config)
         state = learner.init(jax.random.key(config.seed))
         compiled, compile_s = compile_timed(learner.update, state, jax.random.key(1))
         fns[name] = stepper(compiled, state)
         out[name] = {"kind": learner.kind, "compile_s": compile_s, "env_steps": learner.env_steps_per_update,
                      "state_bytes": tree_bytes(state), "learner_state_bytes": tree_bytes(state.learner_state)}
-    times = interleaved(fns, plan.rounds)
+    times = interleaved(fns, rounds)
     for name, row in out.items():
         step = spread(times[name])
         row.update(step_s=step, env_steps_per_s=row.pop("env_steps") / step["median"])
@@ -645,7 +650,7 @@ def run_suite(plan: Plan, *, with_torch: bool = True,
     log(f"XLA temp bytes at K={plan.memory_inner_steps} with and without remat")
     result["temp_bytes_k20"] = remat_memory(plan, result["configs"])
     log(f"every learner on the learners' workload (tabular-mdp, T={plan.main_tasks})")
-    result["learners"] = learners_table(plan)
+    result["learners"] = learners_table(plan.learners, plan.main_tasks, plan.num_envs, plan.rounds)
     result["envs"] = {}
     for num_envs in plan.env_counts:
         log(f"environment throughput at {num_envs} envs")
