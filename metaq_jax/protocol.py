@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable
+from typing import Callable, Collection
 
 import jax
 import numpy as np
@@ -279,24 +279,26 @@ def training_curve(history: list[Metrics], points: int = CURVE_POINTS) -> dict[s
     return {"step": [int(w[-1]) + 1 for w in windows], "post_return": [round(float(post[w].mean()), 4) for w in windows]}
 
 
-def pool_runs(runs: list[dict]) -> dict:
-    """Pool the returns of R training runs, counting a row that no run changes once.
+def pool_runs(runs: list[dict], once: Collection[str] = ()) -> dict:
+    """Pool the returns of R training runs, counting a baseline that no run changes once.
 
     Args:
       runs: per training run, `{protocol: {row: returns [N, ...]}}` as `protocol_returns` gives.
+      once: the rows no training touches (the exact and the learned oracle): one of them equal in
+        every run is counted once. Any other row keeps every run, even runs that happen to be equal
+        (a learner that never reaches a goal scores the same in every run, and each is a run).
 
     Returns:
-      `{protocol: {row: returns}}`, each row the runs' arrays concatenated along the first axis,
-      leaving out an array equal to one already pooled (the exact oracle, the same in every run).
+      `{protocol: {row: returns}}`, each row the runs' arrays concatenated along the first axis.
     """
     pooled = {}
-    for returns in runs:
-        for protocol, rows in returns.items():
-            for name, values in rows.items():
-                seen = pooled.setdefault(protocol, {}).setdefault(name, [])
-                if not any(np.array_equal(values, other) for other in seen):
-                    seen.append(values)
-    return {p: {n: np.concatenate(v) for n, v in rows.items()} for p, rows in pooled.items()}
+    for protocol, rows in runs[0].items():
+        for name in rows:
+            values = [run[protocol][name] for run in runs]
+            if name in once and all(np.array_equal(values[0], other) for other in values[1:]):
+                values = values[:1]
+            pooled.setdefault(protocol, {})[name] = np.concatenate(values)
+    return pooled
 
 
 def _run(returns: dict, r: int) -> dict:
@@ -351,7 +353,8 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
         fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds, learned=ceiling)
         pretrain = {protocol: rows[LEARNED] for protocol, rows in _run(returns["pretrain"], r).items()}
         runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed))
-    report = report_from_returns(config, pool_runs(runs), count_tasks(family.test_tasks()))
+    report = report_from_returns(config, pool_runs(runs, once=("oracle", "oracle_learned")),
+                                 count_tasks(family.test_tasks()))
     report["training"] = {
         "seeds": seeds, "train_s": seconds, "curve": curves,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps

@@ -124,14 +124,16 @@ def test_nav2d_oracle_and_paper_goals():
     assert total == pytest.approx(float(oracle[3]), rel=1e-5)
 
 
-def test_training_runs_pool_every_row_but_the_one_no_run_changes():
+def test_training_runs_pool_every_row_but_the_oracle_no_run_changes():
     oracle = np.array([[8.0], [9.0], [7.0]])
-    runs = [{"trial": {"meta-learned": np.full((3, 1), float(r)), "oracle": oracle.copy()}} for r in range(3)]
-    pooled = protocol.pool_runs(runs)["trial"]
+    runs = [{"trial": {"meta-learned": np.full((3, 1), float(r)), "pretrain": np.full((3, 1), -1.0),
+                       "oracle": oracle.copy()}} for r in range(3)]
+    pooled = protocol.pool_runs(runs, once=("oracle",))["trial"]
     np.testing.assert_array_equal(pooled["meta-learned"], np.repeat([0.0, 1.0, 2.0], 3)[:, None])
     np.testing.assert_array_equal(pooled["oracle"], oracle)  # counted once, not once per run
-    runs[1]["trial"]["oracle"] = oracle + 1  # a row that does change between runs is pooled
-    assert protocol.pool_runs(runs)["trial"]["oracle"].shape == (6, 1)
+    assert pooled["pretrain"].shape == (9, 1)  # runs of a trained row that happen to be equal are still runs
+    runs[1]["trial"]["oracle"] = oracle + 1  # an oracle that does change between runs is pooled
+    assert protocol.pool_runs(runs, once=("oracle",))["trial"]["oracle"].shape == (9, 1)
 
 
 def test_a_saved_report_loads_back_with_its_intervals_as_text(bandit_report, tmp_path):
