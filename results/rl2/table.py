@@ -6,6 +6,8 @@ Usage: python results/rl2/table.py
 import json
 import pathlib
 
+from metaq_jax.protocol import interval_text
+
 HERE = pathlib.Path(__file__).parent
 PUBLISHED = {  # Duan et al. 2016 Table 1: random, Gittins, Thompson, UCB1, RL²; SNAIL and MAML (Mishra et al. 2018)
     (10, 5): (5.0, 6.6, 5.7, 6.7, 6.7, None, None), (10, 10): (5.0, 6.6, 5.5, 6.7, 6.7, None, None),
@@ -56,14 +58,14 @@ def mdp():
 
 
 def maze():
-    for name in ("metamaze-rl2", "metamaze-maml"):
-        report = load(name)
+    reports = {name: load(name) for name in ("metamaze-rl2", "metamaze-maml")}
+    print("\n| learner | trial of | episode 1 | episode 2 |")
+    print("|---|---|---|---|")
+    for name, report in reports.items():
         if report is None:
             continue
-        rows = report["protocols"]["trial"]["rows"]
-        print(f"\n{name}: " + "; ".join(
-            f"{row}: " + " / ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(r["mean"], r["ci95"]))
-            for row, r in rows.items()))
+        for row, r in report["protocols"]["trial"]["rows"].items():
+            print(f"| {row} | {name} | {interval_text(r, 0)} | {interval_text(r, 1)} |")
 
 
 if __name__ == "__main__":
