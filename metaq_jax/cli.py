@@ -20,13 +20,19 @@ from tyro import _docstrings, _errors  # tyro is pinned exactly: these are its p
 
 from metaq_jax import runs
 from metaq_jax.checkpoints import NonFiniteError
-from metaq_jax.config import MetaConfig
+from metaq_jax.config import TUNED, MetaConfig, tuned_values
 from metaq_jax.errors import InputError
+
+def _tuned_hint(name: str) -> str:
+    """The help's note of a field's tuned values, e.g. `"; 1800 for nav2d maml"`."""
+    return "".join(f"; {settings[name]} for {family} {algo}" for (family, algo), settings in TUNED.items()
+                   if name in settings)
+
 
 ConfigFlags = TypedDict("ConfigFlags", {  # only the flags given are keys: they override --config
     field.name: Annotated[field.type, tyro.conf.arg(
         help=_docstrings.get_field_docstring(MetaConfig, field.name, ()),
-        help_behavior_hint=f"(default: {field.default})")]
+        help_behavior_hint=f"(default: {field.default}{_tuned_hint(field.name)})")]
     for field in dataclasses.fields(MetaConfig)}, total=False)
 
 
@@ -54,6 +60,8 @@ class Train:
     config_file: Annotated[str | None, tyro.conf.arg(name="config")] = None
     run_dir: str | None = None  # default: a new timestamped folder under runs/
     resume: bool = False  # continue the run in --run-dir from its latest checkpoint, with its config
+    # start from the settings tuned for the family and algo where there are some (the default job's); --no-tuned: MetaConfig's defaults
+    tuned: bool = True
     # also train the pretraining baseline (same budget and seed) and show it beside, in the summary and adaptation.png
     pretrain: bool = True
 
@@ -76,6 +84,8 @@ class Sweep:
     member_devices: int = 1  # devices along the population's member axis; the rest split each member's tasks
     run_dir: str | None = None  # default: a new timestamped folder under runs/
     resume: bool = False  # continue the sweep in --run-dir from its latest checkpoint, with its config and members
+    # start from the settings tuned for the family and algo where there are some (the default job's); --no-tuned: MetaConfig's defaults
+    tuned: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +106,8 @@ class Protocol:
     num_seeds: int = 1  # independent trials per held-out task
     train_seeds: int = 1  # training runs (seeds seed, seed+1, ...), their trials pooled in every row
     out: str = "results"  # folder for protocol.json, protocol.md (the table) and protocol.png
+    # start from the settings tuned for the family and algo where there are some (the default job's); --no-tuned: MetaConfig's defaults
+    tuned: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,14 +207,16 @@ def import_modules(names: tuple[str, ...]) -> None:
 
 
 def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = None,
-                   resume: bool = False) -> MetaConfig:
-    """The config a command runs: the resumed run's, then `config_file` over it, then `flags`.
+                   resume: bool = False, tuned: bool = True) -> MetaConfig:
+    """The config a command runs: the resumed run's, then `config_file` over it, then `flags`, all
+    over the settings tuned for the family and algo they name (`config.TUNED`).
 
     Args:
       flags: the config fields given on the command line.
       config_file: a saved config.json, or None.
       run_dir: the run directory (read only with `resume`).
       resume: start from the run directory's stored config.
+      tuned: start from the tuned settings; False: from `MetaConfig`'s defaults alone.
 
     Returns:
       The validated config.
@@ -215,7 +229,8 @@ def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = N
         values = stored.to_dict()
     if config_file:
         values.update(runs.load_config_file(config_file))
-    return MetaConfig.from_dict({**values, **flags})
+    values = {**values, **flags}
+    return MetaConfig.from_dict(tuned_values(values) if tuned else values)
 
 
 def _split_cpu(devices: int) -> None:
@@ -266,7 +281,7 @@ def train(args: Train, *, split_cpu: bool = False) -> None:
 
     from metaq_jax import distributed, session
 
-    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
+    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume, args.tuned)
     hosts = {k: v for k, v in dataclasses.asdict(args.hosts).items() if v is not None}
     if split_cpu and config.devices == 0 and not (hosts or distributed.settings_from(os.environ)
                                                   or distributed.detected_cluster(os.environ)):
@@ -361,7 +376,7 @@ def run_sweep(args: Sweep) -> None:
 
     from metaq_jax import distributed, sweep
 
-    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume)
+    config = resolve_config(args.config, args.config_file, args.run_dir, args.resume, args.tuned)
     members = sweep_members(args, config)
     distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
     run_dir = args.run_dir or runs.default_run_dir()
@@ -422,7 +437,7 @@ def protocol(args: Protocol) -> None:
 
     from metaq_jax.plots import save_adaptation_plot, save_interval_plot
     from metaq_jax.protocol import SCORES, markdown_table, run_protocol, save_report
-    config = resolve_config(args.config, args.config_file)
+    config = resolve_config(args.config, args.config_file, tuned=args.tuned)
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
         if not isinstance(value, int) or value < 1:
             raise InputError(f"{flag} = {value!r}: must be a positive integer")

@@ -32,6 +32,14 @@ ALGO_FIELDS = {
     "mql": ("history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
 }
 """Fields of a kind that only one of its algos reads: the kind's other algos must leave them at their defaults."""
+TUNED = {
+    ("nav2d", "maml"): dict(meta_sgd=True, step_losses=True, inner_lr=0.1, meta_sgd_lr=0.03, rollout_length=100,
+                            num_envs=4, meta_steps=1800),
+}
+"""Settings tuned for a (family, algo), over `MetaConfig`'s defaults: `metaq train | sweep | protocol`
+start from them (under `--config` and the flags; `--no-tuned` starts from the defaults alone). The
+one for (nav2d, maml) is the default job (README, "The default job"): Meta-SGD with the multi-step
+loss on whole 100-step rollouts, where plain MAML at the defaults barely adapts in the same time."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
 SCALE_FIELDS = ("devices", "task_batch")
 
@@ -289,3 +297,16 @@ def _check_choice(name: str, value, choices) -> None:
 
 def _check_family(name) -> None:
     _check_choice("family", name, list_families())
+
+
+def tuned_values(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` over the `TUNED` settings of the family and algo they name (defaults where they name none).
+
+    Args:
+      values: `{field: value}` for any subset of the fields.
+
+    Returns:
+      The tuned settings with `values` over them; `values` itself where none are tuned.
+    """
+    key = (values.get("family", MetaConfig.family), values.get("algo", MetaConfig.algo))
+    return {**TUNED.get(key, {}), **values}

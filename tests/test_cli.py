@@ -17,6 +17,7 @@ import pytest
 
 from helpers import device_env
 from metaq_jax import checkpoints, cli, runs, session
+from metaq_jax.config import TUNED, MetaConfig
 
 TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
         "--hidden-sizes", "8", "--inner-steps", "1"]
@@ -50,6 +51,19 @@ def test_families_lists_one_line_each(capsys):
     names = [line.split()[0] for line in lines]
     assert {"bandit", "cartpole", "nav2d"} <= set(names) and names == sorted(names)
     assert all(len(line.split()) > 1 for line in lines)  # a description on each line
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "protocol"])
+def test_a_command_starts_from_the_tuned_settings_unless_told_not_to(command):
+    def config(*flags):
+        args = cli.parse([command, *flags]).command
+        return cli.resolve_config(args.config, args.config_file, tuned=args.tuned)
+
+    job = config()  # no flags: the default job, nav2d maml with its tuned settings
+    assert job == MetaConfig(**TUNED[("nav2d", "maml")])
+    assert config("--meta-steps", "5") == job.replace(meta_steps=5)  # a flag overrides a tuned value
+    assert config("--no-tuned") == MetaConfig()
+    assert config("--algo", "fomaml") == MetaConfig(algo="fomaml")  # nothing tuned for it
 
 
 def test_train_keeps_a_complete_run_dir(reference):

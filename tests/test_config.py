@@ -6,6 +6,7 @@ import math
 import pytest
 
 import metaq_jax as mq
+from metaq_jax import config as config_mod
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -145,3 +146,13 @@ def test_for_algo_resets_the_fields_the_new_kind_does_not_use():
     assert (gradient.algo, gradient.network, gradient.trial_episodes, gradient.gamma) == ("pretrain", "mlp", 3, 0.9)
     back = mq.MetaConfig(inner_steps=2, adapt_every=4).for_algo("rl2")
     assert (back.inner_steps, back.adapt_every, back.kind) == (3, 0, "memory")
+
+
+def test_tuned_settings_lie_under_the_given_values_for_their_family_and_algo_only():
+    job = config_mod.tuned_values({})  # nothing given: the default job, nav2d maml
+    assert mq.MetaConfig.from_dict(job) == mq.MetaConfig(**config_mod.TUNED[("nav2d", "maml")])
+    assert config_mod.tuned_values({"meta_steps": 5, "seed": 2}) == {**job, "meta_steps": 5, "seed": 2}
+    assert config_mod.tuned_values({"algo": "fomaml"}) == {"algo": "fomaml"}  # nothing tuned for it
+    assert config_mod.tuned_values({"family": "cartpole"}) == {"family": "cartpole"}
+    for (family, algo), settings in config_mod.TUNED.items():  # every tuned setting is a valid config
+        mq.MetaConfig(family=family, algo=algo, **settings)
