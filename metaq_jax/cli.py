@@ -23,6 +23,7 @@ from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import TUNED, MetaConfig, tuned_values
 from metaq_jax.errors import InputError
 
+
 def _tuned_hint(name: str) -> str:
     """The help's note of a field's tuned values, e.g. `"; 1800 for nav2d maml"`."""
     return "".join(f"; {settings[name]} for {family} {algo}" for (family, algo), settings in TUNED.items()
