@@ -244,21 +244,3 @@ def learned_oracle(problem: MetaQProblem, init: Params, tasks: EnvParams, key: c
 
     run = jax.jit(lambda t, k: jax.lax.map(lambda tk: one(*tk), (t, k), batch_size=budget.task_batch))(tasks, keys)
     return OracleRun(*(np.asarray(x) for x in run))
-
-
-def learned_oracle_returns(problem: MetaQProblem, init: Params, tasks: EnvParams, key: chex.PRNGKey, *,
-                           num_seeds: int = 1, budget: OracleBudget = OracleBudget()) -> chex.Array:
-    """`learned_oracle(...).returns`: the return of each learner's chosen policy. `[S * T]`, seed-major.
-
-    Args:
-      problem: its family, network and `config.eval_epsilon`.
-      init: network variables every learner starts from.
-      tasks: task parameters with a leading `[T]` axis.
-      key: consumed.
-      num_seeds: S, independent learners per task.
-      budget: how each learner trains and stops.
-
-    Returns:
-      `[S * T]` returns.
-    """
-    return learned_oracle(problem, init, tasks, key, num_seeds=num_seeds, budget=budget).returns
