@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from metaq_jax import distributed
 from metaq_jax.errors import InputError
 from metaq_jax.types import MetaState
 
@@ -92,8 +93,8 @@ class NoCheckpoints:
 def manager(directory: str, *, keep_last: int) -> ocp.CheckpointManager:
     """A checkpoint manager over `directory`, created if absent; only this process writes.
 
-    The saved state is a host copy of a replicated one, so the other processes of a multi-host
-    run need not take part (they use `NoCheckpoints`).
+    The saved state is a host copy of the whole state (`save` gathers what is split across
+    processes), so the other processes of a multi-host run write nothing (they use `NoCheckpoints`).
 
     Args:
       directory: the checkpoint folder (made absolute: orbax fails on a relative one).
@@ -114,18 +115,18 @@ def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) ->
 
     Args:
       mgr: from `manager`.
-      state: the whole state, replicated or on one device.
+      state: the whole state, on one device or a mesh (split across processes too).
       run_key: the run's typed key (saved as its key data).
 
     Raises:
       NonFiniteError: the state holds a NaN or an infinity; a checkpoint is always one worth
         resuming from.
     """
-    step = int(np.max(jax.device_get(state.step)))  # a population's members share their step
-    if not is_finite(state):
+    # host copies, whole: a multi-host mesh's arrays are written once, by this process alone
+    payload = distributed.host_copy({"state": state, "run_key": jax.random.key_data(run_key)})
+    step = int(np.max(payload["state"].step))  # a population's members share their step
+    if not is_finite(payload["state"]):
         raise NonFiniteError(f"refusing to checkpoint a non-finite state at meta-step {step}")
-    # host copies: replicated arrays of a multi-host mesh are written once, by this process alone
-    payload = jax.device_get({"state": state, "run_key": jax.random.key_data(run_key)})
     meta = {"step": step, "sha256": tree_digest(payload)}
     mgr.save(step, args=ocp.args.Composite(payload=ocp.args.StandardSave(payload),
                                            meta=ocp.args.JsonSave(meta)))

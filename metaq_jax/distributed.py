@@ -1,7 +1,9 @@
 """Scale-out: the task axis of a meta-step sharded over a device mesh, across hosts too.
 
 The task batch and everything computed per task (env states, transitions, adapted parameters)
-are split along the mesh axis `task`; meta-parameters and optimiser state are replicated. A
+are split along the mesh axis `task`; meta-parameters and optimiser state are replicated, and so
+is a learner's own state, except a pooled one (the off-policy learners' training tasks and their
+replays), which is split along `task` too, so that each device holds its share of the pool. A
 population's members are split along a second axis `member`, tasks along `task` within it. The
 meta-step is plain `jax.jit` with `NamedSharding`s: `shard_map` would need care, as its default
 silently sums gradients w.r.t. replicated parameters across devices and so mixes tasks.
@@ -13,6 +15,7 @@ from typing import Any, Callable, Mapping
 import chex
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from metaq_jax.errors import InputError
@@ -182,12 +185,13 @@ def mesh_shape(mesh: Mesh) -> dict[str, int]:
     return dict(mesh.shape)
 
 
-def check_divisible(num_tasks: int, mesh: Mesh) -> None:
-    """`ValueError` unless the task batch splits evenly over the mesh's `task` axis.
+def check_divisible(num_tasks: int, mesh: Mesh, field: str = "num_tasks") -> None:
+    """`ValueError` unless a count of tasks splits evenly over the mesh's `task` axis.
 
     Args:
-      num_tasks: T, tasks per meta-step.
+      num_tasks: T, tasks per meta-step (or N, a pooled learner's `task_pool`).
       mesh: a mesh with a `task` axis.
+      field: the `MetaConfig` field `num_tasks` comes from, for the message.
 
     Returns:
       None.
@@ -197,9 +201,28 @@ def check_divisible(num_tasks: int, mesh: Mesh) -> None:
     """
     size = mesh.shape[TASK_AXIS]
     if num_tasks % size:
-        raise InputError(f"MetaConfig.num_tasks = {num_tasks}: does not divide by the {size} devices of the "
+        raise InputError(f"MetaConfig.{field} = {num_tasks}: does not divide by the {size} devices of the "
                          f"mesh's task axis; give a multiple of {size}, or fewer devices (--devices) "
                          f"whose total divides {num_tasks}")
+
+
+def check_learner(config, learner, mesh: Mesh) -> None:
+    """`ValueError` unless `learner`'s tasks (and its pool, when pooled) split over the mesh's `task` axis.
+
+    Args:
+      config (MetaConfig): its `num_tasks` and `task_pool` are read.
+      learner (MetaLearner): its `pooled` is read.
+      mesh: a mesh with a `task` axis.
+
+    Returns:
+      None.
+
+    Raises:
+      InputError: a count does not divide by the `task` axis's size.
+    """
+    check_divisible(config.num_tasks, mesh)
+    if learner.pooled:
+        check_divisible(config.task_pool, mesh, "task_pool")
 
 
 def member_axis() -> str | None:
@@ -263,6 +286,58 @@ def _put(tree, sharding: NamedSharding):
     return jax.tree.map(put, tree)
 
 
+def state_sharding(state: MetaState, mesh: Mesh, pooled: bool, *, members: bool = False) -> MetaState:
+    """How a learner's state lies on `mesh`: replicated, a pooled learner state split along `task`.
+
+    Args:
+      state: the state (or a population's states), for its structure.
+      mesh: a mesh from `make_mesh`.
+      pooled: the learner state is a pool of training tasks, every leaf `[N, ...]` (`MetaLearner.pooled`).
+      members: every leaf has a leading `[P]` population axis, split along `member` when the mesh has one.
+
+    Returns:
+      A `MetaState` of `NamedSharding`s, one per leaf of `state`.
+    """
+    lead = (MEMBER_AXIS if MEMBER_AXIS in mesh.axis_names else None,) if members else ()
+    whole, pool = NamedSharding(mesh, P(*lead)), NamedSharding(mesh, P(*lead, TASK_AXIS))
+    shardings = jax.tree.map(lambda _: whole, state)
+    return shardings._replace(learner_state=jax.tree.map(lambda _: pool if pooled else whole, state.learner_state))
+
+
+def place(tree, shardings):
+    """Put every leaf of `tree` (typed PRNG keys allowed) with its sharding in `shardings`, across processes too.
+
+    Each process must pass the same values, as for `replicate`.
+
+    Args:
+      tree (Any): a pytree of arrays or typed PRNG keys, on the host or on devices.
+      shardings (Any): a `NamedSharding` for each leaf of `tree` (its structure).
+
+    Returns:
+      (Any): `tree` with every leaf a global array laid out as its sharding says.
+    """
+    return jax.tree.map(lambda x, sharding: _put(x, sharding), tree, shardings)
+
+
+def host_copy(tree):
+    """`tree` on the host, whole: a leaf split over several processes is gathered from all of them.
+
+    Every process must call it (a collective) when some leaf is split across processes.
+
+    Args:
+      tree (Any): a pytree of arrays, replicated or split.
+
+    Returns:
+      (Any): the same pytree of numpy arrays, each leaf's global value.
+    """
+    def copy(x):
+        if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(copy, tree)
+
+
 def population_sharding(mesh: Mesh) -> NamedSharding:
     """How a population's `[P, ...]` leaves lie on `mesh`: split along `member`, else replicated.
 
@@ -275,17 +350,19 @@ def population_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(MEMBER_AXIS) if MEMBER_AXIS in mesh.axis_names else P())
 
 
-def shard_population(update: Callable, population, mesh: Mesh, num_tasks: int) -> tuple[Callable, Any]:
+def shard_population(update: Callable, population, mesh: Mesh, num_tasks: int,
+                     pooled: bool = False) -> tuple[Callable, Any]:
     """A population's `update` jitted over `mesh`, and the population placed on it.
 
     Members are split along the mesh's `member` axis (when it has one), each member's tasks along
-    `task`.
+    `task`, and a pooled learner state's pool along `task` too.
 
     Args:
       update: `update(population) -> (population, Metrics[P])`.
-      population (Any): its initial value, every leaf `[P, ...]`.
+      population (Any): its initial value (`population.Population`), every leaf `[P, ...]`.
       mesh: a mesh from `make_mesh`.
       num_tasks: T, each member's tasks per meta-step.
+      pooled: the members' learner states are pools of training tasks (`MetaLearner.pooled`).
 
     Returns:
       (tuple[Callable, Any]): `(sharded_update, population on the mesh)`.
@@ -298,18 +375,19 @@ def shard_population(update: Callable, population, mesh: Mesh, num_tasks: int) -
     if members % size:
         raise InputError(f"population of {members} members: does not divide by the {size} devices of the "
                          f"mesh's member axis; give a multiple of {size} members, or fewer member devices")
-    sharding = population_sharding(mesh)
-    jitted = jax.jit(update, in_shardings=sharding, out_shardings=sharding)
+    sharding = jax.tree.map(lambda _: population_sharding(mesh), population)
+    sharding = sharding._replace(states=state_sharding(population.states, mesh, pooled, members=True))
+    jitted = jax.jit(update, in_shardings=(sharding,), out_shardings=(sharding, population_sharding(mesh)))
 
     def sharded(value):
         with jax.set_mesh(mesh):  # lets `along_tasks` and `member_axis` see the mesh while tracing
             return jitted(value)
 
-    return sharded, _put(population, sharding)
+    return sharded, place(population, sharding)
 
 
-def shard_update(update: UpdateFn, mesh: Mesh, num_tasks: int) -> UpdateFn:
-    """A learner's `update` jitted over `mesh`: inputs and outputs replicated, tasks split.
+def shard_update(update: UpdateFn, mesh: Mesh, num_tasks: int, sharding: MetaState | None = None) -> UpdateFn:
+    """A learner's `update` jitted over `mesh`: tasks split, the state laid out as `sharding` says.
 
     Raises `ValueError` before compiling when `num_tasks` does not divide by the mesh size.
 
@@ -317,17 +395,19 @@ def shard_update(update: UpdateFn, mesh: Mesh, num_tasks: int) -> UpdateFn:
       update: a learner's `update(state, key) -> (state, Metrics)`.
       mesh: a mesh with a `task` axis.
       num_tasks: T, the learner's `config.num_tasks`.
+      sharding: the state's layout (`state_sharding`), in and out; None: replicated.
 
     Returns:
       `sharded(state, key) -> (state, Metrics)`: the jitted `update`, traced and run under `mesh`
-      (`jax.set_mesh`), with replicated inputs and outputs.
+      (`jax.set_mesh`); the key and metrics replicated.
 
     Raises:
       InputError: `num_tasks` is not a multiple of the mesh's `task` axis size.
     """
     check_divisible(num_tasks, mesh)
     replicated = NamedSharding(mesh, P())
-    jitted = jax.jit(update, in_shardings=replicated, out_shardings=replicated)
+    state = replicated if sharding is None else sharding
+    jitted = jax.jit(update, in_shardings=(state, replicated), out_shardings=(state, replicated))
 
     def sharded(state: MetaState, key: chex.PRNGKey) -> tuple[MetaState, Metrics]:
         with jax.set_mesh(mesh):  # lets `along_tasks` see the mesh while `update` is traced

@@ -48,6 +48,7 @@ class PopulationLearner(NamedTuple):
     init: Callable[[], Population]
     update: Callable[[Population], tuple[Population, Metrics]]
     env_steps_per_update: int  # of each member
+    pooled: bool = False  # each member's learner state is a pool of training tasks (`MetaLearner.pooled`)
 
 
 def grid_members(seeds: Sequence[int], grid: Mapping[str, Sequence[float]]) -> list[Member]:
@@ -174,8 +175,9 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
             population.states, population.hyperparams, population.run_keys)
         return population._replace(states=states), metrics
 
+    one = make_meta_learner(config, family)
     return PopulationLearner(members=tuple(members), init=init, update=update,
-                             env_steps_per_update=make_meta_learner(config, family).env_steps_per_update)
+                             env_steps_per_update=one.env_steps_per_update, pooled=one.pooled)
 
 
 def train_population(learner: PopulationLearner, num_steps: int,

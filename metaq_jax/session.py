@@ -109,7 +109,8 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
     env_steps = run.learner.env_steps_per_update
     throughput = _Throughput(env_steps, int(state.step))
     # no donation: a skipped update needs the state before it
-    update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks)
+    update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks,
+                                      distributed.state_sharding(state, run.mesh, run.learner.pooled))
     for step in range(int(state.step), run.config.meta_steps):
         new_state, metrics = update(state, step_key(run_key, step))
         metrics = jax.device_get(metrics)
@@ -141,7 +142,7 @@ class PreparedRun(NamedTuple):
     state: MetaState  # the initial state, or the one restored from the latest checkpoint
     run_key: jax.Array
     resumed: bool
-    mesh: Mesh  # devices along the task axis; state and run key are replicated on it
+    mesh: Mesh  # devices along the task axis; the run key is replicated on it, the state as `state_sharding` says
 
 
 def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> PreparedRun:
@@ -155,22 +156,23 @@ def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> Pr
       resume: continue from the directory's latest checkpoint.
 
     Returns:
-      The `PreparedRun`, its state and run key replicated on the mesh.
+      The `PreparedRun`, its state and run key on the mesh (`distributed.state_sharding`).
 
     Raises:
       InputError: another config in the run dir, no checkpoint to resume, a corrupt checkpoint,
         an unwritable folder, or a task batch that does not divide by the devices.
     """
     mesh = distributed.make_mesh(config.devices)
-    distributed.check_divisible(config.num_tasks, mesh)
     config = config.replace(devices=mesh.size // jax.process_count())
     family = make_family(config.family)
     learner = make_meta_learner(config, family)
+    distributed.check_learner(config, learner, mesh)
     start = runs.check_run_dir(run_dir, config, resume=resume)
     state, run_key = initial_state(learner, config.seed)
     if start is not None:  # a checkpoint of any number of processes: it holds host arrays
         _, state, run_key = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, state, run_key)
-    state, run_key = distributed.replicate((state, run_key), mesh)
+    state = distributed.place(state, distributed.state_sharding(state, mesh, learner.pooled))
+    run_key = distributed.replicate(run_key, mesh)
     return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None, mesh=mesh)
 
 

@@ -171,7 +171,9 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     if start is not None:
         restored = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, value.states, value.run_keys)
         value = value._replace(states=restored.state, run_keys=restored.run_key)
-    update, value = distributed.shard_population(learner.update, value, mesh, config.num_tasks)
+    if learner.pooled:
+        distributed.check_divisible(config.task_pool, mesh, "task_pool")
+    update, value = distributed.shard_population(learner.update, value, mesh, config.num_tasks, learner.pooled)
     return PreparedSweep(config, run_dir, family, learner, value, update, resumed=start is not None, mesh=mesh)
 
 

@@ -23,10 +23,10 @@ from metaq_jax.errors import InputError
 TINY = dict(family="bandit", num_tasks=4, num_envs=2, rollout_length=10, hidden_sizes=(8,), inner_steps=1)
 MEMORY_TINY = dict(family="bandit-k5-n10", num_tasks=4, num_envs=2, hidden_sizes=(8,), algo="rl2", gamma=0.9,
                    trial_episodes=1)
+PEARL_TINY = {**MEMORY_TINY, "algo": "pearl", "task_pool": 8, "batch_size": 8, "context_size": 4, "replay_size": 64}
 LEARNERS = {"maml": TINY, "fomaml": {**TINY, "algo": "fomaml"}, "reptile": {**TINY, "algo": "reptile"},
             "rl2": {**MEMORY_TINY, "cell_size": 8},  # every memory learner shares rl2's update
-            "pearl": {**MEMORY_TINY, "algo": "pearl", "task_pool": 6, "batch_size": 8, "context_size": 4,
-                      "replay_size": 64},
+            "pearl": PEARL_TINY,  # every pooled learner shares pearl's update and placement
             # over TD3 on continuous actions (tests/helpers' test-point family): actor and critics, second order
             "maml td3": {"family": "test-point", "num_tasks": 4, "num_envs": 2, "rollout_length": 6,
                          "hidden_sizes": (8,), "inner_steps": 2, "inner_lr": 0.05, "gamma": 0.9}}
@@ -45,30 +45,40 @@ from metaq_jax import MetaConfig, make_meta_learner, distributed
 from metaq_jax.training import initial_state, step_key
 
 def flat(tree):
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
+    return np.concatenate([np.zeros(0)] + [np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
 
-def run(update, learner, mesh=None):
+def run(learner, config, mesh=None):
     state, run_key = initial_state(learner, 0)
+    update = jax.jit(learner.update)
     if mesh is not None:
-        state, run_key = distributed.replicate((state, run_key), mesh)
+        sharding = distributed.state_sharding(state, mesh, learner.pooled)
+        update = distributed.shard_update(learner.update, mesh, config.num_tasks, sharding)
+        state, run_key = distributed.place(state, sharding), distributed.replicate(run_key, mesh)
     after = []
     for step in range({UPDATES}):
         state, _ = update(state, step_key(run_key, step))
         after.append(flat(state.params))
-    return {{"init": flat(initial_state(learner, 0)[0].params), "one": after[0], "last": after[-1]}}
+    # rows of the learner state (a pooled learner's pool) that one device holds
+    rows = [len(x.addressable_shards[0].data) for x in jax.tree.leaves(state.learner_state)]
+    return {{"init": flat(initial_state(learner, 0)[0].params), "one": after[0], "last": after[-1],
+             "pool": flat(state.learner_state), "rows": sorted(set(rows))}}
 
 out = {{}}
 for algo, fields in {LEARNERS!r}.items():
     config = MetaConfig(outer_optimizer="sgd", outer_lr={SGD_LR}, **fields)
     learner = make_meta_learner(config)
-    out[algo] = {{"ref": run(jax.jit(learner.update), learner)}}
+    out[algo] = {{"ref": run(learner, config)}}
     for n in {DEVICE_COUNTS!r}:
-        mesh = distributed.make_mesh(n)
-        out[algo][str(n)] = run(distributed.shard_update(learner.update, mesh, config.num_tasks), learner, mesh)
+        out[algo][str(n)] = run(learner, config, distributed.make_mesh(n))
 try:
     distributed.shard_update(learner.update, distributed.make_mesh(4), 6)
 except ValueError as error:
     out["refusal"] = str(error)
+pearl = MetaConfig(**{{**{PEARL_TINY!r}, "task_pool": 6}})
+try:
+    distributed.check_learner(pearl, make_meta_learner(pearl), distributed.make_mesh(4))
+except ValueError as error:
+    out["pool refusal"] = str(error)
 print(json.dumps(out))
 """
 
@@ -104,6 +114,22 @@ def test_devices_give_the_one_device_meta_gradient_and_params(sharded, algo, dev
     np.testing.assert_allclose(got["last"], ref["last"], rtol=1e-5, atol=1e-6)
     print(f"{algo} {devices} devices: meta-gradient err (abs, rel) {_errors(grad, grad_ref)}, "
           f"params after {UPDATES} updates {_errors(got['last'], ref['last'])}")
+
+
+@pytest.mark.parametrize("devices", DEVICE_COUNTS)
+def test_a_pooled_learner_state_is_split_along_task_and_equals_one_device(sharded, devices):
+    """pearl's pool of 8 tasks and their replays: each device holds 8 / devices of them (the rest of
+    every learner state, none here, is replicated), and after the updates the pool is the
+    one-device pool exactly (the split moves data, it computes nothing)."""
+    ref, got = sharded["pearl"]["ref"], sharded["pearl"][str(devices)]
+    assert got["rows"] == [PEARL_TINY["task_pool"] // devices]
+    assert ref["rows"] == [PEARL_TINY["task_pool"]]
+    np.testing.assert_array_equal(got["pool"], ref["pool"])
+    assert sharded["rl2"][str(devices)]["rows"] == sharded["rl2"]["ref"]["rows"]  # a memory learner's state: whole
+
+
+def test_a_pool_not_dividing_by_the_devices_is_refused(sharded):
+    assert sharded["pool refusal"].startswith("MetaConfig.task_pool = 6: does not divide by the 4 devices")
 
 
 def test_a_batch_not_dividing_by_the_devices_is_refused(sharded):
@@ -169,6 +195,29 @@ def test_two_processes_train_a_sweep_whose_members_match_one_process(sharded, tm
     restored = checkpoints.restore(directory, checkpoints.latest_step(directory), value.states, value.run_keys)
     got = np.concatenate([np.ravel(x[0]) for x in jax.tree.leaves(restored.state.params)])
     np.testing.assert_allclose(got, sharded["maml"]["ref"]["last"], rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_split_a_pool_and_checkpoint_it_whole(sharded, tmp_path):
+    """pearl over two processes of 2 devices each: its pool is split over all 4 devices, so each
+    process holds half; process 0's checkpoint, gathered from both, restores here in one process
+    to the one-process run's parameters and pool."""
+    port = _free_port()
+    flags = [token for name, value in PEARL_TINY.items()
+             for token in (f"--{name.replace('_', '-')}", " ".join(map(str, value)) if isinstance(value, tuple) else str(value))]
+    command = [sys.executable, "-m", "metaq_jax", "train", *flags, "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR),
+               "--meta-steps", str(UPDATES), "--no-pretrain", "--coordinator-address", f"localhost:{port}",
+               "--num-processes", "2", "--run-dir"]
+    procs = [subprocess.Popen([*command, str(tmp_path / f"p{i}"), "--process-id", str(i)], env=_env(2),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "(2 device(s) × 2 process(es)), new run" in outs[0]
+    state = session.load_run(str(tmp_path / "p0"))[3]
+    ref = sharded["pearl"]["ref"]
+    np.testing.assert_allclose(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)]), ref["last"],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.learner_state)]),
+                                  ref["pool"])
 
 
 def _free_slurm_port() -> int:

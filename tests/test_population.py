@@ -18,6 +18,8 @@ TINY = dict(family="nav2d", num_tasks=2, num_envs=2, rollout_length=10, hidden_s
 MEMORY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), cell_size=8,
               trial_episodes=1)
 STEPS = 3
+POOLED = {**MEMORY, "algo": "pearl", "cell_size": 64, "task_pool": 4, "batch_size": 8, "context_size": 4,
+          "replay_size": 64}  # a pool that splits over 2 devices
 # Each case: shared settings, seeds and a grid over fields that change no shape.
 CASES = {
     "maml: 2 seeds x 2 inner lrs": (TINY, [0, 1], {"inner_lr": [0.1, 0.3]}),
@@ -159,18 +161,22 @@ from metaq_jax import distributed, population
 def flat(tree):
     return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
 
-config = mq.MetaConfig(meta_steps={STEPS}, **{TINY!r})
-pop = population.make_population(config, mq.make_family("nav2d"), population.grid_members([0, 1], {{"inner_lr": [0.1, 0.3]}}))
 out = {{}}
-for name, mesh in (("ref", None), ("task2", distributed.make_mesh(2)), ("member2xtask2", distributed.make_mesh(4, members=2))):
-    value = pop.init()
-    update = jax.jit(pop.update) if mesh is None else None
-    if mesh is not None:
-        update, value = distributed.shard_population(pop.update, value, mesh, config.num_tasks)
-    for _ in range({STEPS}):
-        value, metrics = update(value)
-    out[name] = {{"params": flat(value.states.params), "loss": flat(metrics.meta_loss),
-                  "shards": len(value.states.step.sharding.device_set)}}
+for algo, fields, grid in (("maml", {TINY!r}, {{"inner_lr": [0.1, 0.3]}}), ("pearl", {POOLED!r}, {{"kl_weight": [0.0, 1.0]}})):
+    config = mq.MetaConfig(meta_steps={STEPS}, **fields)
+    pop = population.make_population(config, mq.make_family(config.family), population.grid_members([0, 1], grid))
+    for name, mesh in (("ref", None), ("task2", distributed.make_mesh(2)), ("member2xtask2", distributed.make_mesh(4, members=2))):
+        value = pop.init()
+        update = jax.jit(pop.update) if mesh is None else None
+        if mesh is not None:
+            update, value = distributed.shard_population(pop.update, value, mesh, config.num_tasks, pop.pooled)
+        for _ in range({STEPS}):
+            value, metrics = update(value)
+        pool = jax.tree.leaves(value.states.learner_state)
+        out[algo + " " + name] = {{"params": flat(value.states.params), "loss": flat(metrics.meta_loss),
+                                   "shards": len(value.states.step.sharding.device_set),
+                                   # [members, pool rows] of the first pool leaf that one device holds
+                                   "pool": list(pool[0].addressable_shards[0].data.shape[:2]) if pool else None}}
 print(json.dumps(out))
 """
 
@@ -180,7 +186,11 @@ def test_a_population_sharded_over_members_and_tasks_equals_one_device():
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    for name in ("task2", "member2xtask2"):
-        np.testing.assert_allclose(out[name]["params"], out["ref"]["params"], rtol=2e-5, atol=2e-6)
-        np.testing.assert_allclose(out[name]["loss"], out["ref"]["loss"], rtol=2e-4, atol=2e-6)
-    assert (out["task2"]["shards"], out["member2xtask2"]["shards"]) == (2, 4)
+    for algo in ("maml", "pearl"):
+        for name in ("task2", "member2xtask2"):
+            got, ref = out[f"{algo} {name}"], out[f"{algo} ref"]
+            np.testing.assert_allclose(got["params"], ref["params"], rtol=2e-5, atol=2e-6)
+            np.testing.assert_allclose(got["loss"], ref["loss"], rtol=2e-4, atol=2e-6)
+        assert (out[f"{algo} task2"]["shards"], out[f"{algo} member2xtask2"]["shards"]) == (2, 4)
+    # pearl's 4 members, each with a pool of 4 tasks: the pools split along task, the members along member
+    assert [out[f"pearl {name}"]["pool"] for name in ("ref", "task2", "member2xtask2")] == [[4, 4], [4, 2], [2, 2]]

@@ -40,6 +40,8 @@ class MetaLearner(NamedTuple):
       evaluate: gradient kind: `evaluate(params, task_params, key, num_steps=None,
         target_params=None) -> returns[num_steps + 1]`, the return of a whole fresh episode after
         0..num_steps inner steps on a support batch (MAML's protocol); None for other kinds.
+      pooled: the learner state is a pool of training tasks, every leaf `[task_pool, ...]` (the
+        off-policy learners' tasks and replays): a mesh splits it along `task`.
     """
 
     kind: str
@@ -49,6 +51,7 @@ class MetaLearner(NamedTuple):
     env_steps_per_update: int
     adapt: AdaptFn | None = None
     evaluate: EvaluateFn | None = None
+    pooled: bool = False
 
 
 class TaskStats(NamedTuple):

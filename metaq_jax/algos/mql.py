@@ -394,4 +394,4 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
 
     update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one)
     return MetaLearner(kind="latent", init=init, update=update, trial=trial,
-                       env_steps_per_update=config.num_tasks * num_envs * horizon)
+                       env_steps_per_update=config.num_tasks * num_envs * horizon, pooled=True)

@@ -265,4 +265,5 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
 
     env_steps = config.num_tasks * num_envs * horizon
     update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one, record)
-    return MetaLearner(kind="latent", init=init, update=update, trial=trial, env_steps_per_update=env_steps)
+    return MetaLearner(kind="latent", init=init, update=update, trial=trial, env_steps_per_update=env_steps,
+                       pooled=True)

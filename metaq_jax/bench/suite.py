@@ -261,8 +261,10 @@ def all_devices_stepper(config: MetaConfig) -> tuple[Callable[[], Metrics], floa
     """
     learner = make_meta_learner(config)
     mesh = distributed.make_mesh(0)
-    update = distributed.shard_update(learner.update, mesh, config.num_tasks)
-    step = stepper(update, distributed.replicate(learner.init(jax.random.key(config.seed)), mesh))
+    state = learner.init(jax.random.key(config.seed))
+    sharding = distributed.state_sharding(state, mesh, learner.pooled)
+    update = distributed.shard_update(learner.update, mesh, config.num_tasks, sharding)
+    step = stepper(update, distributed.place(state, sharding))
     start = time.perf_counter()
     jax.block_until_ready(step())
     return step, time.perf_counter() - start
