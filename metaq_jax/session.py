@@ -160,7 +160,8 @@ def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> Pr
 
     Raises:
       InputError: another config in the run dir, no checkpoint to resume, a corrupt checkpoint,
-        an unwritable folder, or a task batch that does not divide by the devices.
+        an unwritable folder, or a task batch (or a pooled learner's pool) that does not divide
+        by the devices.
     """
     mesh = distributed.make_mesh(config.devices)
     config = config.replace(devices=mesh.size // jax.process_count())

@@ -162,6 +162,8 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     config = config.replace(devices=mesh.size // jax.process_count())
     family = make_family(config.family)
     learner = population.make_population(config, family, list(members))
+    if learner.pooled:
+        distributed.check_divisible(config.task_pool, mesh, "task_pool")
     start = runs.check_run_dir(run_dir, config, resume=resume)
     stored = stored_members(run_dir)
     if stored is not None and stored != [dict(m) for m in members]:
@@ -171,8 +173,6 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     if start is not None:
         restored = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, value.states, value.run_keys)
         value = value._replace(states=restored.state, run_keys=restored.run_key)
-    if learner.pooled:
-        distributed.check_divisible(config.task_pool, mesh, "task_pool")
     update, value = distributed.shard_population(learner.update, value, mesh, config.num_tasks, learner.pooled)
     return PreparedSweep(config, run_dir, family, learner, value, update, resumed=start is not None, mesh=mesh)
 
