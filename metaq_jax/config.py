@@ -24,9 +24,11 @@ KIND_FIELDS = {
                  "meta_sgd_lr", "step_losses", "adapt_every", "adapt"),
     "memory": ("cell", "cell_size", "td_lambda"),
     "latent": ("latent_size", "kl_weight", "context_size", "batch_size", "replay_size", "task_pool",
-               "gradient_steps", "history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
+               "gradient_steps", "history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples",
+               "support_epsilon"),
 }
-"""Fields only one kind reads: any other kind must leave them at their defaults."""
+"""Fields only some kinds read (`support_epsilon`: the gradient and latent kinds' support batches):
+any other kind must leave them at their defaults."""
 ALGO_FIELDS = {
     "pearl": ("kl_weight", "context_size"),
     "mql": ("history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
@@ -164,9 +166,9 @@ class MetaConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in sorted(unread_fields(self.algo), key=list(defaults).index):
             if getattr(self, name) != defaults[name]:
-                kind = next(k for k, names in KIND_FIELDS.items() if name in names)
+                kinds = [k for k, names in KIND_FIELDS.items() if name in names]
                 owner = next((a for a, names in ALGO_FIELDS.items() if name in names), None)
-                reader = f"algo {owner}" if owner and kind == self.kind else f"{kind} learners"
+                reader = f"algo {owner}" if owner and self.kind in kinds else f"{' and '.join(kinds)} learners"
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
                                  f"(a {self.kind} learner; {name} is for {reader}); leave it at "
                                  f"{defaults[name]!r}")
@@ -250,8 +252,8 @@ def without_unread_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def unread_fields(algo: str | None) -> set[str]:
-    """The fields that `algo` does not read: every other kind's `KIND_FIELDS`, and its own kind's
-    fields that only another algo reads (`ALGO_FIELDS`).
+    """The fields that `algo` does not read: other kinds' `KIND_FIELDS` that its own kind does not
+    share, and its own kind's fields that only another algo reads (`ALGO_FIELDS`).
 
     Args:
       algo: a key of `KINDS`; None or an unknown name: every kind's fields are unread.
@@ -260,7 +262,7 @@ def unread_fields(algo: str | None) -> set[str]:
       The field names.
     """
     kind = KINDS.get(algo)
-    other_kinds = {name for k, names in KIND_FIELDS.items() if k != kind for name in names}
+    other_kinds = {name for k, names in KIND_FIELDS.items() if k != kind for name in names} - set(KIND_FIELDS.get(kind, ()))
     own = set(ALGO_FIELDS.get(algo, ()))
     other_algos = {name for a, names in ALGO_FIELDS.items() if a != algo and KINDS[a] == kind for name in names}
     return other_kinds | (other_algos - own)

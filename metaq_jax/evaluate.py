@@ -4,6 +4,9 @@
   the return of episode 1..E and the trial's total.
 - `inner_steps` (gradient kind, MAML's protocol): the return after 0..K inner steps on a support
   batch.
+- `support` (latent kind, MAML's protocol for a learner that adapts once): the return before and
+  after adapting on a support batch (pearl: z from its posterior; mql: its adaptation); a
+  pretraining baseline's row is its inner-steps curve before and after its K fine-tuning steps.
 
 A report holds one section per protocol the learner has: `{"x", "points", "tasks", "rows"}`, each
 row over the points (and, in a trial, the same keys prefixed `total_` for each trial's sum):
@@ -28,8 +31,8 @@ from metaq_jax.algos.base import MetaLearner
 from metaq_jax.errors import InputError
 from metaq_jax.types import EnvParams, MetaState, Params
 
-PROTOCOLS = {"trial": "episode", "inner_steps": "inner steps"}
-"""Each protocol's x-axis: the episodes of a trial, or the inner steps taken."""
+PROTOCOLS = {"trial": "episode", "inner_steps": "inner steps", "support": "support batches"}
+"""Each protocol's x-axis: the episodes of a trial, the inner steps taken, or the support batches adapted on."""
 LEARNED = "meta-learned"
 """The row of the learner under test; the other rows are baselines."""
 RANDOM_INIT_SEED = 12345
@@ -70,7 +73,7 @@ def per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: in
 
 
 def protocol_fns(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
-    """`{protocol: fn(state, task, key) -> [P]}` on one task: the trial, and for a gradient learner the inner steps.
+    """`{protocol: fn(state, task, key) -> [P]}` on one task: the trial, and the inner steps (gradient kind) or the support batch (latent kind).
 
     Args:
       learner: any learner.
@@ -83,7 +86,25 @@ def protocol_fns(learner: MetaLearner, num_episodes: int, num_steps: int) -> dic
     fns = {"trial": lambda s, t, k: learner.trial(s, t, k, num_episodes)}
     if learner.evaluate is not None:
         fns["inner_steps"] = lambda s, t, k: learner.evaluate(s.params, t, k, num_steps)
+    if learner.support is not None:
+        fns["support"] = learner.support
     return fns
+
+
+def with_support(returns: dict, num_steps: int) -> dict:
+    """A gradient learner's `protocol -> returns` with a `support` protocol beside a latent learner's:
+    its inner-steps curve before and after its own K inner steps.
+
+    Args:
+      returns: `protocol -> [..., P]`, as `learner_returns` gives them.
+      num_steps: K, the inner steps the learner takes (its `config.inner_steps`).
+
+    Returns:
+      `returns` with `"support": [..., 2]` where it has `inner_steps`.
+    """
+    if "inner_steps" not in returns:
+        return returns
+    return {**returns, "support": np.asarray(returns["inner_steps"])[..., [0, num_steps]]}
 
 
 def programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
@@ -197,7 +218,7 @@ def section(protocol: str, num_points: int, num_tasks: int) -> dict:
 
     Args:
       protocol: a key of `PROTOCOLS`.
-      num_points: E episodes (points 1..E) or K inner steps (points 0..K).
+      num_points: E episodes (points 1..E), K inner steps (points 0..K) or 1 support batch (points 0, 1).
       num_tasks: T, the held-out tasks its rows' trials run on.
 
     Returns:
@@ -255,7 +276,8 @@ def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, ke
       num_seeds: S trials per task.
 
     Returns:
-      `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner.
+      `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner or
+      `"support": [N, 2]` for a latent one.
     """
     return {protocol: per_task_seed(batched, state, tasks, key, num_seeds)
             for protocol, batched in programs(learner, num_episodes, num_steps).items()}
@@ -303,7 +325,7 @@ def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: che
       A JSON-ready dict `{"kind", "protocols": {protocol: section}}` with rows `meta-learned` and
       `random_init` in each section.
     """
-    sizes = {"trial": num_episodes, "inner_steps": num_steps}
+    sizes = {"trial": num_episodes, "inner_steps": num_steps, "support": 1}
     returns = paired_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
                              num_seeds=num_seeds, baseline_seed=baseline_seed)
     report = {"kind": learner.kind,

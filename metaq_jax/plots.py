@@ -14,7 +14,7 @@ from metaq_jax.evaluate import LEARNED
 
 
 def save_adaptation_plot(report: dict, file: str) -> None:
-    """Draw a `meta_test` report, one panel per protocol (trial episodes, inner steps), and save it.
+    """Draw a `meta_test` report, one panel per protocol (trial episodes, inner steps, support batches), and save it.
 
     Args:
       report: a `meta_test` report with `family`, `algo` and `protocols` (each section's rows
@@ -35,7 +35,7 @@ def save_adaptation_plot(report: dict, file: str) -> None:
 
 
 def final_scores(part: dict, row: dict) -> tuple[str, np.ndarray, dict]:
-    """What a section's interval plot shows of a row: the trial's total, or the last inner step.
+    """What a section's interval plot shows of a row: the trial's total, or its last point (inner step, support batch).
 
     Returns:
       `(what, scores [R, T], {"mean", "iqm": value, "mean_ci", "iqm_ci": [lower, upper]})`.
@@ -51,7 +51,7 @@ def final_scores(part: dict, row: dict) -> tuple[str, np.ndarray, dict]:
 def save_interval_plot(report: dict, file: str) -> None:
     """Draw a report in rliable's style and save it: per protocol, the mean and IQM with their
     bootstrap 95% intervals, and the performance profile (fraction of runs × tasks above each
-    return τ, with its band), at the trial's total or the last inner step.
+    return τ, with its band), at the trial's total or the last point of the other protocols.
 
     Args:
       report: a `meta_test` or protocol report with `family`, `algo` and rows holding `scores`.

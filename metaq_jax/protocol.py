@@ -30,7 +30,7 @@ from metaq_jax import baselines, oracle, population
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.config import MetaConfig
 from metaq_jax.evaluate import (LEARNED, add_rows, constant_returns, count_tasks, learner_returns, paired_returns,
-                                section)
+                                section, with_support)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.tasks.registry import make_family
 from metaq_jax.types import EnvParams, MetaState, Metrics
@@ -41,6 +41,10 @@ PROTOCOL_NOTES = {
     "trial": "a trial of E episodes on each held-out task; the learner adapts as its kind does (gradient: K "
              "inner steps on the trial's data every adapt_every env steps; memory: its state)",
     "inner_steps": "MAML's protocol: the return after 0..K inner steps on a support batch (gradient kind)",
+    "support": "MAML's protocol for a learner that adapts once (latent kind): a fresh episode's return before (0) "
+               "and after (1) adapting on a support batch of one episode in each environment (pearl: z from its "
+               "posterior; mql: its adaptation); pretrain: before and after its K fine-tuning steps on its own "
+               "support batch",
 }
 """What each protocol is, for the reports' headings."""
 
@@ -178,10 +182,12 @@ def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_s
     return fixed
 
 
-def _with_baselines(learned: dict, pretrain: dict, fixed: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """`protocol -> rows`: the learner's rows (meta-learned, random_init), then pretrain, then each
-    fixed baseline held at its per-trial return at every point."""
-    out = {}
+def _with_baselines(learned: dict, pretrain: dict, fixed: dict[str, np.ndarray],
+                    pretrain_steps: int) -> dict[str, dict[str, np.ndarray]]:
+    """`protocol -> rows`: the learner's rows (meta-learned, random_init), then pretrain (its
+    support row from its first `pretrain_steps` inner steps), then each fixed baseline held at its
+    per-trial return at every point."""
+    pretrain, out = with_support(pretrain, pretrain_steps), {}
     for protocol, rows in learned.items():
         points = rows[LEARNED].shape[1]
         out[protocol] = {**{name: np.asarray(r) for name, r in rows.items()}, "pretrain": np.asarray(pretrain[protocol]),
@@ -215,7 +221,8 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
     pretrain = learner_returns(make_meta_learner(pretrain_config(config, family), family), pretrained, tasks, key,
                                **sizes)
     ceiling = learned_oracle(config, family, key, num_seeds=num_seeds, budget=oracle_budget)
-    return _with_baselines(learned, pretrain, _fixed_rows(config, family, key, num_seeds=num_seeds, learned=ceiling))
+    return _with_baselines(learned, pretrain, _fixed_rows(config, family, key, num_seeds=num_seeds, learned=ceiling),
+                           pretrain_config(config, family).inner_steps)
 
 
 def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndarray]], num_tasks: int) -> dict:
@@ -230,7 +237,7 @@ def report_from_returns(config: MetaConfig, returns: dict[str, dict[str, np.ndar
       `{"family", "algo", "kind", "protocols"}` (see `metaq_jax.evaluate`).
     """
     report = {"family": config.family, "algo": config.algo, "kind": config.kind,
-              "protocols": {protocol: section(protocol, rows[LEARNED].shape[1] - (protocol == "inner_steps"), num_tasks)
+              "protocols": {protocol: section(protocol, rows[LEARNED].shape[1] - (protocol != "trial"), num_tasks)
                             for protocol, rows in returns.items()}}
     for protocol, rows in returns.items():
         add_rows(report, protocol, rows)
@@ -352,7 +359,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     for r, seed in enumerate(seeds):
         fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds, learned=ceiling)
         pretrain = {protocol: rows[LEARNED] for protocol, rows in _run(returns["pretrain"], r).items()}
-        runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed))
+        runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed, configs["pretrain"].inner_steps))
     report = report_from_returns(config, pool_runs(runs, once=("oracle", "oracle_learned")),
                                  count_tasks(family.test_tasks()))
     report["training"] = {

@@ -19,7 +19,7 @@ from metaq_jax.algos.base import MetaLearner
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
-from metaq_jax.evaluate import add_rows, learner_returns, meta_test
+from metaq_jax.evaluate import add_rows, learner_returns, meta_test, with_support
 from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines, pretrain_config
 from metaq_jax.plots import save_adaptation_plot, save_interval_plot
 from metaq_jax.tasks import make_family
@@ -57,15 +57,16 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
 
     Returns:
       The `meta_test` report with `family` and `algo`: a trial of `trial_episodes` episodes, and
-      for a gradient learner 0..max(3, K) inner steps.
+      for a gradient learner 0..max(3, K) inner steps, for a latent one a support batch.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
     sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
     report = {"family": config.family, "algo": config.algo, **meta_test(learner, state, tasks, key, **sizes)}
     if pretrained is not None:
-        baseline = make_meta_learner(pretrain_config(config, family), family)
-        for protocol, returns in learner_returns(baseline, pretrained, tasks, key, num_seeds=1, **sizes).items():
-            add_rows(report, protocol, {"pretrain": returns})
+        baseline_config = pretrain_config(config, family)
+        returns = learner_returns(make_meta_learner(baseline_config, family), pretrained, tasks, key, num_seeds=1, **sizes)
+        for protocol, rows in with_support(returns, baseline_config.inner_steps).items():
+            add_rows(report, protocol, {"pretrain": rows})
     return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1))
 
 

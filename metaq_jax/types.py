@@ -73,3 +73,5 @@ EvaluateFn = Callable[..., chex.Array]
 """`evaluate(params, task_params, key) -> returns[K + 1]` after 0..K inner steps, one task."""
 TrialFn = Callable[..., chex.Array]
 """`trial(state, task_params, key, num_episodes) -> returns[E]`: one trial on one task."""
+SupportFn = Callable[[MetaState, EnvParams, chex.PRNGKey], chex.Array]
+"""`support(state, task_params, key) -> returns[2]`: a fresh episode before and after adapting on a support batch."""

@@ -60,6 +60,8 @@ def test_unknown_keys_are_refused():
     ({"inner_lr": 0.5}, "MetaConfig.inner_lr = 0.5: not used by algo rl2"),
     ({"rollout_length": 20}, "MetaConfig.rollout_length = 20: not used by algo rl2"),
     ({"adapt_every": 5}, "MetaConfig.adapt_every = 5: not used by algo rl2"),
+    ({"support_epsilon": 0.5}, "MetaConfig.support_epsilon = 0.5: not used by algo rl2 (a memory learner; "
+                               "support_epsilon is for gradient and latent learners)"),
     ({"network": "tabular"}, "MetaConfig.network = 'tabular': must be one of mlp, attention"),
     ({"cell": "rnn"}, "MetaConfig.cell = 'rnn': must be one of gru, lstm"),
     ({"cell_size": 0}, "MetaConfig.cell_size = 0: must be a positive integer"),
@@ -108,6 +110,13 @@ def test_a_latent_learner_checks_its_fields_and_refuses_the_others(changes, mess
     with pytest.raises(ValueError) as error:
         mq.MetaConfig(algo="pearl", **changes)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("algo", ["maml", "pearl", "mql"])
+def test_the_gradient_and_latent_kinds_read_the_support_batchs_epsilon(algo):
+    assert mq.MetaConfig(algo=algo, support_epsilon=0.25).support_epsilon == 0.25
+    with pytest.raises(ValueError, match=r"MetaConfig.support_epsilon = 1.5: must be a finite number >= 0 and <= 1"):
+        mq.MetaConfig(algo=algo, support_epsilon=1.5)
 
 
 @pytest.mark.parametrize("changes, message", [

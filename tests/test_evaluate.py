@@ -44,3 +44,11 @@ def test_train_is_reproducible(trained):
     a, _ = mq.train(short)
     b, _ = mq.train(short)
     assert trees_equal(a, b) and int(a.step) == 3
+
+
+def test_a_gradient_learners_support_row_is_its_curve_before_and_after_its_own_inner_steps():
+    curve = np.arange(12.0).reshape(3, 4)  # [N, K + 1] after 0..3 inner steps
+    got = mq.evaluate.with_support({"trial": np.zeros((3, 2)), "inner_steps": curve}, 1)
+    np.testing.assert_array_equal(got["support"], curve[:, [0, 1]])
+    np.testing.assert_array_equal(got["inner_steps"], curve)
+    assert mq.evaluate.with_support({"trial": np.zeros((3, 2))}, 1).keys() == {"trial"}  # no curve, no row

@@ -89,6 +89,27 @@ def test_the_trial_acts_on_theta_meta_first_then_on_the_adapted_parameters(learn
     assert np.any(returns[:, 1:] != faster[:, 1:])
 
 
+def test_the_support_protocol_acts_on_theta_meta_then_on_theta_adapted_on_the_support_batch(learner_run):
+    """MAML's protocol for mql: point 0 is θ_meta whatever the adaptation; point 1 plays the same
+    episode's keys with θ adapted on the support batch, so with Adam steps too small to move a
+    float32 weight (lr 1e-30) it is point 0 exactly, and with real ones it moves."""
+    config, out = learner_run
+    family = mq.make_family(config.family)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    state = out[1][1]
+
+    def support(adapt_lr, key):
+        learner = mq.make_meta_learner(config.replace(adapt_lr=adapt_lr, support_epsilon=0.5))
+        return np.asarray(jax.jit(lambda k: learner.support(state, task, k))(key))
+
+    still = np.stack([support(1e-30, jax.random.key(k)) for k in range(4)])
+    moved = np.stack([support(0.3, jax.random.key(k)) for k in range(4)])
+    assert still.shape == (4, 2) and np.isfinite(moved).all()
+    np.testing.assert_array_equal(still[:, 1], still[:, 0])
+    np.testing.assert_array_equal(moved[:, 0], still[:, 0])
+    assert np.any(moved[:, 1] != moved[:, 0])
+
+
 def test_a_replay_that_cannot_hold_one_collection_is_refused():
     with pytest.raises(ValueError) as error:
         mq.make_meta_learner(mq.MetaConfig(**{**TINY, "replay_size": 150}))

@@ -109,6 +109,40 @@ def test_the_trial_acts_on_the_prior_first_then_on_the_posterior(learner_run):
     assert np.any(changed[:, 1:] != 0)
 
 
+def test_the_support_protocol_acts_on_the_prior_then_on_the_posterior_of_the_whole_support_batch(learner_run):
+    """MAML's protocol for pearl: point 0 is an episode on z from the prior, which the encoder
+    cannot change; point 1 is the same episode's keys on z from the posterior of the support batch,
+    every environment's transitions together, as computed here by hand."""
+    config, out = learner_run
+    learner, state = out[1][0], out[1][1]
+    family = mq.make_family(config.family)
+    task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
+    support = jax.jit(lambda s, k: learner.support(s, task, k))
+    key = jax.random.key(3)
+    returns = support(state, key)
+    assert returns.shape == (2,) and np.isfinite(returns).all()
+    # by hand, from the pieces the learner is made of
+    q = pearl.dqn_learner(config, family, LatentQNetwork(family.num_actions, config.hidden_sizes))
+    encoder = pearl.latent.ContextEncoder(config.latent_size, config.hidden_sizes)
+    k_prior, k_support, k_posterior, k_eval = jax.random.split(key, 4)
+    shape = (config.num_envs, config.latent_size)
+    prior = pearl.latent.sample_latent(k_prior, jnp.zeros(shape), jnp.ones(shape))
+    data = q.collect(state.params, prior, task, k_support, config.support_epsilon)
+    flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), data)
+    flat = flat._replace(obs=flat.obs.reshape(len(flat.reward), -1), next_obs=flat.next_obs.reshape(len(flat.reward), -1))
+    mean, variance = pearl.latent.posterior(encoder, state.params["encoder"],
+                                            pearl.latent.context_features(flat, family.num_actions),
+                                            pearl.first_episode(data).reshape(-1))
+    z = pearl.latent.sample_latent(k_posterior, jnp.broadcast_to(mean, shape), jnp.broadcast_to(variance, shape))
+    by_hand = [mq.rollout.episode_returns(q.collect(state.params, zs, task, k_eval, config.eval_epsilon), 1)[0]
+               for zs in (prior, z)]
+    np.testing.assert_allclose(returns, by_hand, rtol=1e-6)
+    scrambled = state._replace(params={**state.params, "encoder": jax.tree.map(
+        lambda x: 1e3 * jax.random.normal(jax.random.key(1), x.shape), state.params["encoder"])})
+    changed = np.stack([support(scrambled, jax.random.key(k)) - support(state, jax.random.key(k)) for k in range(8)])
+    assert np.all(changed[:, 0] == 0) and np.any(changed[:, 1] != 0)
+
+
 def test_the_replay_memory_metaq_bench_reports_is_the_pool_times_the_capacity(learner_run):
     from metaq_jax.bench.suite import tree_bytes
     config, out = learner_run

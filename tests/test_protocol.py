@@ -106,6 +106,22 @@ def test_a_memory_learner_is_reported_on_trials_beside_the_bandit_strategies():
     assert [c["step"] for c in training["curve"]["meta"]] == [[1, 2]]
 
 
+def test_a_latent_learner_is_reported_on_trials_and_on_a_support_batch_beside_pretrain_fine_tuned():
+    """pearl's report: the trial, and MAML's protocol as a latent learner has it (before and after
+    one support batch); pretrain's support row is its own inner-steps curve at 0 and its K steps."""
+    config = mq.MetaConfig(family="bandit-k5-n10", algo="pearl", num_tasks=2, num_envs=2, meta_steps=2,
+                           hidden_sizes=(8,), trial_episodes=1, task_pool=2, batch_size=8, context_size=4,
+                           replay_size=64, gradient_steps=1)
+    report = protocol.run_protocol(config, num_seeds=2)
+    assert (report["kind"], list(report["protocols"])) == ("latent", ["trial", "support"])
+    support = report["protocols"]["support"]
+    assert (support["x"], support["points"]) == ("support batches", [0, 1])
+    assert list(support["rows"])[:3] == ["meta-learned", "random_init", "pretrain"]
+    assert all(0 <= m <= 10 for row in support["rows"].values() for m in row["mean"])
+    assert protocol.pretrain_config(config, mq.make_family(config.family)).inner_steps == 1  # its support row's K
+    assert "**support**: MAML's protocol for a learner that adapts once" in protocol.markdown_table(report)
+
+
 def test_nav2d_oracle_and_paper_goals():
     family = mq.make_family("nav2d")
     goals = np.asarray(family.test_tasks().goal)

@@ -46,7 +46,7 @@ def whole_and_resumed(config: mq.MetaConfig, tmp_path):
 def test_a_memory_or_latent_learner_resumes_exactly_and_is_evaluated_on_trials(tmp_path, capsys, algo):
     """rl2 (GRU), pearl and mql stopped after 2 of 3 meta-steps and resumed equal the run done at
     once, through their own state (the carry at a trial's start; the replay) too; `metaq eval`
-    then reports their trials."""
+    then reports their trials (and a latent learner's support batch)."""
     fields, kind, own_state = LEARNERS[algo]
     whole, resumed_run, resumed = whole_and_resumed(mq.MetaConfig(**fields), tmp_path)
     assert resumed_run.resumed and int(resumed_run.state.step) == 2
@@ -57,7 +57,10 @@ def test_a_memory_or_latent_learner_resumes_exactly_and_is_evaluated_on_trials(t
     assert set(restored.learner_state) == own_state
     cli.main(["eval", "--run-dir", str(tmp_path / "cut"), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert (report["kind"], list(report["protocols"])) == (kind, ["trial"])
+    assert (report["kind"], list(report["protocols"])) == (kind, ["trial", "support"] if kind == "latent" else ["trial"])
+    if kind == "latent":  # MAML's protocol as a latent learner has it: before and after a support batch
+        support = report["protocols"]["support"]["rows"]["meta-learned"]
+        assert support == whole.report["protocols"]["support"]["rows"]["meta-learned"] and len(support["mean"]) == 2
     rows = report["protocols"]["trial"]["rows"]
     assert list(rows) == ["meta-learned", "random_init", "oracle", "ucb1", "thompson", "random_play",
                           "bayes_optimal"]
@@ -77,5 +80,6 @@ def test_a_learner_over_td3_resumes_exactly_and_is_evaluated_on_trials(tmp_path,
     assert trees_equal(resumed.state, whole.state)
     assert resumed.state.learner_state["replay"].experience.action.dtype == np.float32
     cli.main(["eval", "--run-dir", str(tmp_path / "cut"), "--json"])
-    rows = json.loads(capsys.readouterr().out)["protocols"]["trial"]["rows"]
-    assert rows["meta-learned"] == whole.report["protocols"]["trial"]["rows"]["meta-learned"]
+    protocols = json.loads(capsys.readouterr().out)["protocols"]
+    for protocol in ("trial", "support"):
+        assert protocols[protocol]["rows"]["meta-learned"] == whole.report["protocols"][protocol]["rows"]["meta-learned"]

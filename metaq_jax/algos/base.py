@@ -14,7 +14,7 @@ from metaq_jax import distributed, inner, losses, networks, rollout
 from metaq_jax.config import MetaConfig
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.types import (AdaptFn, EnvParams, EvaluateFn, InitFn, MetaState, Metrics,
-                             Params, Transition, TrialFn, UpdateFn)
+                             Params, SupportFn, Transition, TrialFn, UpdateFn)
 
 
 class MetaLearner(NamedTuple):
@@ -42,6 +42,10 @@ class MetaLearner(NamedTuple):
         0..num_steps inner steps on a support batch (MAML's protocol); None for other kinds.
       pooled: the learner state is a pool of training tasks, every leaf `[task_pool, ...]` (the
         off-policy learners' tasks and replays): a mesh splits it along `task`.
+      support: latent kind: `support(state, task_params, key) -> returns[2]`, the return of a
+        whole fresh episode before and after adapting once on a support batch (one episode in
+        each of `num_envs` environments at `support_epsilon`): MAML's protocol for a learner
+        whose adaptation takes no steps; None for other kinds.
     """
 
     kind: str
@@ -52,6 +56,7 @@ class MetaLearner(NamedTuple):
     adapt: AdaptFn | None = None
     evaluate: EvaluateFn | None = None
     pooled: bool = False
+    support: SupportFn | None = None
 
 
 class TaskStats(NamedTuple):

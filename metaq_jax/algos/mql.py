@@ -392,6 +392,16 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
                                   (jnp.arange(num_episodes), jax.random.split(k_episodes, num_episodes)))
         return returns
 
+    def support(state: MetaState, task_params: EnvParams, key: chex.PRNGKey) -> chex.Array:
+        """A fresh episode with θ_meta, and with θ adapted on a support batch (all its environments together): `[2]`."""
+        k_old, k_support, k_adapt, k_eval = jax.random.split(key, 4)
+        old, old_mask = replay_samples(state.learner_state, k_old)
+        inputs, transitions = learner.play(state.params, task_params, k_support, config.support_epsilon, False)
+        new = offpolicy.flat(replay_items(inputs, transitions, history, learner.num_actions))
+        adapted = learner.adapt(state.params, new, first_episode(transitions).reshape(-1), old, old_mask, k_adapt)
+        return jnp.stack([rollout.episode_returns(learner.play(params, task_params, k_eval, config.eval_epsilon,
+                                                               False)[1], 1)[0] for params in (state.params, adapted)])
+
     update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one)
     return MetaLearner(kind="latent", init=init, update=update, trial=trial,
-                       env_steps_per_update=config.num_tasks * num_envs * horizon, pooled=True)
+                       env_steps_per_update=config.num_tasks * num_envs * horizon, pooled=True, support=support)

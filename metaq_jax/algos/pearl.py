@@ -263,7 +263,18 @@ def make_pearl_learner(config: MetaConfig, family: TaskFamily, network: nn.Modul
                                    jax.random.split(k_roll, num_episodes)))
         return returns
 
+    def support(state: MetaState, task_params: EnvParams, key: chex.PRNGKey) -> chex.Array:
+        """A fresh episode on z from the prior, and on z from the posterior of a support batch: `[2]`."""
+        k_prior, k_support, k_posterior, k_eval = jax.random.split(key, 4)
+        shape = (num_envs, config.latent_size)
+        prior = latent.sample_latent(k_prior, jnp.zeros(shape), jnp.ones(shape))
+        data = learner.collect(state.params, prior, task_params, k_support, config.support_epsilon)  # [H, M]
+        mean, variance = posterior(state.params["encoder"], offpolicy.flat(data), first_episode(data).reshape(-1))
+        z = latent.sample_latent(k_posterior, jnp.broadcast_to(mean, shape), jnp.broadcast_to(variance, shape))
+        return jnp.stack([rollout.episode_returns(learner.collect(state.params, zs, task_params, k_eval,
+                                                                  config.eval_epsilon), 1)[0] for zs in (prior, z)])
+
     env_steps = config.num_tasks * num_envs * horizon
     update = offpolicy.offpolicy_update(config, optimizer, replay, collect_one, loss_one, record)
     return MetaLearner(kind="latent", init=init, update=update, trial=trial, env_steps_per_update=env_steps,
-                       pooled=True)
+                       pooled=True, support=support)
