@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from metaq_jax import make_family  # noqa: E402
 from metaq_jax.protocol import interval_text as interval, load_report as load  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
@@ -72,7 +73,26 @@ def table(family):
             lines += ["", f"maml on its own protocol, {k} inner steps on a support batch of "
                           f"{maml['config']['num_envs']} × {maml['config']['rollout_length']} test-task steps: "
                           f"{interval(inner, k)}."]
+        lines += support_lines(rows, make_family(family).episode_length)
     return "\n".join(lines)
+
+
+def support_lines(rows, horizon):
+    """Each latent learner under MAML's protocol as it has it: before and after one support batch of
+    an episode (`horizon` steps) in each environment."""
+    lines = []
+    for label, report, row, _ in rows:
+        support = report["protocols"].get("support")
+        if support is None:
+            continue
+        r, envs = support["rows"][row], report["config"]["num_envs"]
+        if label in LATENT:
+            what = f"on its form of MAML's protocol, one support batch of {envs} × {horizon} test-task steps"
+        else:  # the latent learners' pretraining baseline, fine-tuned on a support batch as long as a trial
+            episodes = report["config"]["trial_episodes"]
+            what = f"one fine-tuning step on its own support batch of {envs} × {episodes * horizon} test-task steps"
+        lines.append(f"- {label}, {what}: {interval(r, 0)} before, {interval(r, 1)} after.")
+    return [""] + lines if lines else []
 
 
 def plot(families, path):
