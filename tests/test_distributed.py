@@ -197,27 +197,8 @@ def test_two_processes_train_a_sweep_whose_members_match_one_process(sharded, tm
     np.testing.assert_allclose(got, sharded["maml"]["ref"]["last"], rtol=1e-5, atol=1e-6)
 
 
-def test_two_processes_split_a_pool_and_checkpoint_it_whole(sharded, tmp_path):
-    """pearl over two processes of 2 devices each: its pool is split over all 4 devices, so each
-    process holds half; process 0's checkpoint, gathered from both, restores here in one process
-    to the one-process run's parameters and pool."""
-    port = _free_port()
-    flags = [token for name, value in PEARL_TINY.items()
-             for token in (f"--{name.replace('_', '-')}", " ".join(map(str, value)) if isinstance(value, tuple) else str(value))]
-    command = [sys.executable, "-m", "metaq_jax", "train", *flags, "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR),
-               "--meta-steps", str(UPDATES), "--no-pretrain", "--coordinator-address", f"localhost:{port}",
-               "--num-processes", "2", "--run-dir"]
-    procs = [subprocess.Popen([*command, str(tmp_path / f"p{i}"), "--process-id", str(i)], env=_env(2),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert "(2 device(s) × 2 process(es)), new run" in outs[0]
-    state = session.load_run(str(tmp_path / "p0"))[3]
-    ref = sharded["pearl"]["ref"]
-    np.testing.assert_allclose(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)]), ref["last"],
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.learner_state)]),
-                                  ref["pool"])
+PEARL_FLAGS = [token for name, value in PEARL_TINY.items()
+               for token in (f"--{name.replace('_', '-')}", " ".join(map(str, value)) if isinstance(value, tuple) else str(value))]
 
 
 def _free_slurm_port() -> int:
@@ -234,19 +215,26 @@ def _free_slurm_port() -> int:
 
 def test_two_slurm_processes_join_by_themselves(sharded, tmp_path):
     """`srun -n 2 metaq train ...` with no flags: the SLURM variables alone make one run of two
-    processes (JAX's cluster detection), whose result is the one-process run's; only process 0 writes."""
+    processes (JAX's cluster detection), whose result is the one-process run's; only process 0 writes.
+    The run is pearl's: its pool is split over all 4 devices, so each process holds half, and process
+    0's checkpoint, gathered from both, restores here to the one-process parameters and pool."""
     job_id = _free_slurm_port() - 61440
     slurm = dict(SLURM_JOB_ID=str(job_id), SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
                  SLURM_STEP_NUM_NODES="1")
     run_dir = str(tmp_path / "run")
-    procs = [subprocess.Popen([sys.executable, "-m", "metaq_jax", "train", *CLI_TINY, "--run-dir", run_dir],
+    pearl = [*PEARL_FLAGS, "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR), "--meta-steps", str(UPDATES),
+             "--no-pretrain"]
+    procs = [subprocess.Popen([sys.executable, "-m", "metaq_jax", "train", *pearl, "--run-dir", run_dir],
                               env=_env(2, **slurm, SLURM_PROCID=str(i), SLURM_LOCALID=str(i)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "(2 device(s) × 2 process(es)), new run" in outs[0]
-    got = np.concatenate([np.ravel(x) for x in jax.tree.leaves(session.load_run(run_dir)[3].params)])
-    np.testing.assert_allclose(got, sharded["maml"]["ref"]["last"], rtol=1e-5, atol=1e-6)
+    state, ref = session.load_run(run_dir)[3], sharded["pearl"]["ref"]
+    np.testing.assert_allclose(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)]), ref["last"],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.learner_state)]),
+                                  ref["pool"])
 
 
 def test_cluster_detection_needs_every_variable_and_several_processes():
