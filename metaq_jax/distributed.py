@@ -211,7 +211,7 @@ def check_learner(config, learner, mesh: Mesh) -> None:
 
     Args:
       config (MetaConfig): its `num_tasks` and `task_pool` are read.
-      learner (MetaLearner): its `pooled` is read.
+      learner (MetaLearner | PopulationLearner): its `pooled` is read.
       mesh: a mesh with a `task` axis.
 
     Returns:

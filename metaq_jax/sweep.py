@@ -162,8 +162,7 @@ def prepare_sweep(config: MetaConfig, members: Sequence[Member], run_dir: str, *
     config = config.replace(devices=mesh.size // jax.process_count())
     family = make_family(config.family)
     learner = population.make_population(config, family, list(members))
-    if learner.pooled:
-        distributed.check_divisible(config.task_pool, mesh, "task_pool")
+    distributed.check_learner(config, learner, mesh)
     start = runs.check_run_dir(run_dir, config, resume=resume)
     stored = stored_members(run_dir)
     if stored is not None and stored != [dict(m) for m in members]:

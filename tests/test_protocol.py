@@ -108,7 +108,8 @@ def test_a_memory_learner_is_reported_on_trials_beside_the_bandit_strategies():
 
 def test_a_latent_learner_is_reported_on_trials_and_on_a_support_batch_beside_pretrain_fine_tuned():
     """pearl's report: the trial, and MAML's protocol as a latent learner has it (before and after
-    one support batch); pretrain's support row is its own inner-steps curve at 0 and its K steps."""
+    one support batch), with pretrain's row beside (its curve at 0 and K = 1 steps: `with_support`,
+    tests/test_evaluate.py)."""
     config = mq.MetaConfig(family="bandit-k5-n10", algo="pearl", num_tasks=2, num_envs=2, meta_steps=2,
                            hidden_sizes=(8,), trial_episodes=1, task_pool=2, batch_size=8, context_size=4,
                            replay_size=64, gradient_steps=1)

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 from metaq_jax import make_family  # noqa: E402
+from metaq_jax.protocol import MEMORY_PRETRAIN_FINE_TUNING  # noqa: E402
 from metaq_jax.protocol import interval_text as interval, load_report as load  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
@@ -90,7 +91,9 @@ def support_lines(rows, horizon):
             what = f"on its form of MAML's protocol, one support batch of {envs} × {horizon} test-task steps"
         else:  # the latent learners' pretraining baseline, fine-tuned on a support batch as long as a trial
             episodes = report["config"]["trial_episodes"]
-            what = f"one fine-tuning step on its own support batch of {envs} × {episodes * horizon} test-task steps"
+            steps = MEMORY_PRETRAIN_FINE_TUNING["inner_steps"]
+            what = (f"{'one fine-tuning step' if steps == 1 else f'{steps} fine-tuning steps'} on its own support "
+                    f"batch of {envs} × {episodes * horizon} test-task steps")
         lines.append(f"- {label}, {what}: {interval(r, 0)} before, {interval(r, 1)} after.")
     return [""] + lines if lines else []
 
