@@ -43,7 +43,7 @@ start from them (under `--config` and the flags; `--no-tuned` starts from the de
 one for (nav2d, maml) is the default job (README, "The default job"): Meta-SGD with the multi-step
 loss on whole 100-step rollouts, where plain MAML at the defaults barely adapts in the same time."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
-SCALE_FIELDS = ("devices", "task_batch")
+SCALE_FIELDS = ("devices", "task_batch", "test_batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +97,7 @@ class MetaConfig:
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
+    test_batch: int = 0  # held-out tasks tested at once (each with all its trials), the rest in sequence; 0: all
 
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):  # JSON round trip gives a list
@@ -118,6 +119,7 @@ class MetaConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("devices", self.devices, minimum=0)
         _check_int("task_batch", self.task_batch, minimum=0)
+        _check_int("test_batch", self.test_batch, minimum=0)
         _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)
         _check_float("max_grad_norm", self.max_grad_norm, low=0.0, low_open=False)

@@ -53,12 +53,23 @@ class Curve(NamedTuple):
     returns: chex.Array  # [N, P]
 
 
-def _batched(fn):
+def _batched(fn, test_batch: int = 0):
     """`fn(x, task, key) -> [P]` jitted over `[T]` tasks and `[S, T]` keys: `(x, tasks, keys) -> [S, T, P]`.
 
     `x` (a state, or parameters) is an argument, not a constant of the program, so every starting
-    point of the same shapes runs the same compiled program."""
-    return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0)))
+    point of the same shapes runs the same compiled program. `test_batch` > 0 runs that many
+    tasks (each with its S trials) at once and the rest in sequence (`lax.map`), to bound memory;
+    0 runs all T at once."""
+    if not test_batch:
+        return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(None, 0, 0)), in_axes=(None, None, 0)))
+    over_seeds = jax.vmap(fn, in_axes=(None, None, 0))  # one task, [S] keys -> [S, P]
+
+    def chunked(x, tasks, keys):
+        per_task = jax.lax.map(lambda tk: over_seeds(x, *tk), (tasks, jnp.swapaxes(keys, 0, 1)),
+                               batch_size=test_batch)  # [T, S, P]
+        return jnp.swapaxes(per_task, 0, 1)
+
+    return jax.jit(chunked)
 
 
 def count_tasks(tasks: EnvParams) -> int:
@@ -107,9 +118,10 @@ def with_support(returns: dict, num_steps: int) -> dict:
     return {**returns, "support": np.asarray(returns["inner_steps"])[..., [0, num_steps]]}
 
 
-def programs(learner: MetaLearner, num_episodes: int, num_steps: int) -> dict:
-    """`{protocol: batched fn of the state}`: `protocol_fns` over tasks and seeds."""
-    return {name: _batched(fn) for name, fn in protocol_fns(learner, num_episodes, num_steps).items()}
+def programs(learner: MetaLearner, num_episodes: int, num_steps: int, test_batch: int = 0) -> dict:
+    """`{protocol: batched fn of the state}`: `protocol_fns` over tasks and seeds, `test_batch`
+    tasks at a time (0: all)."""
+    return {name: _batched(fn, test_batch) for name, fn in protocol_fns(learner, num_episodes, num_steps).items()}
 
 
 def adaptation_curve(learner: MetaLearner, params: Params, tasks: EnvParams, key: chex.PRNGKey, *,
@@ -263,7 +275,7 @@ def _improvement(learned: list, baseline: list, *, total: bool) -> dict:
 
 
 def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
-                    num_episodes: int, num_steps: int, num_seeds: int) -> dict[str, chex.Array]:
+                    num_episodes: int, num_steps: int, num_seeds: int, test_batch: int = 0) -> dict[str, chex.Array]:
     """Every protocol `learner` has, from `state`: `protocol -> returns[N, P]`.
 
     Args:
@@ -274,17 +286,18 @@ def learner_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, ke
       num_episodes: E of the trial.
       num_steps: K of the inner-steps protocol (gradient kind only).
       num_seeds: S trials per task.
+      test_batch: tasks tested at once, the rest in sequence (0: all); the config's `test_batch`.
 
     Returns:
       `{"trial": [N, E]}`, and `"inner_steps": [N, K + 1]` for a gradient learner or
       `"support": [N, 2]` for a latent one.
     """
     return {protocol: per_task_seed(batched, state, tasks, key, num_seeds)
-            for protocol, batched in programs(learner, num_episodes, num_steps).items()}
+            for protocol, batched in programs(learner, num_episodes, num_steps, test_batch).items()}
 
 
 def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
-                   num_episodes: int, num_steps: int, num_seeds: int = 1,
+                   num_episodes: int, num_steps: int, num_seeds: int = 1, test_batch: int = 0,
                    baseline_seed: int = RANDOM_INIT_SEED) -> dict[str, dict[str, chex.Array]]:
     """Every protocol's returns of `state` and of a random initialisation, same tasks, same keys.
 
@@ -296,6 +309,7 @@ def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key
       num_episodes: E, the episodes of a trial.
       num_steps: K of the inner-steps protocol (gradient learners).
       num_seeds: S independent trials per task.
+      test_batch: tasks tested at once, the rest in sequence (0: all).
       baseline_seed: seeds the random initialisation.
 
     Returns:
@@ -304,11 +318,12 @@ def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key
     rand = learner.init(jax.random.key(baseline_seed))
     return {protocol: {LEARNED: per_task_seed(batched, state, tasks, key, num_seeds),  # one compile for both
                        "random_init": per_task_seed(batched, rand, tasks, key, num_seeds)}
-            for protocol, batched in programs(learner, num_episodes, num_steps).items()}
+            for protocol, batched in programs(learner, num_episodes, num_steps, test_batch).items()}
 
 
 def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: chex.PRNGKey, *,
-              num_episodes: int, num_steps: int, num_seeds: int = 1, baseline_seed: int = RANDOM_INIT_SEED) -> dict:
+              num_episodes: int, num_steps: int, num_seeds: int = 1, test_batch: int = 0,
+              baseline_seed: int = RANDOM_INIT_SEED) -> dict:
     """The meta-test report: `state` against a random initialisation, same tasks, same keys.
 
     Args:
@@ -319,6 +334,7 @@ def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: che
       num_episodes: E, the episodes of a trial.
       num_steps: K of the inner-steps protocol (gradient learners).
       num_seeds: S independent trials per task.
+      test_batch: tasks tested at once, the rest in sequence (0: all).
       baseline_seed: seeds the random initialisation.
 
     Returns:
@@ -327,7 +343,7 @@ def meta_test(learner: MetaLearner, state: MetaState, tasks: EnvParams, key: che
     """
     sizes = {"trial": num_episodes, "inner_steps": num_steps, "support": 1}
     returns = paired_returns(learner, state, tasks, key, num_episodes=num_episodes, num_steps=num_steps,
-                             num_seeds=num_seeds, baseline_seed=baseline_seed)
+                             num_seeds=num_seeds, test_batch=test_batch, baseline_seed=baseline_seed)
     report = {"kind": learner.kind,
               "protocols": {name: section(name, sizes[name], count_tasks(tasks)) for name in returns}}
     for name, rows in returns.items():

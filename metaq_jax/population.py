@@ -203,7 +203,7 @@ def train_population(learner: PopulationLearner, num_steps: int,
 
 
 def member_returns(config: MetaConfig, family: TaskFamily, value: Population, seeds: Sequence[int], *,
-                   num_episodes: int, num_steps: int, num_seeds: int = 1,
+                   num_episodes: int, num_steps: int, num_seeds: int = 1, test_batch: int = 0,
                    random_init: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every member's meta-test on the held-out tasks, as its run alone is tested, in one program.
 
@@ -220,6 +220,8 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
       num_episodes: E of the trial.
       num_steps: K of the inner-steps protocol (gradient kind).
       num_seeds: S trials per task.
+      test_batch: tasks tested at once (each with every member's trials), the rest in sequence;
+        0: all.
       random_init: also test each member's random initialisation.
 
     Returns:
@@ -233,7 +235,7 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
         if random_init:
             starts["random_init"] = learner.init(jax.random.key(RANDOM_INIT_SEED))
         return {protocol: {name: per_task_seed(batched, start, tasks, key, num_seeds) for name, start in starts.items()}
-                for protocol, batched in programs(learner, num_episodes, num_steps).items()}
+                for protocol, batched in programs(learner, num_episodes, num_steps, test_batch).items()}
 
     out = jax.device_get(jax.jit(each_member(one, len(seeds)))(value.states, value.hyperparams,
                                                               jnp.asarray(seeds, jnp.uint32)))

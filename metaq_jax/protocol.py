@@ -125,9 +125,9 @@ def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
 
 
 def _sizes(config: MetaConfig, num_seeds: int) -> dict:
-    """E, K and S of every curve of a report on `config`'s learner."""
+    """E, K and S of every curve of a report on `config`'s learner, and its tasks tested at once."""
     return dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
-                num_seeds=num_seeds)
+                num_seeds=num_seeds, test_batch=config.test_batch)
 
 
 def learned_oracle(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,

@@ -60,7 +60,8 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
       for a gradient learner 0..max(3, K) inner steps, for a latent one a support batch.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
-    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
+    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
+                 test_batch=config.test_batch)
     report = {"family": config.family, "algo": config.algo, **meta_test(learner, state, tasks, key, **sizes)}
     if pretrained is not None:
         baseline_config = pretrain_config(config, family)

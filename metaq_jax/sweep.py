@@ -275,7 +275,8 @@ def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Mem
     """
     returns = population.member_returns(config, family, value, [m.get("seed", config.seed) for m in members],
                                         num_episodes=config.trial_episodes,
-                                        num_steps=max(MIN_EVAL_STEPS, config.inner_steps))
+                                        num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
+                                        test_batch=config.test_batch)
     results = []
     for i, member in enumerate(members):
         means = {p: rows[LEARNED][i].mean(axis=0) for p, rows in returns.items()}

@@ -21,6 +21,7 @@ def test_defaults_are_valid_and_round_trip():
     ("algo", "sgd", "must be one of maml, fomaml, reptile, pretrain, rl2, pearl, mql"),
     ("trial_episodes", 0, "must be a positive integer"),
     ("adapt_every", -1, "must be an integer >= 0"),
+    ("test_batch", -1, "must be an integer >= 0"),
     ("network", "attention", "must be one of mlp, tabular"),
     ("family", "atari", "must be one of acrobot, ant-dir, ant-goal, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),

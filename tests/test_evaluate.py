@@ -52,3 +52,15 @@ def test_a_gradient_learners_support_row_is_its_curve_before_and_after_its_own_i
     np.testing.assert_array_equal(got["support"], curve[:, [0, 1]])
     np.testing.assert_array_equal(got["inner_steps"], curve)
     assert mq.evaluate.with_support({"trial": np.zeros((3, 2))}, 1).keys() == {"trial"}  # no curve, no row
+
+
+def test_testing_tasks_a_few_at_a_time_gives_the_same_returns_as_all_at_once(trained):
+    config, state, _ = trained
+    learner, tasks = mq.make_meta_learner(config), mq.make_family("nav2d").test_tasks()
+    sizes = dict(num_episodes=2, num_steps=1, num_seeds=2)
+    whole = mq.evaluate.learner_returns(learner, state, tasks, jax.random.key(3), **sizes)
+    chunked = mq.evaluate.learner_returns(learner, state, tasks, jax.random.key(3), test_batch=7, **sizes)  # 40 = 5 × 7 + 5
+    assert whole.keys() == chunked.keys() == {"trial", "inner_steps"}
+    for protocol in whole:
+        assert whole[protocol].shape == (80, sizes["num_episodes"] if protocol == "trial" else 2)
+        np.testing.assert_allclose(chunked[protocol], whole[protocol], rtol=1e-5, atol=1e-4)
