@@ -4,7 +4,8 @@
 # time (`python results/latent/timing.py`, timing.json), the README's comparison table and the
 # sample-efficiency plot (`python results/latent/table.py`). Pass family names to run only those.
 # On this 2-core CPU, the two families side by side: nav2d 26 min (pearl 638 s, mql 905 s),
-# pointrobot 36 min (973 s, 1211 s).
+# pointrobot 36 min (973 s, 1211 s); with the support protocol added, beside two other runs: nav2d mql
+# 1041 s, pointrobot pearl 1023 s, mql 1841 s (each protocol.json's train_s has its training alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 families=("$@")
