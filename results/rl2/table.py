@@ -34,16 +34,16 @@ def minutes(report):
 
 def bandits():
     print("| n, k | random | UCB1 | Thompson | Bayes-optimal | oracle (best arm) | RL² (ours, GRU) | SNAIL-style (ours) "
-          "| MAML (ours, trial) | PEARL (ours) | RL² min | published: Gittins / UCB1 / RL² / SNAIL / MAML |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MAML (ours, trial) | PEARL (ours) | MQL (ours) | RL² min | published: Gittins / UCB1 / RL² / SNAIL / MAML |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (n, k), pub in PUBLISHED.items():
         rl2, att, maml = load(f"bandit-k{k}-n{n}"), load(f"attention-bandit-k{k}-n{n}"), load(f"maml-bandit-k{k}-n{n}")
-        pearl = load(f"pearl-bandit-k{k}-n{n}")
+        pearl, mql = load(f"pearl-bandit-k{k}-n{n}"), load(f"mql-bandit-k{k}-n{n}")
         base = rl2 or maml
         published = " / ".join("–" if v is None else f"{v}" for v in (pub[1], pub[3], pub[4], pub[5], pub[6]))
         print(f"| {n}, {k} | {cell(base, 'random_play')} | {cell(base, 'ucb1')} | {cell(base, 'thompson')} | "
               f"{cell(base, 'bayes_optimal')} | {cell(base, 'oracle')} | {cell(rl2)} | {cell(att)} | {cell(maml)} | "
-              f"{cell(pearl)} | {minutes(rl2)} | {published} |")
+              f"{cell(pearl)} | {cell(mql)} | {minutes(rl2)} | {published} |")
 
 
 def mdp():
