@@ -124,8 +124,10 @@ def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
     return report
 
 
-def _sizes(config: MetaConfig, num_seeds: int) -> dict:
-    """E, K and S of every curve of a report on `config`'s learner, and its tasks tested at once."""
+def test_sizes(config: MetaConfig, num_seeds: int = 1) -> dict:
+    """E, K and S of every curve of a meta-test of `config`'s learner, and its tasks tested at once:
+    the keyword arguments of `evaluate.learner_returns`, `paired_returns`, `meta_test` and
+    `population.member_returns`."""
     return dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
                 num_seeds=num_seeds, test_batch=config.test_batch)
 
@@ -216,7 +218,7 @@ def protocol_returns(config: MetaConfig, family: TaskFamily, state: MetaState, p
       `protocol -> name -> returns[S × T, P]`: the trial protocol, and for a gradient learner the
       inner-steps one; rows meta-learned, random_init, pretrain and the fixed baselines.
     """
-    sizes, tasks = _sizes(config, num_seeds), family.test_tasks()
+    sizes, tasks = test_sizes(config, num_seeds), family.test_tasks()
     learned = paired_returns(make_meta_learner(config, family), state, tasks, key, **sizes)
     pretrain = learner_returns(make_meta_learner(pretrain_config(config, family), family), pretrained, tasks, key,
                                **sizes)
@@ -350,7 +352,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
             population.make_population(cfg, family, [{"seed": s} for s in seeds]), cfg.meta_steps, step_cb)
         seconds[name] = time.perf_counter() - start
         returns[name] = population.member_returns(cfg, family, trained, seeds, random_init=name == "meta",
-                                                  **_sizes(config, num_seeds))
+                                                  **test_sizes(config, num_seeds))
         curves[name] = [training_curve([jax.tree.map(lambda x, r=r: x[r], m) for m in history])
                         for r in range(train_seeds)]
     budget = oracle.OracleBudget()

@@ -20,7 +20,7 @@ from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import add_rows, learner_returns, meta_test, with_support
-from metaq_jax.protocol import MIN_EVAL_STEPS, add_constant_baselines, fixed_baselines, pretrain_config
+from metaq_jax.protocol import add_constant_baselines, fixed_baselines, pretrain_config, test_sizes
 from metaq_jax.plots import save_adaptation_plot, save_interval_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
@@ -60,12 +60,11 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
       for a gradient learner 0..max(3, K) inner steps, for a latent one a support batch.
     """
     tasks, key = family.test_tasks(), jax.random.key(config.seed + 1)
-    sizes = dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
-                 test_batch=config.test_batch)
+    sizes = test_sizes(config)
     report = {"family": config.family, "algo": config.algo, **meta_test(learner, state, tasks, key, **sizes)}
     if pretrained is not None:
         baseline_config = pretrain_config(config, family)
-        returns = learner_returns(make_meta_learner(baseline_config, family), pretrained, tasks, key, num_seeds=1, **sizes)
+        returns = learner_returns(make_meta_learner(baseline_config, family), pretrained, tasks, key, **sizes)
         for protocol, rows in with_support(returns, baseline_config.inner_steps).items():
             add_rows(report, protocol, {"pretrain": rows})
     return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1))

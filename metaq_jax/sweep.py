@@ -24,7 +24,7 @@ from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import LEARNED
 from metaq_jax.population import HYPERPARAMS, Member, Population, PopulationLearner
-from metaq_jax.protocol import MIN_EVAL_STEPS
+from metaq_jax.protocol import test_sizes
 from metaq_jax.session import last_good
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
@@ -274,9 +274,7 @@ def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Mem
       Per member `{"member", "final", "trial", "trial_total", "inner_steps"}`: the means over the test tasks.
     """
     returns = population.member_returns(config, family, value, [m.get("seed", config.seed) for m in members],
-                                        num_episodes=config.trial_episodes,
-                                        num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
-                                        test_batch=config.test_batch)
+                                        **test_sizes(config))
     results = []
     for i, member in enumerate(members):
         means = {p: rows[LEARNED][i].mean(axis=0) for p, rows in returns.items()}
