@@ -48,7 +48,7 @@ def trained(request):
     fields, seeds, grid = CASES[request.param]
     config = mq.MetaConfig(meta_steps=STEPS, **fields)
     family = mq.make_family(config.family)
-    # 100 of a bandit grid cell's 1000 held-out tasks: the meta-tests compared are 10× cheaper
+    # 100 of a bandit grid cell's 1000 held-out tasks: a tenth of the trials to compare (mql's case 91 → 62 s)
     family = dataclasses.replace(family, num_test_tasks=min(family.num_test_tasks, 100))
     pop = population.make_population(config, family, population.grid_members(seeds, grid))
     update, value = jax.jit(pop.update), pop.init()

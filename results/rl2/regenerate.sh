@@ -50,7 +50,8 @@ for k in 5 10 50; do
     --out $out/pearl-bandit-k$k-n10
 done
 # mql on the same cells and budget: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
-# 46 GB, so 50 tasks at a time (--test-batch); its pool split over the 2 cores (the same numbers, faster)
+# 46 GB, so 50 tasks at a time (--test-batch); its pool split over the 2 cores (the split computes the same
+# updates: tests/test_distributed.py)
 for k in 5 10 50; do
   XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family bandit-k$k-n10 --algo mql "${latent[@]}" \
     --test-batch 50 --out $out/mql-bandit-k$k-n10
