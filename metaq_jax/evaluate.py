@@ -28,6 +28,7 @@ import numpy as np
 
 from metaq_jax import stats
 from metaq_jax.algos.base import MetaLearner
+from metaq_jax.distributed import place
 from metaq_jax.errors import InputError
 from metaq_jax.types import EnvParams, MetaState, Params
 
@@ -315,7 +316,8 @@ def paired_returns(learner: MetaLearner, state: MetaState, tasks: EnvParams, key
     Returns:
       `protocol -> {"meta-learned": [N, P], "random_init": [N, P]}`.
     """
-    rand = learner.init(jax.random.key(baseline_seed))
+    # laid out as `state` is (a run's mesh): arguments placed differently would compile each program twice
+    rand = place(learner.init(jax.random.key(baseline_seed)), jax.tree.map(lambda x: x.sharding, state))
     return {protocol: {LEARNED: per_task_seed(batched, state, tasks, key, num_seeds),  # one compile for both
                        "random_init": per_task_seed(batched, rand, tasks, key, num_seeds)}
             for protocol, batched in programs(learner, num_episodes, num_steps, test_batch).items()}

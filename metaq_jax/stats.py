@@ -12,7 +12,6 @@ import os
 import warnings
 
 import numpy as np
-from rliable import library as rly
 
 from metaq_jax.errors import InputError
 
@@ -54,6 +53,10 @@ def _estimates(scores: tuple[np.ndarray, ...], func, reps: int | None, seed: int
 
     One array is bootstrapped over runs and tasks; a pair (X, Y) over each one's runs, task by task.
     """
+    # imported here: rliable brings arch, pandas and scipy.stats (2 s), which a command that
+    # reports no interval (`metaq families`, a bad flag, a run being resumed) need not wait for
+    from rliable import library as rly
+
     data, reps = (scores[0] if len(scores) == 1 else scores), reps or bootstrap_reps()
     # rliable 1.2 resamples with numpy's global generator whatever random_state it is given: seed
     # it for this call only, and give the caller's state back

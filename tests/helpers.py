@@ -1,5 +1,6 @@
 """Small shared pieces of the tests."""
 
+import dataclasses
 import os
 
 import jax
@@ -9,6 +10,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 import metaq_jax as mq
+from metaq_jax.tasks.bandit import make_bandit
 
 TINY = dict(num_tasks=3, num_envs=2, rollout_length=12, inner_steps=2, hidden_sizes=(16,),
             target_update_period=2)
@@ -106,3 +108,12 @@ def make_point(**kw):
 
 
 mq.register_family("test-point", make_point, overwrite=True)
+
+
+def make_test_bandit(**kw):
+    """bandit-k5-n10 with the 40 held-out tasks of the other families, not a grid cell's 1000: a
+    test's meta-test (mql's adaptation most) then costs a 25th."""
+    return dataclasses.replace(make_bandit(5, 10, **kw), name="test-bandit")
+
+
+mq.register_family("test-bandit", make_test_bandit, overwrite=True)

@@ -351,7 +351,8 @@ def _plugin_env(tmp_path, *, entry_point: bool) -> dict:
 def test_a_family_registered_by_an_imported_module_trains(tmp_path):
     run_dir = tmp_path / "run"
     argv = ["--import", "my_families", "train", "--family", "mine", "--num-tasks", "2", "--num-envs", "2",
-            "--rollout-length", "10", "--hidden-sizes", "8", "--meta-steps", "2", "--run-dir", str(run_dir)]
+            "--rollout-length", "10", "--hidden-sizes", "8", "--inner-steps", "1", "--meta-steps", "2", "--trial-episodes", "1",
+            "--no-pretrain", "--run-dir", str(run_dir)]
     env = {k: v for k, v in _plugin_env(tmp_path, entry_point=False).items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # no cache named: the command keeps its own (its programs are new)
     result = subprocess.run([sys.executable, "-m", "metaq_jax", *argv], env=env, capture_output=True, text=True,

@@ -140,7 +140,7 @@ def test_a_batch_not_dividing_by_the_devices_is_refused(sharded):
 
 CLI_TINY = ["--family", "bandit", "--num-tasks", "4", "--num-envs", "2", "--rollout-length", "10",
             "--hidden-sizes", "8", "--inner-steps", "1", "--outer-optimizer", "sgd", "--outer-lr", str(SGD_LR),
-            "--meta-steps", str(UPDATES), "--trial-episodes", "1", "--no-pretrain"]  # SCRIPT's maml config (+ a shorter meta-test)
+            "--meta-steps", str(UPDATES), "--trial-episodes", "1"]  # SCRIPT's maml config (+ a shorter meta-test)
 
 
 def _free_port() -> int:
@@ -149,12 +149,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_and_only_process_0_writes(sharded, tmp_path):
-    """Two processes of 2 devices each, joined by flags (process 0) and by environment variables
-    (process 1), train UPDATES steps; process 0's checkpoint, restored here in one process,
-    matches the one-process run of SCRIPT. Process 1 was given its own run dir: it stays absent."""
+def test_two_processes_train_a_sweep_whose_members_match_one_process(sharded, tmp_path):
+    """`metaq sweep --seeds 2` over two processes of 2 devices each, joined by flags (process 0) and
+    by environment variables (process 1): member 0 (seed 0) ends where the one-process run of SCRIPT
+    does. Process 1 was given its own run dir: it stays absent, as only process 0 writes."""
     port = _free_port()
-    command = [sys.executable, "-m", "metaq_jax", "train", *CLI_TINY, "--run-dir"]
+    command = [sys.executable, "-m", "metaq_jax", "sweep", *CLI_TINY, "--seeds", "2", "--run-dir"]
     procs = [
         subprocess.Popen([*command, str(tmp_path / "p0"), "--coordinator-address", f"localhost:{port}",
                           "--num-processes", "2", "--process-id", "0"],
@@ -163,27 +163,6 @@ def test_two_processes_match_one_and_only_process_0_writes(sharded, tmp_path):
                          env=_env(2, JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2",
                                   JAX_PROCESS_ID="1"),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert "cpu mesh {'task': 4} (2 device(s) × 2 process(es)), new run" in outs[0]
-    assert not os.path.exists(tmp_path / "p1")
-    with open(tmp_path / "p0" / "config.json") as f:
-        assert json.load(f)["mesh"] == {"task": 4}
-    got = np.concatenate([np.ravel(x) for x in jax.tree.leaves(session.load_run(str(tmp_path / "p0"))[3].params)])
-    want = sharded["maml"]["ref"]["last"]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    print(f"2 processes vs 1, maml params after {UPDATES} updates: err (abs, rel) {_errors(got, want)}")
-
-
-def test_two_processes_train_a_sweep_whose_members_match_one_process(sharded, tmp_path):
-    """`metaq sweep --seeds 2` over two processes of 2 devices each: member 0 (seed 0) ends where
-    the one-process run of SCRIPT does; only process 0 writes."""
-    port = _free_port()
-    flags = [flag for flag in CLI_TINY if flag != "--no-pretrain"]  # a train flag
-    command = [sys.executable, "-m", "metaq_jax", "sweep", *flags, "--seeds", "2", "--coordinator-address",
-               f"localhost:{port}", "--num-processes", "2", "--run-dir"]
-    procs = [subprocess.Popen([*command, str(tmp_path / f"p{i}"), "--process-id", str(i)], env=_env(2),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "metaq sweep: 2 members of maml on bandit in one program, mesh {'task': 4}" in outs[0]
@@ -229,7 +208,9 @@ def test_two_slurm_processes_join_by_themselves(sharded, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert "(2 device(s) × 2 process(es)), new run" in outs[0]
+    assert "cpu mesh {'task': 4} (2 device(s) × 2 process(es)), new run" in outs[0]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        assert json.load(f)["mesh"] == {"task": 4}
     state, ref = session.load_run(run_dir)[3], sharded["pearl"]["ref"]
     np.testing.assert_allclose(np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)]), ref["last"],
                                rtol=1e-5, atol=1e-6)

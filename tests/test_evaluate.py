@@ -64,3 +64,21 @@ def test_testing_tasks_a_few_at_a_time_gives_the_same_returns_as_all_at_once(tra
     for protocol in whole:
         assert whole[protocol].shape == (80, sizes["num_episodes"] if protocol == "trial" else 2)
         np.testing.assert_allclose(chunked[protocol], whole[protocol], rtol=1e-5, atol=1e-4)
+
+
+def test_a_state_on_a_runs_mesh_and_its_random_init_run_one_compiled_program(trained, monkeypatch):
+    """A run's state lies on its mesh; the random initialisation beside it is laid out the same, so
+    each protocol compiles once for both (placed apart, each compiled twice), with the same returns."""
+    config, state, _ = trained
+    learner, tasks = mq.make_meta_learner(config), mq.make_family("nav2d").test_tasks(4)
+    made, programs = [], mq.evaluate.programs
+    monkeypatch.setattr(mq.evaluate, "programs", lambda *a, **k: made.append(programs(*a, **k)) or made[-1])
+    mesh = mq.distributed.make_mesh(1)
+    placed = mq.distributed.place(state, mq.distributed.state_sharding(state, mesh, learner.pooled))
+    sizes = dict(num_episodes=1, num_steps=1)
+    on_mesh = mq.evaluate.paired_returns(learner, placed, tasks, jax.random.key(4), **sizes)
+    assert [fn._cache_size() for fn in made[0].values()] == [1, 1]  # trial, inner steps
+    plain = mq.evaluate.paired_returns(learner, state, tasks, jax.random.key(4), **sizes)
+    for protocol, rows in plain.items():
+        for name, returns in rows.items():
+            np.testing.assert_array_equal(on_mesh[protocol][name], returns)

@@ -9,11 +9,11 @@ import pytest
 import metaq_jax as mq
 from metaq_jax import checkpoints, cli, runs, session
 
-from helpers import trees_equal  # helpers also registers the continuous test-point family
+from helpers import trees_equal  # helpers also registers the test-point and test-bandit families
 
-MEMORY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
+MEMORY = dict(family="test-bandit", algo="rl2", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
               trial_episodes=2, meta_steps=3, cell_size=8)
-LATENT = dict(family="bandit-k5-n10", algo="pearl", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
+LATENT = dict(family="test-bandit", algo="pearl", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9,
               trial_episodes=2, meta_steps=3, task_pool=3, batch_size=8, context_size=4, replay_size=64)
 # each learner's own state: rl2's carry at a trial's start; pearl's pool of tasks, replay and context
 LEARNERS = {"rl2": (MEMORY, "memory", {"initial_carry"}),
