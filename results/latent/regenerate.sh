@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# The latent-context learners (pearl, mql) on nav2d and pointrobot over 3 training seeds, beside
-# the stored maml runs (results/nav2d, results/families/pointrobot); then each learner's meta-step
+# The latent-context learners (pearl, mql) on nav2d, pointrobot, cartpole and pendulum over 3 training
+# seeds, beside the stored maml runs (results/nav2d, results/families/*); then each learner's meta-step
 # time (`python results/latent/timing.py`, timing.json), the README's comparison table and the
 # sample-efficiency plot (`python results/latent/table.py`). Pass family names to run only those.
 # On this 2-core CPU, the two families side by side: nav2d 26 min (pearl 638 s, mql 905 s),
 # pointrobot 36 min (973 s, 1211 s); with the support protocol added, beside two other runs: nav2d mql
-# 1041 s, pointrobot pearl 1023 s, mql 1841 s (each protocol.json's train_s has its training alone).
+# 1041 s, pointrobot pearl 1023 s, mql 1841 s (each protocol.json's train_s has its training alone);
+# cartpole's two side by side: pearl 1419 s, mql 1932 s; pendulum's beside them and test runs: pearl 1395 s, mql 2141 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 families=("$@")
 if [ ${#families[@]} -eq 0 ]; then
-  families=(nav2d pointrobot)
+  families=(nav2d pointrobot cartpole pendulum)
 fi
-# Both learners: 8 tasks × 2 envs × one 100-step episode per meta-step, 16 TD steps, 600 meta-steps
-# (0.96M env steps per run); nav2d's gamma as its maml run's.
+# Both learners: 8 tasks × 2 envs × one episode length of steps (100; cartpole 500, pendulum 200) per
+# meta-step, 16 TD steps, 600 meta-steps (0.96M env steps per run on nav2d); nav2d's gamma as its maml run's.
 common=(--train-seeds 3 --trial-episodes 2 --num-tasks 8 --num-envs 2 --gradient-steps 16
         --meta-steps 600 --outer-lr 3e-3)
 for family in "${families[@]}"; do
   extra=()
   if [ "$family" = nav2d ]; then extra=(--gamma 0); fi
+  # the families' default γ = 0 (their maml runs') leaves a Q-learner only the next reward: cartpole's
+  # is 1 whatever it does. These two take γ = 0.99, the learned oracle's other discount, which balancing and swinging need
+  if [ "$family" = cartpole ] || [ "$family" = pendulum ]; then extra=(--gamma 0.99); fi
   metaq protocol --family "$family" --algo pearl "${common[@]}" "${extra[@]}" --task-pool 40 \
     --replay-size 20000 --batch-size 256 --context-size 64 --kl-weight 0.01 --out "results/latent/$family-pearl"
   metaq protocol --family "$family" --algo mql "${common[@]}" "${extra[@]}" --task-pool 40 \

@@ -14,13 +14,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from metaq_jax import make_family  # noqa: E402
 from metaq_jax.protocol import MEMORY_PRETRAIN_FINE_TUNING  # noqa: E402
 from metaq_jax.protocol import interval_text as interval, load_report as load  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
-MAML = {"nav2d": HERE.parent / "nav2d", "pointrobot": HERE.parent / "families" / "pointrobot"}
+MAML = {"nav2d": HERE.parent / "nav2d", **{family: HERE.parent / "families" / family
+                                           for family in ("pointrobot", "cartpole", "pendulum")}}
 LATENT = ("pearl", "mql")
 CEILINGS = ("oracle", "oracle_learned")
 
@@ -75,7 +77,16 @@ def table(family):
                           f"{maml['config']['num_envs']} × {maml['config']['rollout_length']} test-task steps: "
                           f"{interval(inner, k)}."]
         lines += support_lines(rows, make_family(family).episode_length)
+        lines += discount_line(rows)
     return "\n".join(lines)
+
+
+def discount_line(rows):
+    """Each learner's γ, where they differ: the runs compared did not all learn the same objective."""
+    gammas = {label: report["config"]["gamma"] for label, report, _, _ in rows}
+    if len(set(gammas.values())) == 1:
+        return []
+    return ["", "Discount γ of each run's TD target: " + ", ".join(f"{label} {g:g}" for label, g in gammas.items()) + "."]
 
 
 def support_lines(rows, horizon):
@@ -114,6 +125,7 @@ def plot(families, path):
                 if ceiling in trial:
                     ax.axhline(trial[ceiling]["mean"][1], color="grey", linestyle="--", label=ceiling)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide within a decade
         ax.set_xlabel("meta-training env steps per run")
         ax.set_ylabel("return in episode 2 of a trial")
         ax.set_title(family)
