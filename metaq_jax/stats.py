@@ -53,7 +53,7 @@ def _estimates(scores: tuple[np.ndarray, ...], func, reps: int | None, seed: int
 
     One array is bootstrapped over runs and tasks; a pair (X, Y) over each one's runs, task by task.
     """
-    # imported here: rliable brings arch, pandas and scipy.stats (2 s), which a command that
+    # imported here: rliable brings arch, pandas and scipy.stats (1.7 s), which a command that
     # reports no interval (`metaq families`, a bad flag, a run being resumed) need not wait for
     from rliable import library as rly
 

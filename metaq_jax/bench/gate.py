@@ -3,7 +3,7 @@
 From identical weights and identical data (support and query transitions collected once by
 metaq_jax's collector and converted to torch), both frameworks compute each algorithm's
 direction; the suite refuses to time anything unless they agree. metaq_jax's side runs compiled,
-the config static: op by op, its data and directions took longer than the torch side.
+the config static: op by op, `check_gate` took 12.8 s of a tiny plan, compiled 5.9 s.
 """
 
 import functools
