@@ -112,7 +112,7 @@ mq.register_family("test-point", make_point, overwrite=True)
 
 def make_test_bandit(**kw):
     """bandit-k5-n10 with the 40 held-out tasks of the other families, not a grid cell's 1000: a
-    test's meta-test (mql's adaptation most) then costs a 25th."""
+    test's meta-test plays 40 tasks' trials (compiling its programs still costs what it did)."""
     return dataclasses.replace(make_bandit(5, 10, **kw), name="test-bandit")
 
 
