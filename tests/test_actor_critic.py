@@ -12,9 +12,7 @@ import metaq_jax as mq
 from metaq_jax import population, rollout, td3, training
 from metaq_jax.algos import actor_critic
 
-from helpers import make_point
-
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+from helpers import FAST_COMPILE, make_point
 
 
 CONFIG = mq.MetaConfig(family="test-point", num_tasks=2, num_envs=2, rollout_length=6, inner_steps=2,

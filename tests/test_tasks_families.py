@@ -11,12 +11,10 @@ from gymnax.environments.classic_control import pendulum
 import metaq_jax as mq
 from metaq_jax.tasks import classic_control
 
-from helpers import assert_trees_close, trees_equal
+from helpers import FAST_COMPILE, assert_trees_close, trees_equal
 
 NEW_FAMILIES = ["bandit-gaussian", "acrobot", "mountaincar", "pendulum", "tabular-mdp", "metamaze",
                 "pointrobot", "asterix", "recsys"]
-# Only the compile matters here: XLA's cheapest optimisation level keeps the suite fast.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def first_test_task(family, **changes):

@@ -12,10 +12,10 @@ import pytest
 import metaq_jax as mq
 from metaq_jax import cli
 
+from helpers import FAST_COMPILE
+
 LOCOMOTION = ["cheetah-vel", "cheetah-dir", "ant-dir", "ant-goal"]
 MAX_STEPS = 5
-# Only the compile matters here: XLA's cheapest optimisation level keeps the suite fast.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 @functools.cache
