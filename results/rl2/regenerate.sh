@@ -13,19 +13,31 @@ for k in 5 10 50; do
   metaq protocol "${lr[@]}" --family bandit-k$k-n10 --algo rl2 --trial-episodes 1 --gamma 1.0 --num-tasks 32 --num-envs 8 \
     --hidden-sizes 64 --meta-steps $steps --train-seeds 3 --num-seeds 5 --out $out/bandit-k$k-n10
 done
-# random tabular MDPs (Duan et al. Table 2, n = 10): a trial of 10 episodes of 10 steps, against value iteration per episode
-# (γ = 0.99, 1500 meta-steps, 2 seeds gave 0.460 of value iteration; the README gives both)
-metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.9 --num-tasks 16 --num-envs 4 \
-  --hidden-sizes 64 --meta-steps 2000 --num-seeds 2 --out $out/tabular-mdp-n10
-# the 100-pull cells: one training seed each; γ = 0.9 (with γ = 1, 1000 meta-steps learned nothing: the README);
-# 5000 meta-steps for k = 5, 6000 for k = 10 (at 2000 its curve still rose), 2000 for k = 50
+# random tabular MDPs (Duan et al. Table 2, n = 10): a trial of 10 episodes of 10 steps, against value iteration per episode;
+# γ = 0.5 (the sweep below: γ = 0 and 0.5 learn within the trial, γ = 0.9 and 0.99 stayed flat; the README gives them)
+metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.5 --num-tasks 16 --num-envs 4 \
+  --hidden-sizes 64 --meta-steps 3000 --num-seeds 2 --out $out/tabular-mdp-n10
+# the 100-pull cells: one training seed each. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps (with γ = 1, 1000 meta-steps
+# learned nothing: the README). k = 10 and 50: γ = 0.8 and a GRU of 256 (the sweep below), 5000 and 4000 meta-steps
 for k in 5 10 50; do
-  steps=$(case $k in 5) echo 5000;; 10) echo 6000;; *) echo 2000;; esac)
-  metaq protocol "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 --gamma 0.9 --num-tasks 16 --num-envs 4 \
-    --hidden-sizes 64 --meta-steps $steps --num-seeds 2 --out $out/bandit-k$k-n100
+  case $k in
+    5) cell=(--gamma 0.9 --cell-size 64 --meta-steps 5000);;
+    10) cell=(--gamma 0.8 --cell-size 256 --meta-steps 5000);;
+    *) cell=(--gamma 0.8 --cell-size 256 --meta-steps 4000);;
+  esac
+  metaq protocol "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 "${cell[@]}" --num-tasks 16 --num-envs 4 \
+    --hidden-sizes 64 --num-seeds 2 --out $out/bandit-k$k-n100
 done
+# the sweeps that chose those settings (2000 meta-steps, seed 0; sweep.json holds each member's held-out return)
+sweep() {  # sweep NAME FLAGS...: a population into a scratch folder, then its sweep.json, sweep.png and config.json
+  local name=$1 run; shift; run=$(mktemp -d)/sweep
+  metaq sweep "${rl2[@]}" --algo rl2 --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 2000 --run-dir "$run" "$@"
+  mkdir -p $out/$name && cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json $out/$name/
+}
+sweep sweep-bandit-k50-n100 --family bandit-k50-n100 --trial-episodes 1 --cell-size 256 --grid gamma=0.8,0.9
+sweep sweep-tabular-mdp-n10 --family tabular-mdp --trial-episodes 10 --grid gamma=0,0.5
 # MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls; one env per task, so
-# that a trial is one agent's n pulls (a gradient learner's trial adapts on all its envs' data together)
+# that a trial is one agent's n pulls
 for n in 10 100; do
   for k in 5 10 50; do
     metaq protocol "${maml[@]}" --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 1 \
