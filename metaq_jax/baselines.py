@@ -1,17 +1,22 @@
-"""Classic bandit strategies, the baselines a meta-learned bandit agent must beat.
+"""Classic strategies, the baselines a meta-learned agent must beat on bandits and tabular MDPs.
 
-Each plays one Bernoulli bandit task of `arm_means[k]` for `num_pulls` pulls and returns the
-total reward; vmap over tasks and keys. `bayes_optimal` is the exact optimum for short horizons
-under the tasks' own prior, computed by dynamic programming on the host.
+Each bandit strategy plays one Bernoulli bandit task of `arm_means[k]` for `num_pulls` pulls and
+returns the total reward; vmap over tasks and keys. `bayes_optimal` is the exact optimum for short
+horizons under the tasks' own prior, computed by dynamic programming on the host. On `tabular-mdp`,
+posterior sampling (PSRL) and its certainty-equivalent twin play a trial of episodes, planning each
+episode by value iteration in a model drawn from (or the mean of) the posterior of the trial so far.
 """
 
 import functools
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:  # not at import: gymnax starts JAX's backend
+    from metaq_jax.tasks import tabular
 
 BanditPolicy = Callable[[chex.PRNGKey, chex.Array, chex.Array, chex.Array], chex.Array]
 """`policy(key, t, counts[k], wins[k]) -> arm` after `t` pulls."""
@@ -184,3 +189,102 @@ def play_bayes_optimal(rng: np.random.Generator, arm_means: np.ndarray, num_pull
         counts[arm] += 1
         wins[arm] += int(rng.random() < arm_means[arm])
     return float(wins.sum())
+
+
+MDP_STRATEGIES = {"psrl": True, "certainty_equivalent": False}
+"""The tabular-MDP strategies by baseline name: whether each draws its model from the posterior."""
+
+
+def mdp_posterior(counts: chex.Array, reward_sums: chex.Array, next_counts: chex.Array,
+                  prior: "tabular.Prior") -> tuple[chex.Array, chex.Array, chex.Array]:
+    """The conjugate posterior of a tabular MDP after the transitions counted so far.
+
+    Mean rewards: prior N(m, v) and Gaussian noise of variance σ², so after n pulls of (s, a)
+    paying Σr in all, μ(s, a) ~ N((m/v + Σr/σ²) / (1/v + n/σ²), 1 / (1/v + n/σ²)). Transitions:
+    Dirichlet(α + counts of each next state).
+
+    Args:
+      counts: pulls of each (s, a), `[S, A]`.
+      reward_sums: their total reward, `[S, A]`.
+      next_counts: how often (s, a) led to each s', `[S, A, S]`.
+      prior: the family's prior.
+
+    Returns:
+      `(reward mean [S, A], reward variance [S, A], Dirichlet concentrations [S, A, S])`.
+    """
+    precision = 1.0 / prior.mean_variance + counts / prior.noise_variance
+    mean = (prior.mean / prior.mean_variance + reward_sums / prior.noise_variance) / precision
+    return mean, 1.0 / precision, prior.concentration + next_counts
+
+
+def greedy_plan(reward_means: chex.Array, transitions: chex.Array, horizon: int) -> chex.Array:
+    """The optimal finite-horizon policy of a known MDP by value iteration: `[H, S]` actions.
+
+    Args:
+      reward_means: `[S, A]`.
+      transitions: `[S, A, S]`, rows summing to 1.
+      horizon: H, a Python int.
+
+    Returns:
+      `actions[t, s]`: the action at step t of the episode (H − t steps to go) in state s.
+    """
+
+    def backup(value, _):  # value: [S], the optimal return with one step fewer to go
+        q = reward_means + jnp.einsum("sat,t->sa", transitions, value)
+        return jnp.max(q, axis=1), jnp.argmax(q, axis=1)
+
+    _, actions = jax.lax.scan(backup, jnp.zeros(reward_means.shape[0], reward_means.dtype), None, length=horizon)
+    return actions[::-1]  # the scan's i-th output has i + 1 steps to go
+
+
+def play_mdp_trial(env: "tabular.TabularMDP", params: "tabular.EnvParams", key: chex.PRNGKey, num_episodes: int,
+                   horizon: int, *, sample: bool) -> chex.Array:
+    """Each episode's return of PSRL (`sample`) or certainty equivalence over a trial. `[E]`.
+
+    At each episode's start the strategy takes a model of the MDP from the posterior of the
+    trial so far (`mdp_posterior`): a draw (Osband et al. 2013) or its mean (the mean of the
+    Dirichlet for transitions), and plays that model's optimal policy (`greedy_plan`) for the
+    episode.
+
+    Args:
+      env: the task family's environment; its `prior` is the tasks'.
+      params: one task.
+      key: draws the models, the start states and the rewards.
+      num_episodes: E.
+      horizon: H, the steps of an episode (the task's `max_steps_in_episode`), a Python int.
+      sample: draw the model (PSRL), or take its posterior mean.
+
+    Returns:
+      The return of each of the E episodes.
+    """
+    num_states, num_actions = params.reward_means.shape
+
+    def episode(stats, episode_key):
+        counts, reward_sums, next_counts = stats
+        k_mean, k_next, k_reset, k_steps = jax.random.split(episode_key, 4)
+        mean, variance, concentration = mdp_posterior(counts, reward_sums, next_counts, env.prior)
+        if sample:
+            rewards = mean + jnp.sqrt(variance) * jax.random.normal(k_mean, mean.shape)
+            transitions = jax.random.dirichlet(k_next, concentration)
+        else:
+            rewards, transitions = mean, concentration / jnp.sum(concentration, axis=-1, keepdims=True)
+        actions = greedy_plan(rewards, transitions, horizon)
+        _, state = env.reset_env(k_reset, params)
+
+        def step(carry, inputs):
+            (counts, reward_sums, next_counts), state = carry
+            t, step_key = inputs
+            s, a = state.state, actions[t, state.state]
+            _, state, reward, _, _ = env.step_env(step_key, state, a, params)
+            stats = (counts.at[s, a].add(1.0), reward_sums.at[s, a].add(reward),
+                     next_counts.at[s, a, state.state].add(1.0))
+            return (stats, state), reward
+
+        (stats, _), rewards_ = jax.lax.scan(step, ((counts, reward_sums, next_counts), state),
+                                            (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
+        return stats, jnp.sum(rewards_)
+
+    zeros = jnp.zeros((num_states, num_actions), jnp.float32)
+    stats = (zeros, zeros, jnp.zeros((num_states, num_actions, num_states), jnp.float32))
+    _, returns = jax.lax.scan(episode, stats, jax.random.split(key, num_episodes))
+    return returns

@@ -72,30 +72,35 @@ def pretrain_config(config: MetaConfig, family: TaskFamily) -> MetaConfig:
                                                **MEMORY_PRETRAIN_FINE_TUNING)
 
 
-def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_seeds: int) -> dict[str, np.ndarray]:
-    """Baselines that do not depend on learned parameters: oracle, bandit strategies.
+def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num_seeds: int,
+                    num_episodes: int = 1) -> dict[str, np.ndarray]:
+    """Baselines that do not depend on learned parameters: oracle, bandit and tabular-MDP strategies.
 
     Args:
       family: gives `oracle_return` (the `oracle` baseline, where not None) and the env (the
         bandit strategies, on `BernoulliBandit` only: they assume 0/1 rewards; `bayes_optimal`
-        where n <= `baselines.BAYES_OPTIMAL_MAX_PULLS`).
+        where n <= `baselines.BAYES_OPTIMAL_MAX_PULLS`; PSRL and certainty equivalence on `TabularMDP`).
       tasks: task parameters with a leading `[T]` axis.
-      key: consumed by the bandit strategies; split per (seed, task).
+      key: consumed by the strategies; split per (seed, task).
       num_seeds: S, trials per task.
+      num_episodes: E, episodes per trial, for the strategies that learn across a trial's episodes.
 
     Returns:
-      `name -> [S × T]` the return of one episode per trial, seed-major; the oracle's `[T]`, once
+      `name -> [S × T]` the return of one episode per trial, seed-major, for a strategy that does
+      not learn across episodes (the bandits': a trial is one episode); `name -> [S × T, E]` each
+      episode's return for one that does (`baselines.MDP_STRATEGIES`); the oracle's `[T]`, once
       per task (it is exact: repeating it over trials would narrow its interval, not inform it).
     """
     from metaq_jax.tasks.bandit import BernoulliBandit  # not at import: gymnax starts JAX's backend
+    from metaq_jax.tasks.tabular import TabularMDP
 
     out = {}
     if family.oracle_return is not None:
         out["oracle"] = np.asarray(jax.vmap(family.oracle_return)(tasks))
+    num_tasks = jax.tree.leaves(tasks)[0].shape[0]
+    keys = jax.random.split(key, (num_seeds, num_tasks))
     if type(family.env) is BernoulliBandit:  # not its Gaussian subclass: these assume 0/1 rewards
-        num_tasks = tasks.arm_means.shape[0]
         num_pulls = int(np.asarray(tasks.max_steps_in_episode)[0])
-        keys = jax.random.split(key, (num_seeds, num_tasks))
         for name, policy in baselines.BANDIT_POLICIES.items():
             play = jax.vmap(jax.vmap(lambda k, means: baselines.play(policy, k, means, num_pulls)),
                             in_axes=(0, None))
@@ -105,22 +110,48 @@ def fixed_baselines(family: TaskFamily, tasks: EnvParams, key: jax.Array, *, num
             means = np.asarray(tasks.arm_means)
             out["bayes_optimal"] = np.array([baselines.play_bayes_optimal(rng, means[t], num_pulls)
                                              for _ in range(num_seeds) for t in range(num_tasks)])
+    if isinstance(family.env, TabularMDP):
+        for name, sample in baselines.MDP_STRATEGIES.items():
+            play = jax.vmap(jax.vmap(lambda k, task, sample=sample: baselines.play_mdp_trial(
+                family.env, task, k, num_episodes, family.episode_length, sample=sample)), in_axes=(0, None))
+            out[name] = np.asarray(jax.jit(play)(keys, tasks)).reshape(-1, num_episodes)
+    return out
+
+
+def baseline_rows(fixed: dict[str, np.ndarray], protocol: str, num_points: int) -> dict[str, np.ndarray]:
+    """`fixed_baselines`' rows as a report section's `[N, P]` returns.
+
+    Args:
+      fixed: `name -> [N]` (a strategy that does not adapt: its return at every point) or `[N, E]`
+        (a strategy that learns across a trial's E episodes: in the trial protocol only).
+      protocol: the section's protocol.
+      num_points: P, the section's points.
+
+    Returns:
+      `name -> [N, P]`.
+    """
+    out = {}
+    for name, returns in fixed.items():
+        returns = np.asarray(returns)
+        if returns.ndim == 1:
+            out[name] = constant_returns(returns, num_points)
+        elif protocol == "trial" and returns.shape[1] == num_points:
+            out[name] = returns
     return out
 
 
 def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
-    """Add baselines that do not adapt (one return per trial) to every section of `report`.
+    """Add `fixed_baselines`' rows to every section of `report` (`baseline_rows`).
 
     Args:
       report: a `meta_test` report; changed in place.
-      named: `name -> [N]` one episode's return per trial.
+      named: `fixed_baselines`' `name -> [N]` or `[N, E]`.
 
     Returns:
       `report` itself.
     """
     for protocol, part in report["protocols"].items():
-        add_rows(report, protocol, {name: constant_returns(per_trial, len(part["points"]))
-                                    for name, per_trial in named.items()})
+        add_rows(report, protocol, baseline_rows(named, protocol, len(part["points"])))
     return report
 
 
@@ -176,9 +207,9 @@ def oracle_summary(run: oracle.OracleRun, budget: oracle.OracleBudget) -> dict:
 
 def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_seeds: int,
                 learned: oracle.OracleRun | None) -> dict[str, np.ndarray]:
-    """The baselines no meta-training changes, `name -> [S × T]` per trial: `fixed_baselines`, and
-    `learned`'s returns as `oracle_learned` where there is one."""
-    fixed = fixed_baselines(family, family.test_tasks(), key, num_seeds=num_seeds)
+    """The baselines no meta-training changes, `name -> [S × T]` per trial (or `[S × T, E]` per
+    episode): `fixed_baselines`, and `learned`'s returns as `oracle_learned` where there is one."""
+    fixed = fixed_baselines(family, family.test_tasks(), key, num_seeds=num_seeds, num_episodes=config.trial_episodes)
     if learned is not None:
         fixed["oracle_learned"] = np.asarray(learned.returns)
     return fixed
@@ -187,13 +218,12 @@ def _fixed_rows(config: MetaConfig, family: TaskFamily, key: jax.Array, *, num_s
 def _with_baselines(learned: dict, pretrain: dict, fixed: dict[str, np.ndarray],
                     pretrain_steps: int) -> dict[str, dict[str, np.ndarray]]:
     """`protocol -> rows`: the learner's rows (meta-learned, random_init), then pretrain (its
-    support row from its first `pretrain_steps` inner steps), then each fixed baseline held at its
-    per-trial return at every point."""
+    support row from its first `pretrain_steps` inner steps), then the fixed baselines (`baseline_rows`)."""
     pretrain, out = with_support(pretrain, pretrain_steps), {}
     for protocol, rows in learned.items():
         points = rows[LEARNED].shape[1]
         out[protocol] = {**{name: np.asarray(r) for name, r in rows.items()}, "pretrain": np.asarray(pretrain[protocol]),
-                         **{name: constant_returns(r, points) for name, r in fixed.items()}}
+                         **baseline_rows(fixed, protocol, points)}
     return out
 
 

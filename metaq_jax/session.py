@@ -67,7 +67,8 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
         returns = learner_returns(make_meta_learner(baseline_config, family), pretrained, tasks, key, **sizes)
         for protocol, rows in with_support(returns, baseline_config.inner_steps).items():
             add_rows(report, protocol, {"pretrain": rows})
-    return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1))
+    return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1,
+                                                          num_episodes=sizes["num_episodes"]))
 
 
 def _is_finite(metrics: Metrics) -> bool:
@@ -110,8 +111,7 @@ def _meta_steps(run: "PreparedRun", options: runs.RunOptions, mgr: ocp.Checkpoin
     env_steps = run.learner.env_steps_per_update
     throughput = _Throughput(env_steps, int(state.step))
     # no donation: a skipped update needs the state before it
-    update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks,
-                                      distributed.state_sharding(state, run.mesh, run.learner.pooled))
+    update = distributed.shard_update(run.learner.update, run.mesh, run.config.num_tasks, run.sharding)
     for step in range(int(state.step), run.config.meta_steps):
         new_state, metrics = update(state, step_key(run_key, step))
         metrics = jax.device_get(metrics)
@@ -143,7 +143,8 @@ class PreparedRun(NamedTuple):
     state: MetaState  # the initial state, or the one restored from the latest checkpoint
     run_key: jax.Array
     resumed: bool
-    mesh: Mesh  # devices along the task axis; the run key is replicated on it, the state as `state_sharding` says
+    mesh: Mesh  # devices along the task axis; the run key is replicated on it, the state laid out as `sharding`
+    sharding: MetaState  # the state's layout on `mesh` (`distributed.state_sharding`)
 
 
 def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> PreparedRun:
@@ -173,9 +174,11 @@ def prepare_run(config: MetaConfig, run_dir: str, *, resume: bool = False) -> Pr
     state, run_key = initial_state(learner, config.seed)
     if start is not None:  # a checkpoint of any number of processes: it holds host arrays
         _, state, run_key = checkpoints.restore(runs.path(run_dir, runs.CHECKPOINTS), start, state, run_key)
-    state = distributed.place(state, distributed.state_sharding(state, mesh, learner.pooled))
+    sharding = distributed.state_sharding(state, mesh, learner.pooled)
+    state = distributed.place(state, sharding)
     run_key = distributed.replicate(run_key, mesh)
-    return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None, mesh=mesh)
+    return PreparedRun(config, run_dir, family, learner, state, run_key, resumed=start is not None, mesh=mesh,
+                       sharding=sharding)
 
 
 def train_run(run: PreparedRun, options: runs.RunOptions = runs.RunOptions(), *,

@@ -12,8 +12,15 @@ from gymnax.environments import environment, spaces
 import metaq_jax as mq
 from metaq_jax.tasks.bandit import make_bandit
 
-# compile options for a test whose result, not its speed, matters: XLA's cheapest settings
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+# compile options for a test whose result, not its speed, matters: on top of conftest's backend level 0,
+# LLVM's expensive passes off
+FAST_COMPILE = {"xla_llvm_disable_expensive_passes": True}
+
+
+def flat(tree) -> np.ndarray:
+    """Every leaf of `tree`, on the host, raveled and concatenated in leaf order (empty for no leaves)."""
+    return np.concatenate([np.zeros(0)] + [np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])
+
 
 TINY = dict(num_tasks=3, num_envs=2, rollout_length=12, inner_steps=2, hidden_sizes=(16,),
             target_update_period=2)

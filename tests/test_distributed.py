@@ -40,12 +40,9 @@ SGD_LR = 0.1  # the meta-gradient is (θ0 - θ1) / lr after one plain SGD step
 SCRIPT = f"""
 import json, sys, jax, numpy as np
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-import helpers  # registers the continuous test-point family
+from helpers import flat  # helpers also registers the continuous test-point family
 from metaq_jax import MetaConfig, make_meta_learner, distributed
 from metaq_jax.training import initial_state, step_key
-
-def flat(tree):
-    return np.concatenate([np.zeros(0)] + [np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
 
 def run(learner, config, mesh=None):
     state, run_key = initial_state(learner, 0)
@@ -57,11 +54,11 @@ def run(learner, config, mesh=None):
     after = []
     for step in range({UPDATES}):
         state, _ = update(state, step_key(run_key, step))
-        after.append(flat(state.params))
+        after.append(flat(state.params).tolist())
     # rows of the learner state (a pooled learner's pool) that one device holds
     rows = [len(x.addressable_shards[0].data) for x in jax.tree.leaves(state.learner_state)]
-    return {{"init": flat(initial_state(learner, 0)[0].params), "one": after[0], "last": after[-1],
-             "pool": flat(state.learner_state), "rows": sorted(set(rows))}}
+    return {{"init": flat(initial_state(learner, 0)[0].params).tolist(), "one": after[0], "last": after[-1],
+             "pool": flat(state.learner_state).tolist(), "rows": sorted(set(rows))}}
 
 out = {{}}
 for algo, fields in {LEARNERS!r}.items():

@@ -3,6 +3,7 @@ with member i's settings; on 2 and 4 simulated devices it equals one device."""
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import device_env
+from helpers import device_env, flat
 import metaq_jax as mq
 from metaq_jax import evaluate, population, training
 from metaq_jax.errors import InputError
@@ -36,10 +37,6 @@ CASES = {
              "history_length": 2, "adapt_steps": 1, "propensity_samples": 8}, [0],
             {"adapt_lr": [1e-3, 0.1], "beta_clip": [0.5], "epsilon": [0.3]}),
 }
-
-
-def flat(tree):
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -108,12 +105,11 @@ def test_train_population_trains_each_member_as_its_run_alone():
 # Run in a subprocess with XLA's default CPU emitters, as users compile: the older emitters the
 # suite compiles with (conftest) round a population of one differently from its run in the last bit.
 ONE_SCRIPT = f"""
-import jax, numpy as np
+import sys, jax, numpy as np
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from helpers import flat
 import metaq_jax as mq
 from metaq_jax import evaluate, population, training
-
-def flat(tree):
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))])
 
 config = mq.MetaConfig(meta_steps={STEPS}, **{TINY!r})
 family = mq.make_family(config.family)
@@ -176,12 +172,11 @@ def test_members_giving_different_fields_are_refused():
 
 
 SCRIPT = f"""
-import json, jax, numpy as np
+import json, sys, jax, numpy as np
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from helpers import flat
 import metaq_jax as mq
 from metaq_jax import distributed, population
-
-def flat(tree):
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(tree))]).tolist()
 
 out = {{}}
 for algo, fields, grid in (("maml", {TINY!r}, {{"inner_lr": [0.1, 0.3]}}), ("pearl", {POOLED!r}, {{"kl_weight": [0.0, 1.0]}})):
@@ -195,7 +190,7 @@ for algo, fields, grid in (("maml", {TINY!r}, {{"inner_lr": [0.1, 0.3]}}), ("pea
         for _ in range({STEPS}):
             value, metrics = update(value)
         pool = jax.tree.leaves(value.states.learner_state)
-        out[algo + " " + name] = {{"params": flat(value.states.params), "loss": flat(metrics.meta_loss),
+        out[algo + " " + name] = {{"params": flat(value.states.params).tolist(), "loss": flat(metrics.meta_loss).tolist(),
                                    "shards": len(value.states.step.sharding.device_set),
                                    # [members, pool rows] of the first pool leaf that one device holds
                                    "pool": list(pool[0].addressable_shards[0].data.shape[:2]) if pool else None}}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import metaq_jax as mq
-from metaq_jax import protocol
+from metaq_jax import baselines, protocol
 from metaq_jax.tasks import nav2d
 
 
@@ -163,3 +163,22 @@ def test_a_saved_report_loads_back_with_its_intervals_as_text(bandit_report, tmp
     lo, hi = row["mean_ci"][0]
     assert protocol.interval_text(row, 0) == f"{row['mean'][0]:.2f} [{lo:.2f}, {hi:.2f}]"
     assert protocol.interval_text({"mean": [-3.931], "ci95": [0.494]}, 0) == "-3.93 ± 0.49"  # reports before rliable
+
+
+def test_tabular_mdp_strategies_play_whole_trials_and_join_the_trial_protocol_only():
+    family = mq.make_family("tabular-mdp")
+    tasks = jax.tree.map(lambda x: x[:3], family.test_tasks())
+    key = jax.random.key(4)
+    fixed = protocol.fixed_baselines(family, tasks, key, num_seeds=2, num_episodes=4)
+    assert sorted(fixed) == ["certainty_equivalent", "oracle", "psrl"]
+    assert fixed["oracle"].shape == (3,) and fixed["psrl"].shape == (2 * 3, 4)
+    # seed-major: row s × T + t is the trial of task t with the (s, t) key
+    keys = jax.random.split(key, (2, 3))
+    one = baselines.play_mdp_trial(family.env, jax.tree.map(lambda x: x[2], tasks), keys[1, 2], 4,
+                                   family.episode_length, sample=True)
+    np.testing.assert_allclose(fixed["psrl"][1 * 3 + 2], one, rtol=1e-5)
+    trial, steps = protocol.baseline_rows(fixed, "trial", 4), protocol.baseline_rows(fixed, "inner_steps", 4)
+    assert sorted(trial) == ["certainty_equivalent", "oracle", "psrl"] and list(steps) == ["oracle"]
+    np.testing.assert_array_equal(trial["psrl"], fixed["psrl"])
+    np.testing.assert_array_equal(steps["oracle"], np.repeat(fixed["oracle"][:, None], 4, axis=1))
+    assert list(protocol.baseline_rows(fixed, "trial", 3)) == ["oracle"]  # a trial of another length

@@ -7,7 +7,7 @@ state one-hot plus the fraction of the episode elapsed, `[S + 1]`.
 """
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -16,6 +16,16 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from metaq_jax.tasks.family import TaskFamily, check_positive_int
+
+
+class Prior(NamedTuple):
+    """The distribution tasks are drawn from (RL²'s): μ(s, a) ~ N(mean, mean_variance), a pull pays
+    μ(s, a) + N(0, noise_variance), and P(· | s, a) ~ Dirichlet(concentration, ..., concentration)."""
+
+    mean: float = 1.0
+    mean_variance: float = 1.0
+    noise_variance: float = 1.0
+    concentration: float = 1.0
 
 
 @struct.dataclass
@@ -42,12 +52,14 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
     Args:
       num_states: S.
       num_actions: A.
+      prior: the tasks' distribution; its `noise_variance` is the rewards' noise.
     """
 
-    def __init__(self, num_states: int = 10, num_actions: int = 5):
+    def __init__(self, num_states: int = 10, num_actions: int = 5, prior: Prior = Prior()):
         super().__init__()
         self.num_states = num_states
         self._num_actions = num_actions
+        self.prior = prior
 
     @property
     def default_params(self) -> EnvParams:
@@ -62,7 +74,7 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
 
     def step_env(self, key: chex.PRNGKey, state: EnvState, action: chex.Array,
                  params: EnvParams) -> tuple[chex.Array, EnvState, chex.Array, chex.Array, dict]:
-        """Take `action`: reward μ(s, a) + N(0, 1), next state ~ P(· | s, a).
+        """Take `action`: reward μ(s, a) + N(0, σ²) (σ² the prior's `noise_variance`), next state ~ P(· | s, a).
 
         Args:
           key: draws the reward's noise and the next state.
@@ -76,7 +88,7 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
         """
         k_reward, k_next = jax.random.split(key)
         mean = params.reward_means[state.state, action]
-        reward = mean + jax.random.normal(k_reward, (), jnp.float32)
+        reward = mean + self.prior.noise_variance ** 0.5 * jax.random.normal(k_reward, (), jnp.float32)
         next_state = jax.random.categorical(k_next, jnp.log(params.transitions[state.state, action]))
         state = EnvState(state=next_state.astype(jnp.int32), time=state.time + 1)
         return self._obs(state, params), state, reward, jnp.array(False), {}
@@ -195,17 +207,20 @@ def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length:
                         ("episode_length", episode_length)):
         check_positive_int("tabular-mdp", name, value)
 
+    env = TabularMDP(num_states, num_actions)
+    prior = env.prior
+
     def sample_params(key: chex.PRNGKey) -> EnvParams:
         k_mu, k_p = jax.random.split(key)
         shape = (num_states, num_actions)
-        means = 1.0 + jax.random.normal(k_mu, shape, jnp.float32)
-        transitions = jax.random.dirichlet(k_p, jnp.ones(num_states, jnp.float32), shape)
+        means = prior.mean + prior.mean_variance ** 0.5 * jax.random.normal(k_mu, shape, jnp.float32)
+        transitions = jax.random.dirichlet(k_p, jnp.full(num_states, prior.concentration, jnp.float32), shape)
         return EnvParams(reward_means=means, transitions=transitions,
                          max_steps_in_episode=episode_length)
 
     return TaskFamily(
         name="tabular-mdp",
-        env=TabularMDP(num_states, num_actions),
+        env=env,
         sample_params=sample_params,
         oracle_return=functools.partial(optimal_return, horizon=episode_length),
         num_states=num_states,

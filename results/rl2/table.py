@@ -52,10 +52,13 @@ def mdp():
         return
     rows = report["protocols"]["trial"]["rows"]
     vi = rows["oracle"]["total"]  # value iteration on each held-out MDP, per episode × 10
-    print("\n| learner | total over 10 episodes | ÷ value iteration |")
-    print("|---|---|---|")
-    for name in ("meta-learned", "random_init", "pretrain", "oracle"):
-        print(f"| {name} | {rows[name]['total']:.1f} ± {rows[name]['total_ci95']:.1f} | {rows[name]['total'] / vi:.3f} |")
+    print("\n| learner | total over 10 episodes | ÷ value iteration | episode 1 → 10 |")
+    print("|---|---|---|---|")
+    for name in ("meta-learned", "random_init", "pretrain", "psrl", "certainty_equivalent", "oracle"):
+        if name in rows:
+            row = rows[name]
+            print(f"| {name} | {row['total']:.1f} ± {row['total_ci95']:.1f} | {row['total'] / vi:.3f} | "
+                  f"{row['mean'][0]:.1f} → {row['mean'][-1]:.1f} |")
 
 
 def maze():
