@@ -217,33 +217,13 @@ def mdp_posterior(counts: chex.Array, reward_sums: chex.Array, next_counts: chex
     return mean, 1.0 / precision, prior.concentration + next_counts
 
 
-def greedy_plan(reward_means: chex.Array, transitions: chex.Array, horizon: int) -> chex.Array:
-    """The optimal finite-horizon policy of a known MDP by value iteration: `[H, S]` actions.
-
-    Args:
-      reward_means: `[S, A]`.
-      transitions: `[S, A, S]`, rows summing to 1.
-      horizon: H, a Python int.
-
-    Returns:
-      `actions[t, s]`: the action at step t of the episode (H − t steps to go) in state s.
-    """
-
-    def backup(value, _):  # value: [S], the optimal return with one step fewer to go
-        q = reward_means + jnp.einsum("sat,t->sa", transitions, value)
-        return jnp.max(q, axis=1), jnp.argmax(q, axis=1)
-
-    _, actions = jax.lax.scan(backup, jnp.zeros(reward_means.shape[0], reward_means.dtype), None, length=horizon)
-    return actions[::-1]  # the scan's i-th output has i + 1 steps to go
-
-
 def play_mdp_trial(env: "tabular.TabularMDP", params: "tabular.EnvParams", key: chex.PRNGKey, num_episodes: int,
                    horizon: int, *, sample: bool) -> chex.Array:
     """Each episode's return of PSRL (`sample`) or certainty equivalence over a trial. `[E]`.
 
     At each episode's start the strategy takes a model of the MDP from the posterior of the
     trial so far (`mdp_posterior`): a draw (Osband et al. 2013) or its mean (the mean of the
-    Dirichlet for transitions), and plays that model's optimal policy (`greedy_plan`) for the
+    Dirichlet for transitions), and plays that model's optimal policy (`tabular.value_iteration`) for the
     episode.
 
     Args:
@@ -257,6 +237,8 @@ def play_mdp_trial(env: "tabular.TabularMDP", params: "tabular.EnvParams", key: 
     Returns:
       The return of each of the E episodes.
     """
+    from metaq_jax.tasks.tabular import value_iteration  # not at import: gymnax starts JAX's backend
+
     num_states, num_actions = params.reward_means.shape
 
     def episode(stats, episode_key):
@@ -268,7 +250,7 @@ def play_mdp_trial(env: "tabular.TabularMDP", params: "tabular.EnvParams", key: 
             transitions = jax.random.dirichlet(k_next, concentration)
         else:
             rewards, transitions = mean, concentration / jnp.sum(concentration, axis=-1, keepdims=True)
-        actions = greedy_plan(rewards, transitions, horizon)
+        _, actions = value_iteration(rewards, transitions, horizon)
         _, state = env.reset_env(k_reset, params)
 
         def step(carry, inputs):
@@ -280,9 +262,9 @@ def play_mdp_trial(env: "tabular.TabularMDP", params: "tabular.EnvParams", key: 
                      next_counts.at[s, a, state.state].add(1.0))
             return (stats, state), reward
 
-        (stats, _), rewards_ = jax.lax.scan(step, ((counts, reward_sums, next_counts), state),
+        (stats, _), paid = jax.lax.scan(step, ((counts, reward_sums, next_counts), state),
                                             (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
-        return stats, jnp.sum(rewards_)
+        return stats, jnp.sum(paid)
 
     zeros = jnp.zeros((num_states, num_actions), jnp.float32)
     stats = (zeros, zeros, jnp.zeros((num_states, num_actions, num_states), jnp.float32))

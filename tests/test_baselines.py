@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from metaq_jax import baselines
-from metaq_jax.tasks.tabular import Prior, make_tabular_mdp, optimal_return
+from metaq_jax.tasks.tabular import Prior, make_tabular_mdp, optimal_return, value_iteration
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +85,10 @@ def test_mdp_posterior_is_the_conjugate_update_one_observation_at_a_time():
     np.testing.assert_allclose(concentration[0, 1], [0.7, 0.7, 0.7])
 
 
-def test_greedy_plan_earns_the_value_iteration_optimum_and_needs_its_steps_to_go():
+def test_value_iterations_plan_earns_its_optimum_and_needs_its_steps_to_go():
     params = make_tabular_mdp().sample_params(jax.random.key(3))
     horizon, (states, _) = 10, params.reward_means.shape
-    actions = baselines.greedy_plan(params.reward_means, params.transitions, horizon)
+    _, actions = value_iteration(params.reward_means, params.transitions, horizon)
     assert actions.shape == (horizon, states)
 
     def value_of(plan):  # exact policy evaluation, backwards from the last step

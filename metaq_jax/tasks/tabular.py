@@ -165,25 +165,38 @@ class TabularMDP(environment.Environment[EnvState, EnvParams]):
         return spaces.Box(0.0, 1.0, (self.num_states + 1,), jnp.float32)
 
 
+def value_iteration(reward_means: chex.Array, transitions: chex.Array, horizon: int) -> tuple[chex.Array, chex.Array]:
+    """Finite-horizon value iteration: V_h(s) = max_a μ(s, a) + Σ_s' P(s' | s, a) V_{h-1}(s').
+
+    Args:
+      reward_means: μ, `[S, A]`.
+      transitions: P, `[S, A, S]`, rows summing to 1.
+      horizon: H, a Python int.
+
+    Returns:
+      `(V_H [S], actions [H, S])`: the optimal return from each state, and the optimal action at
+      step t of the episode (H − t steps to go) in each state.
+    """
+
+    def backup(value, _):  # value: [S], the optimal return with one step fewer to go
+        q = reward_means + jnp.einsum("sat,t->sa", transitions, value)
+        return jnp.max(q, axis=1), jnp.argmax(q, axis=1)
+
+    value, actions = jax.lax.scan(backup, jnp.zeros(reward_means.shape[0]), None, length=horizon)
+    return value, actions[::-1]  # the scan's i-th output has i + 1 steps to go
+
+
 def optimal_return(params: EnvParams, horizon: int) -> chex.Array:
     """Expected return of the optimal policy over `horizon` steps from a uniform start state.
-
-    Finite-horizon value iteration: V_h(s) = max_a μ(s, a) + Σ_s' P(s' | s, a) V_{h-1}(s').
 
     Args:
       params: one task (no leading batch axis).
       horizon: the episode length, a Python int.
 
     Returns:
-      The mean of V_horizon over the states, a scalar.
+      The mean of `value_iteration`'s V_horizon over the states, a scalar.
     """
-
-    def backup(value, _):  # value: [S]
-        q = params.reward_means + jnp.einsum("sat,t->sa", params.transitions, value)
-        return jnp.max(q, axis=1), None
-
-    value, _ = jax.lax.scan(backup, jnp.zeros(params.reward_means.shape[0]), None, length=horizon)
-    return jnp.mean(value)
+    return jnp.mean(value_iteration(params.reward_means, params.transitions, horizon)[0])
 
 
 def make_tabular_mdp(num_states: int = 10, num_actions: int = 5, episode_length: int = 10,

@@ -28,19 +28,18 @@ for k in 5 10 50; do
   metaq protocol "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 "${cell[@]}" --num-tasks 16 --num-envs 4 \
     --hidden-sizes 64 --num-seeds 2 --out $out/bandit-k$k-n100
 done
-# the sweeps that chose those settings (2000 meta-steps, seed 0; sweep.json holds each member's held-out return)
+# the sweeps that chose those settings (seed 0, 2000 meta-steps unless told; sweep.json holds each member's held-out return)
 sweep() {  # sweep NAME FLAGS...: a population into a scratch folder, then its sweep.json, sweep.png and config.json
   local name=$1 run; shift; run=$(mktemp -d)/sweep
-  metaq sweep "${rl2[@]}" --algo rl2 --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 2000 --run-dir "$run" "$@"
+  metaq sweep --algo rl2 --hidden-sizes 64 --run-dir "$run" "$@"
   mkdir -p $out/$name && cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json $out/$name/
 }
-sweep sweep-bandit-k50-n100 --family bandit-k50-n100 --trial-episodes 1 --cell-size 256 --grid gamma=0.8,0.9
-sweep sweep-tabular-mdp-n10 --family tabular-mdp --trial-episodes 10 --grid gamma=0,0.5
+short=("${rl2[@]}" --num-tasks 16 --num-envs 4 --meta-steps 2000)
+sweep sweep-bandit-k50-n100 "${short[@]}" --family bandit-k50-n100 --trial-episodes 1 --cell-size 256 --grid gamma=0.8,0.9
+sweep sweep-tabular-mdp-n10 "${short[@]}" --family tabular-mdp --trial-episodes 10 --grid gamma=0,0.5
 # the 10-pull, 50-arm cell's batch: 128 tasks × 8 envs a meta-step, 4000 meta-steps, two outer lrs
-run=$(mktemp -d)/sweep
-metaq sweep --algo rl2 --family bandit-k50-n10 --trial-episodes 1 --gamma 1.0 --num-tasks 128 --num-envs 8 --hidden-sizes 64 \
-  --meta-steps 4000 --grid outer_lr=0.0005,0.001 --run-dir "$run"
-mkdir -p $out/sweep-bandit-k50-n10 && cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json $out/sweep-bandit-k50-n10/
+sweep sweep-bandit-k50-n10 --family bandit-k50-n10 --trial-episodes 1 --gamma 1.0 --num-tasks 128 --num-envs 8 \
+  --meta-steps 4000 --grid outer_lr=0.0005,0.001
 # MAML under the trial protocol: K = 1 inner step on the trial so far every n/5 pulls; one env per task, so
 # that a trial is one agent's n pulls
 for n in 10 100; do
