@@ -13,6 +13,7 @@ KINDS = {"maml": "gradient", "fomaml": "gradient", "reptile": "gradient", "pretr
 state) or latent (by inferring a task variable from context)."""
 ALGOS = tuple(KINDS)
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine", "linear")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu")
 NETWORKS = {"gradient": ("mlp", "tabular"), "memory": ("mlp", "attention"), "latent": ("mlp",)}
 """The networks each kind may use; a memory learner's "mlp" is an MLP torso before its recurrent `cell`."""
@@ -63,6 +64,7 @@ class MetaConfig:
     meta_steps: int = 900  # outer updates of a run
     outer_optimizer: str = "adam"  # adam | sgd
     outer_lr: float = 5e-3
+    outer_schedule: str = "constant"  # constant | cosine | linear: the outer lr's decay to 0 over the run's meta-steps
     max_grad_norm: float = 0.0  # clip the meta-gradient's global norm; 0 disables clipping
     epsilon: float = 0.1  # ε of the ε-greedy query rollouts
     support_epsilon: float = 1.0  # ε of the support rollouts (1.0: a uniform random walk)
@@ -105,6 +107,7 @@ class MetaConfig:
         _check_choice("algo", self.algo, ALGOS)
         self._check_kind_fields()
         _check_choice("outer_optimizer", self.outer_optimizer, OPTIMIZERS)
+        _check_choice("outer_schedule", self.outer_schedule, SCHEDULES)
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("network", self.network, NETWORKS[self.kind])
         _check_choice("cell", self.cell, CELLS)

@@ -216,3 +216,35 @@ def test_a_gradient_trial_adapts_on_the_trial_so_far_every_adapt_every_steps():
     # without adaptation the zero table acts otherwise: the test can tell adaptation happened
     frozen = mq.make_meta_learner(config.replace(inner_lr=0.0), family)
     assert not np.allclose(jax.jit(lambda k: frozen.trial(state, task, k, 3))(jax.random.key(4)), got)
+
+
+@pytest.mark.parametrize("schedule,algo,factor", [
+    ("cosine", "maml", lambda t, n: 0.5 * (1 + np.cos(np.pi * t / n))),
+    ("linear", "rl2", lambda t, n: 1 - t / n),
+    ("linear", "pearl", lambda t, n: 1 - t / n),
+])
+def test_outer_schedule_decays_the_outer_steps_to_zero_by_the_last_update(schedule, algo, factor):
+    """Adam's step is linear in its lr, so each scheduled step is the constant-lr step × the decay
+    at its count; the latent kind's optimiser makes `gradient_steps` updates a meta-step. The lr
+    is an array in the program, as a population's member gives it."""
+    latent = {"gradient_steps": 2} if algo == "pearl" else {}
+    config = mq.MetaConfig(family="bandit", algo=algo, meta_steps=3, outer_lr=0.01, **latent)
+    num_updates = 6 if latent else 3
+    params = {"w": jnp.ones(4)}
+    grads = jax.random.normal(jax.random.key(0), (num_updates + 1, 4))
+
+    def steps(config):
+        @jax.jit
+        def run(lr):
+            optimizer = mq.make_optimizer(mq.population.runtime_config(config, {"outer_lr": lr}))
+
+            def one(opt_state, g):
+                updates, opt_state = optimizer.update({"w": g}, opt_state, params)
+                return opt_state, updates["w"]
+            return jax.lax.scan(one, optimizer.init(params), grads)[1]
+        return np.asarray(run(jnp.float32(config.outer_lr)))
+
+    constant, scheduled = steps(config), steps(config.replace(outer_schedule=schedule))
+    decay = factor(np.arange(num_updates + 1), num_updates)
+    np.testing.assert_allclose(scheduled, constant * decay[:, None], rtol=1e-5, atol=1e-9)
+    assert np.all(scheduled[-1] == 0) and np.all(constant[-1] != 0)

@@ -39,6 +39,7 @@ def test_defaults_are_valid_and_round_trip():
     ("hidden_sizes", (64, 0), "must be a tuple of positive integers"),
     ("activation", "sigmoid", "must be one of relu, tanh, gelu, silu"),
     ("outer_optimizer", "lbfgs", "must be one of adam, sgd"),
+    ("outer_schedule", "step", "must be one of constant, cosine, linear"),
     ("remat", "yes", "must be true or false"),
     ("seed", -1, "must be an integer >= 0"),
 ])

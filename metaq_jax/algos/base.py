@@ -318,16 +318,36 @@ class MetaQProblem:
                          post_return=rollout.episode_return(query))
 
 
+def outer_learning_rate(config: MetaConfig) -> optax.ScalarOrSchedule:
+    """`outer_lr`, constant or decaying to 0 by the run's last optimiser update (`outer_schedule`).
+
+    The optimiser counts its own updates: one a meta-step, but `gradient_steps` a meta-step for
+    the latent kind, whose meta-step is that many TD steps.
+
+    Args:
+      config: its `outer_lr`, `outer_schedule`, `meta_steps` (and the latent kind's `gradient_steps`).
+
+    Returns:
+      The number, or an optax schedule of the update count.
+    """
+    updates = config.meta_steps * (config.gradient_steps if config.kind == "latent" else 1)
+    if config.outer_schedule == "cosine":
+        return optax.cosine_decay_schedule(config.outer_lr, updates)
+    if config.outer_schedule == "linear":
+        return optax.linear_schedule(config.outer_lr, 0.0, updates)
+    return config.outer_lr
+
+
 def make_optimizer(config: MetaConfig) -> optax.GradientTransformation:
     """The outer optimiser the config names, with global-norm clipping when asked.
 
     Args:
-      config: its `outer_optimizer`, `outer_lr` and `max_grad_norm` (> 0 clips) are used.
+      config: its `outer_optimizer`, `max_grad_norm` (> 0 clips) and `outer_learning_rate`'s fields.
 
     Returns:
       An optax transformation.
     """
-    base = {"adam": optax.adam, "sgd": optax.sgd}[config.outer_optimizer](config.outer_lr)
+    base = {"adam": optax.adam, "sgd": optax.sgd}[config.outer_optimizer](outer_learning_rate(config))
     if config.max_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
     return base
