@@ -14,9 +14,10 @@ for k in 5 10 50; do
     --hidden-sizes 64 --meta-steps 4000 --train-seeds 3 --num-seeds 5 --out $out/bandit-k$k-n10
 done
 # random tabular MDPs (Duan et al. Table 2, n = 10): a trial of 10 episodes of 10 steps, against value iteration per episode;
-# γ = 0.5 (the sweep below: γ = 0 and 0.5 learn within the trial, γ = 0.9 and 0.99 stayed flat; the README gives them)
+# γ = 0.5 (the sweep below: γ = 0 and 0.5 learn within the trial, γ = 0.9 and 0.99 stayed flat; the README gives them),
+# 6000 meta-steps with the outer lr decaying to 0 on a cosine
 metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.5 --num-tasks 16 --num-envs 4 \
-  --hidden-sizes 64 --meta-steps 3000 --num-seeds 2 --out $out/tabular-mdp-n10
+  --hidden-sizes 64 --meta-steps 6000 --outer-schedule cosine --num-seeds 2 --out $out/tabular-mdp-n10
 # the 100-pull cells: one training seed each. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps (with γ = 1, 1000 meta-steps
 # learned nothing: the README). k = 10 and 50: γ = 0.8 and a GRU of 256 (the sweep below), 8000 meta-steps for k = 10;
 # for k = 50 6000, the outer lr decaying to 0 on a cosine (at a constant lr its curve was flat from meta-step 2400)
