@@ -140,7 +140,7 @@ def baseline_rows(fixed: dict[str, np.ndarray], protocol: str, num_points: int) 
     return out
 
 
-def add_constant_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
+def add_fixed_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
     """Add `fixed_baselines`' rows to every section of `report` (`baseline_rows`).
 
     Args:

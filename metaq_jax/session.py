@@ -20,7 +20,7 @@ from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import add_rows, learner_returns, meta_test, with_support
-from metaq_jax.protocol import add_constant_baselines, fixed_baselines, pretrain_config, test_sizes
+from metaq_jax.protocol import add_fixed_baselines, fixed_baselines, pretrain_config, test_sizes
 from metaq_jax.plots import save_adaptation_plot, save_interval_plot
 from metaq_jax.tasks import make_family
 from metaq_jax.tasks.family import TaskFamily
@@ -67,7 +67,7 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
         returns = learner_returns(make_meta_learner(baseline_config, family), pretrained, tasks, key, **sizes)
         for protocol, rows in with_support(returns, baseline_config.inner_steps).items():
             add_rows(report, protocol, {"pretrain": rows})
-    return add_constant_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1,
+    return add_fixed_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1,
                                                           num_episodes=sizes["num_episodes"]))
 
 

@@ -7,6 +7,7 @@
 # pointrobot 36 min (973 s, 1211 s); with the support protocol added, beside two other runs: nav2d mql
 # 1041 s, pointrobot pearl 1023 s, mql 1841 s (each protocol.json's train_s has its training alone);
 # cartpole's two side by side: pearl 1419 s, mql 1932 s; pendulum's beside them and test runs: pearl 1395 s, mql 2141 s.
+# nav2d pearl at 3000 meta-steps, beside another run: 950 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 families=("$@")
