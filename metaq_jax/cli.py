@@ -107,6 +107,8 @@ class Protocol:
     num_seeds: int = 1  # independent trials per held-out task
     train_seeds: int = 1  # training runs (seeds seed, seed+1, ...), their trials pooled in every row
     out: str = "results"  # folder for protocol.json, protocol.md (the table) and protocol.png
+    # continue the training a killed protocol left in OUT/training (its checkpoints), with the same flags
+    resume: bool = False
     # start from the settings tuned for the family and algo where there are some (the default job's); --no-tuned: MetaConfig's defaults
     tuned: bool = True
 
@@ -437,11 +439,13 @@ def protocol(args: Protocol) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from metaq_jax.plots import save_adaptation_plot, save_interval_plot
-    from metaq_jax.protocol import SCORES, markdown_table, run_protocol, save_report
+    from metaq_jax.protocol import SCORES, TRAINING, check_training, markdown_table, run_protocol, save_report
     config = resolve_config(args.config, args.config_file, tuned=args.tuned)
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
         if not isinstance(value, int) or value < 1:
             raise InputError(f"{flag} = {value!r}: must be a positive integer")
+    training = os.path.join(args.out, TRAINING)
+    check_training(training, config, list(range(config.seed, config.seed + args.train_seeds)), resume=args.resume)
     created = _first_missing(args.out)
     os.makedirs(args.out, exist_ok=True)  # now, so that an unwritable --out fails before the training
     start = time.perf_counter()
@@ -453,7 +457,8 @@ def protocol(args: Protocol) -> None:
             progress.update(bars[name], completed=step + 1)
 
         try:
-            report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance)
+            report = run_protocol(config, num_seeds=args.num_seeds, train_seeds=args.train_seeds, callback=advance,
+                                  folder=training)
         except InputError:
             if created is not None:  # a refused config leaves nothing behind
                 shutil.rmtree(created)
@@ -465,6 +470,7 @@ def protocol(args: Protocol) -> None:
         f.write(table + "\n")
     save_adaptation_plot(report, os.path.join(args.out, "protocol.png"))
     save_interval_plot(report, os.path.join(args.out, "protocol_intervals.png"))
+    shutil.rmtree(training)  # the report is written: its checkpoints have served
     print(table)
     print(f"done in {time.perf_counter() - start:.0f} s; wrote {os.path.abspath(args.out)}/protocol.{{json,md,png}}, "
           f"protocol_intervals.png and {SCORES}")

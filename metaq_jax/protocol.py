@@ -26,9 +26,11 @@ from typing import Callable, Collection
 import jax
 import numpy as np
 
-from metaq_jax import baselines, oracle, population
+from metaq_jax import baselines, checkpoints, oracle, population, runs
 from metaq_jax.algos import make_meta_learner, make_problem
-from metaq_jax.config import MetaConfig
+from metaq_jax.checkpoints import NonFiniteError
+from metaq_jax.config import SCALE_FIELDS, MetaConfig
+from metaq_jax.errors import InputError
 from metaq_jax.evaluate import (LEARNED, add_rows, constant_returns, count_tasks, learner_returns, paired_returns,
                                 section, with_support)
 from metaq_jax.tasks.family import TaskFamily
@@ -345,8 +347,123 @@ def _run(returns: dict, r: int) -> dict:
     return {protocol: {name: values[r] for name, values in rows.items()} for protocol, rows in returns.items()}
 
 
+TRAINING, PLAN, HISTORY = "training", "protocol.json", "history.npz"
+"""`<out>/training/` keeps a protocol's training while it runs, so a killed protocol resumes
+(`metaq protocol --resume`): PLAN (its config and training seeds) and, per learner
+(`meta/`, `pretrain/`), orbax `checkpoints/` of the population and HISTORY, every meta-step's
+metrics up to the newest checkpoint and the training seconds spent. The command removes it
+once the report is written."""
+CHECKPOINT_EVERY = 100
+"""Meta-steps between a protocol's checkpoints (one is also kept at the end)."""
+LEARNERS = ("meta", "pretrain")
+
+
+def check_training(folder: str, config: MetaConfig, seeds: list[int], *, resume: bool) -> None:
+    """Check that a protocol of `config` over `seeds` may train in `folder`; reads only.
+
+    Args:
+      folder: the protocol's training folder (`<out>/training`).
+      config: the meta-learner's config.
+      seeds: the training seeds.
+      resume: whether the protocol continues an unfinished one there.
+
+    Raises:
+      InputError: without `resume`, the folder holds an unfinished protocol; with `resume`, it
+        holds none, or one of another config (fields in `SCALE_FIELDS` may differ) or other seeds.
+    """
+    file = os.path.join(folder, PLAN)
+    if not os.path.exists(file):
+        if resume:
+            raise InputError(f"--resume: {folder} holds no unfinished protocol; start it without --resume")
+        return
+    if not resume:
+        raise InputError(f"{folder} holds an unfinished protocol; pass --resume to continue it, "
+                         "or delete that folder to start again")
+    with open(file) as f:
+        stored = json.load(f)
+    stored_config = MetaConfig.from_dict(stored["config"]).to_dict()
+    changed = [f"{k}={v!r}" for k, v in config.to_dict().items() if stored_config[k] != v and k not in SCALE_FIELDS]
+    if stored["seeds"] != seeds:
+        changed.append(f"training seeds {seeds}")
+    if changed:
+        raise InputError(f"--resume: {folder} holds a protocol of another config (differs in {', '.join(changed)}); "
+                         "resume it with its own flags, or give another --out")
+
+
+def _save_history(folder: str, history: list[Metrics], seconds: float) -> None:
+    """HISTORY, atomically: `{field: [steps, P]}` of `history` and the training `seconds` so far."""
+    arrays = {name: np.stack([np.asarray(getattr(m, name)) for m in history]) for name in Metrics._fields}
+    with open(os.path.join(folder, HISTORY + ".tmp"), "wb") as f:
+        np.savez(f, seconds=seconds, **arrays)
+    os.replace(os.path.join(folder, HISTORY + ".tmp"), os.path.join(folder, HISTORY))
+
+
+def _restore(folder: str, value: population.Population) -> tuple[population.Population, list[Metrics], float]:
+    """`(population, history, seconds)` at the newest checkpoint in `folder`, or `value` and nothing
+    where it has none. HISTORY is written before each checkpoint, so it holds at least its rows."""
+    step = checkpoints.latest_step(os.path.join(folder, runs.CHECKPOINTS))
+    if step is None:
+        return value, [], 0.0
+    restored = checkpoints.restore(os.path.join(folder, runs.CHECKPOINTS), step, value.states, value.run_keys)
+    with np.load(os.path.join(folder, HISTORY)) as saved:
+        history = [Metrics(*(saved[name][i] for name in Metrics._fields)) for i in range(step)]
+        seconds = float(saved["seconds"])
+    return value._replace(states=restored.state, run_keys=restored.run_key), history, seconds
+
+
+def train_resumable(learner: population.PopulationLearner, num_steps: int, folder: str | None,
+                    callback: Callable[[int, Metrics], None] | None = None, *,
+                    checkpoint_every: int = CHECKPOINT_EVERY) -> tuple[population.Population, list[Metrics], float]:
+    """`population.train_population`, checkpointed in `folder` and continued from its newest checkpoint.
+
+    A resumed training computes what an unbroken one does: each step's key is the run key folded
+    with the step (`training.step_key`), and the checkpoint holds the whole state and run key.
+
+    Args:
+      learner: from `population.make_population`.
+      num_steps: meta-steps of each member.
+      folder: where the checkpoints and HISTORY go (created); None: no checkpoints.
+      callback: `callback(step, metrics)` after each step run here, metrics `[P]` on the host.
+      checkpoint_every: meta-steps between checkpoints.
+
+    Returns:
+      `(population, history, seconds)`: the trained population, every step's `Metrics` `[P]`,
+      and the training seconds (those of earlier runs included; not those of steps rerun).
+    """
+    if folder is None:
+        start = time.perf_counter()
+        value, history = population.train_population(learner, num_steps, callback)
+        return value, history, time.perf_counter() - start
+    os.makedirs(folder, exist_ok=True)
+    value, history, seconds = _restore(folder, learner.init())
+    update, mgr = jax.jit(learner.update, donate_argnums=0), checkpoints.manager(
+        os.path.join(folder, runs.CHECKPOINTS), keep_last=2)
+
+    def save(spent: float) -> None:
+        _save_history(folder, history, spent)
+        try:
+            checkpoints.save(mgr, value.states, value.run_keys)
+        except NonFiniteError:  # a diverged member is part of the report; its run resumes from before
+            pass
+
+    start = time.perf_counter()
+    try:
+        for step in range(len(history), num_steps):
+            value, metrics = update(value)
+            history.append(jax.device_get(metrics))
+            if (step + 1) % checkpoint_every == 0 or step + 1 == num_steps:
+                save(seconds + time.perf_counter() - start)
+            if callback is not None:
+                callback(step, history[-1])
+    finally:
+        mgr.wait_until_finished()
+        mgr.close()
+    return value, history, seconds + time.perf_counter() - start
+
+
 def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
-                 callback: Callable[[str, int, Metrics], None] | None = None) -> dict:
+                 callback: Callable[[str, int, Metrics], None] | None = None, folder: str | None = None,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> dict:
     """Meta-train `config` and its pretraining baseline with the same budget, then report.
 
     The R training seeds of each learner are one population (`metaq_jax.population`): one
@@ -362,6 +479,10 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
         with key `config.seed + r + 1`.
       callback: `callback(name, step, metrics)` after every step of each training, `name` being
         `"meta"` or `"pretrain"` and `metrics` the R runs' `[R]`.
+      folder: the training folder (TRAINING): each learner checkpointed there every
+        `checkpoint_every` meta-steps and continued from its newest checkpoint (`check_training`
+        first); None: no checkpoints.
+      checkpoint_every: meta-steps between checkpoints.
 
     Returns:
       `report_from_returns`' dict over R × S × T trials, with `training`: the seeds, each
@@ -373,26 +494,31 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     """
     family = make_family(config.family)
     seeds = list(range(config.seed, config.seed + train_seeds))
-    configs = {"meta": config, "pretrain": pretrain_config(config, family)}
+    configs = dict(zip(LEARNERS, (config, pretrain_config(config, family))))
+    learners = {name: population.make_population(cfg, family, [{"seed": s} for s in seeds])
+                for name, cfg in configs.items()}
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+        plan = {"config": config.to_dict(), "seeds": seeds}
+        runs.write_atomic(os.path.join(folder, PLAN), json.dumps(plan, indent=1) + "\n")
     returns, seconds, curves = {}, {}, {}
     for name, cfg in configs.items():
         step_cb = None if callback is None else (lambda step, m, name=name: callback(name, step, m))
-        start = time.perf_counter()
-        trained, history = population.train_population(
-            population.make_population(cfg, family, [{"seed": s} for s in seeds]), cfg.meta_steps, step_cb)
-        seconds[name] = time.perf_counter() - start
+        trained, history, seconds[name] = train_resumable(
+            learners[name], cfg.meta_steps, None if folder is None else os.path.join(folder, name), step_cb,
+            checkpoint_every=checkpoint_every)
         returns[name] = population.member_returns(cfg, family, trained, seeds, random_init=name == "meta",
                                                   **test_sizes(config, num_seeds))
         curves[name] = [training_curve([jax.tree.map(lambda x, r=r: x[r], m) for m in history])
                         for r in range(train_seeds)]
     budget = oracle.OracleBudget()
     ceiling = learned_oracle(config, family, jax.random.key(seeds[0] + 1), num_seeds=num_seeds, budget=budget)
-    runs = []
+    per_run = []
     for r, seed in enumerate(seeds):
         fixed = _fixed_rows(config, family, jax.random.key(seed + 1), num_seeds=num_seeds, learned=ceiling)
         pretrain = {protocol: rows[LEARNED] for protocol, rows in _run(returns["pretrain"], r).items()}
-        runs.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed, configs["pretrain"].inner_steps))
-    report = report_from_returns(config, pool_runs(runs, once=("oracle", "oracle_learned")),
+        per_run.append(_with_baselines(_run(returns["meta"], r), pretrain, fixed, configs["pretrain"].inner_steps))
+    report = report_from_returns(config, pool_runs(per_run, once=("oracle", "oracle_learned")),
                                  count_tasks(family.test_tasks()))
     report["training"] = {
         "seeds": seeds, "train_s": seconds, "curve": curves,

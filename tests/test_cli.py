@@ -18,6 +18,7 @@ import pytest
 from helpers import device_env
 from metaq_jax import checkpoints, cli, runs, session
 from metaq_jax.config import TUNED, MetaConfig
+from metaq_jax.protocol import PLAN, TRAINING
 
 TINY = ["--family", "bandit", "--num-tasks", "2", "--num-envs", "2", "--rollout-length", "10",
         "--hidden-sizes", "8", "--inner-steps", "1"]
@@ -99,6 +100,8 @@ def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
     assert report["config"]["meta_steps"] == 2 and "pretrain" in report["protocols"]["trial"]["rows"]
     assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
     assert (out / "protocol_intervals.png").stat().st_size > 0
+    assert sorted(os.listdir(out)) == ["protocol.json", "protocol.md", "protocol.png", "protocol_intervals.png",
+                                       "protocol_scores.npz"]  # its checkpoints removed once the report is written
     scores = np.load(out / "protocol_scores.npz")  # every trial's return, [runs, tasks, points] per row
     for protocol, part in report["protocols"].items():
         for name, row in part["rows"].items():
@@ -221,6 +224,12 @@ def _setup(kind, tmp_path, reference_dir) -> str:
             shutil.rmtree(os.path.join(run_dir, "checkpoints"))
         elif kind != "done":
             _damage_checkpoint(run_dir, kind)
+    elif kind == "unfinished":  # a killed `metaq protocol` (no flags) left its training in results/
+        args = cli.parse(["protocol"]).command
+        config = cli.resolve_config(args.config, args.config_file, tuned=args.tuned)
+        os.makedirs(tmp_path / "results" / TRAINING)
+        with open(tmp_path / "results" / TRAINING / PLAN, "w") as f:
+            json.dump({"config": config.to_dict(), "seeds": [0]}, f)
     return run_dir
 
 
@@ -282,6 +291,11 @@ BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expect
     (["protocol", "--family", "ant-dir", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not available on family ant-dir"),
     (["sweep", "--family", "cheetah-dir", "--seeds", "2", "--step-losses"], "new", None,
      "MetaConfig.step_losses = True: not available on family cheetah-dir"),
+    (["protocol", "--resume"], "new", None, "--resume: {out}/training holds no unfinished protocol; start it without"),
+    (["protocol"], "unfinished", None, "{out}/training holds an unfinished protocol; pass --resume to continue it"),
+    (["protocol", "--resume", "--num-tasks", "3"], "unfinished", None,
+     "--resume: {out}/training holds a protocol of another config (differs in num_tasks=3)"),
+    (["protocol", "--resume", "--train-seeds", "2"], "unfinished", None, "(differs in training seeds [0, 1])"),
     (["eval"], "empty", None, "run dir {run} holds no run (no config.json)"),
     (["eval"], "no_checkpoint", None, "run dir {run} holds no checkpoint"),
 ]
@@ -298,15 +312,17 @@ def test_bad_input_exits_2_in_one_line_and_changes_nothing(argv, kind, config_te
         with open(cfg, "w") as f:
             f.write(config_text)
     argv = [a.format(cfg=cfg) for a in argv]
-    argv += ["--out", str(tmp_path / "results")] if argv[:1] == ["protocol"] else []
-    argv += ["--run-dir", run_dir] if kind != "new" or "--resume" in argv else []
+    if argv[:1] == ["protocol"]:
+        argv += ["--out", str(tmp_path / "results")]
+    elif kind != "new" or "--resume" in argv:
+        argv += ["--run-dir", run_dir]
     before = _snapshot(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.count("\n") == 1 and err.startswith("metaq: error: ")
-    assert message.format(run=run_dir, cfg=cfg) in err
+    assert message.format(run=run_dir, cfg=cfg, out=tmp_path / "results") in err
     assert _snapshot(tmp_path) == before
 
 

@@ -1,12 +1,14 @@
 """The meta-test protocol: every baseline present, oracle exact, table and report consistent."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import metaq_jax as mq
-from metaq_jax import baselines, protocol
+from metaq_jax import baselines, checkpoints, protocol
 from metaq_jax.tasks import nav2d
 
 
@@ -182,3 +184,36 @@ def test_tabular_mdp_strategies_play_whole_trials_and_join_the_trial_protocol_on
     np.testing.assert_array_equal(trial["psrl"], fixed["psrl"])
     np.testing.assert_array_equal(steps["oracle"], np.repeat(fixed["oracle"][:, None], 4, axis=1))
     assert list(protocol.baseline_rows(fixed, "trial", 3)) == ["oracle"]  # a trial of another length
+
+
+class _Killed(Exception):
+    """Stands for the protocol's process being killed."""
+
+
+def test_a_killed_protocol_resumes_to_the_report_of_an_unbroken_one(tmp_path):
+    config = mq.MetaConfig(family="bandit", num_tasks=2, num_envs=2, meta_steps=5, hidden_sizes=(8,))
+    unbroken = protocol.run_protocol(config, train_seeds=2)
+    folder = str(tmp_path / protocol.TRAINING)
+
+    def kill(name, step, metrics):
+        if (name, step) == ("meta", 2):  # after meta-step 3; its newest checkpoint is at 2
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        protocol.run_protocol(config, train_seeds=2, callback=kill, folder=folder, checkpoint_every=2)
+    assert checkpoints.latest_step(os.path.join(folder, "meta", "checkpoints")) == 2
+    assert not os.path.exists(os.path.join(folder, "pretrain"))
+    with pytest.raises(mq.InputError, match="pass --resume"):
+        protocol.check_training(folder, config, [0, 1], resume=False)
+    with pytest.raises(mq.InputError, match=r"differs in meta_steps=6, training seeds \[0\]"):
+        protocol.check_training(folder, config.replace(meta_steps=6), [0], resume=True)
+    protocol.check_training(folder, config, [0, 1], resume=True)
+    steps = []
+    resumed = protocol.run_protocol(config, train_seeds=2, folder=folder, checkpoint_every=2,
+                                    callback=lambda name, step, m: steps.append((name, step)))
+    assert steps == [("meta", 2), ("meta", 3), ("meta", 4)] + [("pretrain", s) for s in range(5)]
+    assert resumed["training"]["curve"] == unbroken["training"]["curve"]
+    assert resumed["training"]["train_s"]["meta"] > 0
+    for name, part in unbroken["protocols"].items():
+        for row, values in part["rows"].items():
+            np.testing.assert_array_equal(resumed["protocols"][name]["rows"][row]["scores"], values["scores"], err_msg=row)
