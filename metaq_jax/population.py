@@ -8,7 +8,7 @@ computes what `metaq train` computes alone with its settings (to float32 roundin
 
 import copy
 import itertools
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import chex
 import jax
@@ -180,6 +180,26 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
                              env_steps_per_update=one.env_steps_per_update, pooled=one.pooled)
 
 
+def population_steps(learner: PopulationLearner, value: Population, start: int,
+                     num_steps: int) -> Iterator[tuple[int, Population, Metrics]]:
+    """Meta-steps `start .. num_steps - 1` of every member from `value`, in one compiled update.
+
+    Args:
+      learner: from `make_population`.
+      value: the population at meta-step `start`; donated to the first update.
+      start: the meta-step `value` is at.
+      num_steps: the meta-steps of each member.
+
+    Yields:
+      `(step, population, metrics)` after each step: the population (donated to the next
+      update: use it before asking for the next step) and host `Metrics` `[P]`.
+    """
+    update = jax.jit(learner.update, donate_argnums=0)
+    for step in range(start, num_steps):
+        value, metrics = update(value)
+        yield step, value, jax.device_get(metrics)
+
+
 def train_population(learner: PopulationLearner, num_steps: int,
                      callback: Callable[[int, Metrics], None] | None = None) -> tuple[Population, list[Metrics]]:
     """Train every member `num_steps` meta-steps from its start, in one compiled update.
@@ -192,10 +212,8 @@ def train_population(learner: PopulationLearner, num_steps: int,
     Returns:
       `(population, history)`: the trained population and every step's `Metrics` `[P]`, on the host.
     """
-    value, update, history = learner.init(), jax.jit(learner.update, donate_argnums=0), []
-    for step in range(num_steps):
-        value, metrics = update(value)
-        metrics = jax.device_get(metrics)
+    value, history = learner.init(), []
+    for step, value, metrics in population_steps(learner, value, 0, num_steps):
         history.append(metrics)
         if callback is not None:
             callback(step, metrics)

@@ -29,7 +29,7 @@ import numpy as np
 from metaq_jax import baselines, checkpoints, oracle, population, runs
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.checkpoints import NonFiniteError
-from metaq_jax.config import SCALE_FIELDS, MetaConfig
+from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
 from metaq_jax.evaluate import (LEARNED, add_rows, constant_returns, count_tasks, learner_returns, paired_returns,
                                 section, with_support)
@@ -355,7 +355,6 @@ metrics up to the newest checkpoint and the training seconds spent. The command 
 once the report is written."""
 CHECKPOINT_EVERY = 100
 """Meta-steps between a protocol's checkpoints (one is also kept at the end)."""
-LEARNERS = ("meta", "pretrain")
 
 
 def check_training(folder: str, config: MetaConfig, seeds: list[int], *, resume: bool) -> None:
@@ -381,8 +380,7 @@ def check_training(folder: str, config: MetaConfig, seeds: list[int], *, resume:
                          "or delete that folder to start again")
     with open(file) as f:
         stored = json.load(f)
-    stored_config = MetaConfig.from_dict(stored["config"]).to_dict()
-    changed = [f"{k}={v!r}" for k, v in config.to_dict().items() if stored_config[k] != v and k not in SCALE_FIELDS]
+    changed = runs.config_changes(MetaConfig.from_dict(stored["config"]), config)
     if stored["seeds"] != seeds:
         changed.append(f"training seeds {seeds}")
     if changed:
@@ -436,25 +434,19 @@ def train_resumable(learner: population.PopulationLearner, num_steps: int, folde
         return value, history, time.perf_counter() - start
     os.makedirs(folder, exist_ok=True)
     value, history, seconds = _restore(folder, learner.init())
-    update, mgr = jax.jit(learner.update, donate_argnums=0), checkpoints.manager(
-        os.path.join(folder, runs.CHECKPOINTS), keep_last=2)
-
-    def save(spent: float) -> None:
-        _save_history(folder, history, spent)
-        try:
-            checkpoints.save(mgr, value.states, value.run_keys)
-        except NonFiniteError:  # a diverged member is part of the report; its run resumes from before
-            pass
-
+    mgr = checkpoints.manager(os.path.join(folder, runs.CHECKPOINTS), keep_last=2)
     start = time.perf_counter()
     try:
-        for step in range(len(history), num_steps):
-            value, metrics = update(value)
-            history.append(jax.device_get(metrics))
+        for step, value, metrics in population.population_steps(learner, value, len(history), num_steps):
+            history.append(metrics)
             if (step + 1) % checkpoint_every == 0 or step + 1 == num_steps:
-                save(seconds + time.perf_counter() - start)
+                _save_history(folder, history, seconds + time.perf_counter() - start)
+                try:
+                    checkpoints.save(mgr, value.states, value.run_keys)
+                except NonFiniteError:  # a diverged member is part of the report; its run resumes from before
+                    pass
             if callback is not None:
-                callback(step, history[-1])
+                callback(step, metrics)
     finally:
         mgr.wait_until_finished()
         mgr.close()
@@ -494,7 +486,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     """
     family = make_family(config.family)
     seeds = list(range(config.seed, config.seed + train_seeds))
-    configs = dict(zip(LEARNERS, (config, pretrain_config(config, family))))
+    configs = {"meta": config, "pretrain": pretrain_config(config, family)}
     learners = {name: population.make_population(cfg, family, [{"seed": s} for s in seeds])
                 for name, cfg in configs.items()}
     if folder is not None:

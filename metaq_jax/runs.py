@@ -139,6 +139,13 @@ def check_writable(run_dir: str) -> None:
                          "give a folder you can write to")
 
 
+def config_changes(stored: MetaConfig, config: MetaConfig) -> list[str]:
+    """`field=value` of `config` for every field where it differs from `stored`, but `SCALE_FIELDS`
+    (they change how a run is laid out on the machine, not what it computes)."""
+    before = stored.to_dict()
+    return [f"{k}={v!r}" for k, v in config.to_dict().items() if before[k] != v and k not in SCALE_FIELDS]
+
+
 def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | None:
     """Check that `config` may run in `run_dir`; reads only, so a refused run changes nothing.
 
@@ -156,8 +163,7 @@ def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | No
     """
     check_writable(run_dir)
     stored = stored_config(run_dir)
-    changed = [] if stored is None else [f"{k}={v!r}" for k, v in config.to_dict().items()
-                                         if stored.to_dict()[k] != v and k not in SCALE_FIELDS]
+    changed = [] if stored is None else config_changes(stored, config)
     if changed:
         raise InputError(f"run dir {run_dir} holds another config (differs in {', '.join(changed)}); "
                          "resume it with its own config or give another --run-dir")

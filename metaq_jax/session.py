@@ -68,7 +68,7 @@ def evaluation_report(config: MetaConfig, learner: MetaLearner, family: TaskFami
         for protocol, rows in with_support(returns, baseline_config.inner_steps).items():
             add_rows(report, protocol, {"pretrain": rows})
     return add_fixed_baselines(report, fixed_baselines(family, tasks, key, num_seeds=1,
-                                                          num_episodes=sizes["num_episodes"]))
+                                                       num_episodes=sizes["num_episodes"]))
 
 
 def _is_finite(metrics: Metrics) -> bool:
