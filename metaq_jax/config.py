@@ -65,7 +65,7 @@ class MetaConfig:
     outer_optimizer: str = "adam"  # adam | sgd
     outer_lr: float = 5e-3
     outer_schedule: str = "constant"  # constant | cosine | linear: the outer lr's decay to 0 over the run's meta-steps
-    max_grad_norm: float = 0.0  # clip the meta-gradient's global norm; 0 disables clipping
+    max_grad_norm: float = 0.0  # clip the meta-gradient's global norm (Meta-SGD's rates apart); 0 disables clipping
     epsilon: float = 0.1  # ε of the ε-greedy query rollouts
     support_epsilon: float = 1.0  # ε of the support rollouts (1.0: a uniform random walk)
     eval_epsilon: float = 0.0  # ε of the rollouts that measure returns at meta-test time
@@ -76,7 +76,7 @@ class MetaConfig:
     activation: str = "relu"  # relu | tanh | gelu | silu
     remat: bool = False  # recompute inner steps in the backward pass (less memory, same result)
     meta_sgd: bool = False  # learn a per-parameter inner lr (Meta-SGD), starting at inner_lr
-    meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs
+    meta_sgd_lr: float = 0.01  # Adam step size of the learned log inner lrs (on the outer schedule)
     step_losses: bool = False  # meta-loss: mean of the query losses after each inner step 1..K (MAML++)
     trial_episodes: int = 2  # E: episodes of a trial on one task (meta-test of every kind; rl2 trains on trials)
     adapt_every: int = 0  # gradient kind, in a trial: env steps between adaptations; 0: one episode length

@@ -248,3 +248,37 @@ def test_outer_schedule_decays_the_outer_steps_to_zero_by_the_last_update(schedu
     decay = factor(np.arange(num_updates + 1), num_updates)
     np.testing.assert_allclose(scheduled, constant * decay[:, None], rtol=1e-5, atol=1e-9)
     assert np.all(scheduled[-1] == 0) and np.all(constant[-1] != 0)
+
+
+def test_meta_sgd_rates_decay_on_the_outer_schedule_and_are_clipped_apart_from_the_network():
+    """For a constant gradient Adam's step is −lr·sign(g) at every count, so the rates' steps are
+    −meta_sgd_lr × the linear decay. Clipped, each group's steps are unclipped Adam's on its own
+    gradient scaled to the norm bound: the per-step scales differ between the groups, so clipping
+    the two together could not give both."""
+    config = mq.MetaConfig(family="bandit", algo="maml", meta_sgd=True, meta_sgd_lr=0.03, meta_steps=4)
+    params = {"net": jnp.ones(3), "log_lr": jnp.ones(4)}
+
+    def steps(config, grads):
+        optimizer = mq.algos.with_meta_sgd(config, mq.make_optimizer(config))
+
+        def one(opt_state, g):
+            updates, opt_state = optimizer.update(g, opt_state, params)
+            return opt_state, updates
+        return jax.tree.map(np.asarray, jax.lax.scan(one, optimizer.init(params), grads)[1])
+
+    sign = jnp.array([1.0, -1.0, 2.0, -0.5])
+    constant = {"net": jnp.ones((5, 3)), "log_lr": jnp.tile(sign, (5, 1))}
+    decayed = steps(config.replace(outer_schedule="linear"), constant)["log_lr"]
+    np.testing.assert_allclose(decayed, -0.03 * (1 - np.arange(5) / 4)[:, None] * np.sign(sign), rtol=1e-4, atol=1e-9)
+
+    keys = jax.random.split(jax.random.key(0), 4)
+    scales = [jnp.exp(2 * jax.random.normal(k, (6, 1))) for k in keys[:2]]
+    grads = {"net": scales[0] * jax.random.normal(keys[2], (6, 3)),
+             "log_lr": scales[1] * jax.random.normal(keys[3], (6, 4))}
+    bound = 0.5 * float(jnp.min(jnp.linalg.norm(grads["log_lr"], axis=1)))
+    to_bound = jax.tree.map(lambda g: g * jnp.minimum(1.0, bound / jnp.linalg.norm(g, axis=1, keepdims=True)), grads)
+    clipped = steps(config.replace(max_grad_norm=bound), grads)
+    by_hand = steps(config, to_bound)
+    for group in ("net", "log_lr"):
+        np.testing.assert_allclose(clipped[group], by_hand[group], rtol=1e-5)
+    assert not np.allclose(steps(config, grads)["log_lr"], clipped["log_lr"], rtol=1e-3)
