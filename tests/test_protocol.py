@@ -208,12 +208,14 @@ def test_a_killed_protocol_resumes_to_the_report_of_an_unbroken_one(tmp_path):
     with pytest.raises(mq.InputError, match=r"differs in meta_steps=6, training seeds \[0\]"):
         protocol.check_training(folder, config.replace(meta_steps=6), [0], resume=True)
     protocol.check_training(folder, config, [0, 1], resume=True)
+    with np.load(os.path.join(folder, "meta", protocol.HISTORY)) as saved:
+        earlier_s = float(saved["seconds"])  # the killed run's training time up to its checkpoint
     steps = []
     resumed = protocol.run_protocol(config, train_seeds=2, folder=folder, checkpoint_every=2,
                                     callback=lambda name, step, m: steps.append((name, step)))
     assert steps == [("meta", 2), ("meta", 3), ("meta", 4)] + [("pretrain", s) for s in range(5)]
     assert resumed["training"]["curve"] == unbroken["training"]["curve"]
-    assert resumed["training"]["train_s"]["meta"] > 0
+    assert resumed["training"]["train_s"]["meta"] > earlier_s > 0  # the earlier run's time counts
     for name, part in unbroken["protocols"].items():
         for row, values in part["rows"].items():
             np.testing.assert_array_equal(resumed["protocols"][name]["rows"][row]["scores"], values["scores"], err_msg=row)
