@@ -577,6 +577,22 @@ def interval_text(row: dict, point: int) -> str:
     return f"{row['mean'][point]:.2f} ± {row['ci95'][point]:.2f}"
 
 
+def seeds_text(reports: dict[str, dict]) -> str:
+    """How many training seeds a table's reports pooled: `"3 training seeds"`, or per learner
+    where they differ (`"training seeds (maml 5, anil 3)"`).
+
+    Args:
+      reports: `{learner: report}`.
+
+    Returns:
+      The text.
+    """
+    counts = {name: len(report["training"]["seeds"]) for name, report in reports.items()}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} training seeds"
+    return "training seeds (" + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")"
+
+
 def markdown_table(report: dict) -> str:
     """The report as markdown: per protocol, one row per learner or baseline, one column per point.
 

@@ -165,6 +165,10 @@ def test_a_saved_report_loads_back_with_its_intervals_as_text(bandit_report, tmp
     lo, hi = row["mean_ci"][0]
     assert protocol.interval_text(row, 0) == f"{row['mean'][0]:.2f} [{lo:.2f}, {hi:.2f}]"
     assert protocol.interval_text({"mean": [-3.931], "ci95": [0.494]}, 0) == "-3.93 ± 0.49"  # reports before rliable
+    three = len(loaded["training"]["seeds"])
+    five = {**loaded, "training": {**loaded["training"], "seeds": list(range(three + 2))}}
+    assert protocol.seeds_text({"maml": loaded, "anil": loaded}) == f"{three} training seeds"
+    assert protocol.seeds_text({"maml": five, "anil": loaded}) == f"training seeds (maml {three + 2}, anil {three})"
 
 
 def test_tabular_mdp_strategies_play_whole_trials_and_join_the_trial_protocol_only():

@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 
 from metaq_jax import stats
-from metaq_jax.protocol import interval_text as interval, load_report as load
+from metaq_jax.protocol import interval_text as interval, load_report as load, seeds_text
 
 HERE = pathlib.Path(__file__).parent
 MAML = {"cartpole": HERE.parent / "families" / "cartpole", "nav2d": HERE.parent / "nav2d"}
@@ -49,7 +49,7 @@ def table(family):
     reports = {"maml": load(MAML[family]), "anil": load(HERE / family)}
     inner = reports["maml"]["protocols"]["inner_steps"]
     k = len(inner["rows"]["meta-learned"]["mean"]) - 1
-    lines = [f"**{family}** (held-out tasks; mean [95% CI] over 3 training seeds × tasks; the return after "
+    lines = [f"**{family}** (held-out tasks; mean [95% CI] over {seeds_text(reports)} × tasks; the return after "
              f"0..{k} inner steps, and the total of a {reports['maml']['config']['trial_episodes']}-episode trial)", "",
              "| learner | " + " | ".join(f"{s} inner steps" for s in range(k + 1)) + " | trial total | ms per meta-step |",
              "|---|" + "---|" * (k + 3)]

@@ -18,7 +18,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from metaq_jax import make_family  # noqa: E402
 from metaq_jax.protocol import MEMORY_PRETRAIN_FINE_TUNING  # noqa: E402
-from metaq_jax.protocol import interval_text as interval, load_report as load  # noqa: E402
+from metaq_jax.protocol import interval_text as interval, load_report as load, seeds_text  # noqa: E402
 
 HERE = pathlib.Path(__file__).parent
 MAML = {"nav2d": HERE.parent / "nav2d", **{family: HERE.parent / "families" / family
@@ -56,10 +56,11 @@ def entries(family):
 
 
 def table(family):
-    lines = [f"**{family}** (held-out tasks; mean [95% CI] over 3 training seeds × tasks)", "",
+    rows = entries(family)
+    learners = {label: report for label, report, row, _ in rows if row == "meta-learned"}
+    lines = [f"**{family}** (held-out tasks; mean [95% CI] over {seeds_text(learners)} × tasks)", "",
              "| learner | episode 1 | episode 2 | meta-training env steps per run | ms per meta-step |",
              "|---|---|---|---|---|"]
-    rows = entries(family)
     for label, report, row, name in rows:
         trial = report["protocols"]["trial"]["rows"][row]
         steps = report["training"]["env_steps"][name]
