@@ -588,8 +588,8 @@ def seeds_text(reports: dict[str, dict]) -> str:
       The text.
     """
     counts = {name: len(report["training"]["seeds"]) for name, report in reports.items()}
-    if len(set(counts.values())) == 1:
-        return f"{next(iter(counts.values()))} training seeds"
+    if len(distinct := set(counts.values())) == 1:
+        return f"{distinct.pop()} training seeds"
     return "training seeds (" + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")"
 
 
