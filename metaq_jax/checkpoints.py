@@ -76,18 +76,33 @@ class NoCheckpoints:
         Args:
           step: ignored.
           args: ignored.
+
+        Returns:
+          None.
         """
         del step, args
 
     def latest_step(self) -> None:
-        """No checkpoint is written here, so none is the latest."""
+        """No checkpoint is written here, so none is the latest.
+
+        Returns:
+          None.
+        """
         return None
 
     def wait_until_finished(self) -> None:
-        """Nothing is in flight."""
+        """Nothing is in flight.
+
+        Returns:
+          None.
+        """
 
     def close(self) -> None:
-        """Nothing to close."""
+        """Nothing to close.
+
+        Returns:
+          None.
+        """
 
 
 def manager(directory: str, *, keep_last: int) -> ocp.CheckpointManager:
@@ -117,6 +132,9 @@ def save(mgr: ocp.CheckpointManager, state: MetaState, run_key: chex.PRNGKey) ->
       mgr: from `manager`.
       state: the whole state, on one device or a mesh (split across processes too).
       run_key: the run's typed key (saved as its key data).
+
+    Returns:
+      Nothing; the write goes on in the background (`mgr.wait_until_finished` waits for it).
 
     Raises:
       NonFiniteError: the state holds a NaN or an infinity; a checkpoint is always one worth
@@ -157,6 +175,14 @@ class _LostReadsFilter(logging.Filter):
         self.last = last
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to log `record`; notes the time of each one dropped.
+
+        Args:
+          record: a record of the asyncio logger.
+
+        Returns:
+          False for a report of a task's exception never retrieved, else True.
+        """
         if record.getMessage().partition("\n")[0].endswith("exception was never retrieved"):
             self.last[0] = time.monotonic()
             return False

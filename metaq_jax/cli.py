@@ -196,6 +196,9 @@ def import_modules(names: tuple[str, ...]) -> None:
     Args:
       names: dotted module names.
 
+    Returns:
+      Nothing; the modules are imported.
+
     Raises:
       InputError: a module does not exist (an error inside one that exists propagates).
     """
@@ -278,6 +281,9 @@ def train(args: Train, *, split_cpu: bool = False) -> None:
       split_cpu: split the CPU into devices (as many as divide the tasks, one per core at most)
         when the config leaves `devices` at 0 and the run is one process; only before JAX's
         backend starts.
+
+    Returns:
+      Nothing; the run's checkpoints, metrics and report go to its run directory.
     """
     import jax
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -374,6 +380,9 @@ def run_sweep(args: Sweep) -> None:
 
     Args:
       args: the parsed `sweep` command.
+
+    Returns:
+      Nothing; the members' checkpoints, metrics and results go to the run directory.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -409,6 +418,9 @@ def evaluate(args: Eval) -> None:
 
     Args:
       args: the parsed `eval` command.
+
+    Returns:
+      Nothing; prints to stdout.
     """
     from metaq_jax import session
     from metaq_jax.protocol import markdown_table
@@ -435,6 +447,9 @@ def protocol(args: Protocol) -> None:
 
     Args:
       args: the parsed `protocol` command.
+
+    Returns:
+      Nothing; writes `protocol.{json,md,png}`, `protocol_intervals.png` and `SCORES` to `args.out`.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -481,6 +496,9 @@ def bench(args: Bench) -> None:
 
     Args:
       args: the parsed `bench` command.
+
+    Returns:
+      Nothing; prints to stdout, and with `args.out` writes `bench.json` and `bench.md` there.
     """
     import importlib.util
 
@@ -527,7 +545,11 @@ def bench(args: Bench) -> None:
 
 
 def families() -> None:
-    """List the task families, one line each."""
+    """List the task families, one line each.
+
+    Returns:
+      Nothing; prints to stdout.
+    """
     from metaq_jax.tasks import list_families, make_family
 
     for name in list_families():
@@ -547,6 +569,9 @@ def run(argv: list[str] | None = None) -> None:
 
     Args:
       argv: the command line without the program name; None: the process's arguments.
+
+    Returns:
+      Nothing; the command's output goes to stdout and its files.
 
     Raises:
       InputError: bad input of any kind.
@@ -577,6 +602,9 @@ def main(argv: list[str] | None = None) -> None:
 
     Args:
       argv: the command line without the program name; None: the process's arguments.
+
+    Returns:
+      Nothing; exits the process on an error.
     """
     try:
         run(argv)

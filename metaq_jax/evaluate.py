@@ -74,12 +74,30 @@ def _batched(fn, test_batch: int = 0):
 
 
 def count_tasks(tasks: EnvParams) -> int:
-    """T, the leading axis of a batch of task parameters."""
+    """T, the leading axis of a batch of task parameters.
+
+    Args:
+      tasks: task parameters with a leading `[T]` axis.
+
+    Returns:
+      T.
+    """
     return jax.tree.leaves(tasks)[0].shape[0]
 
 
 def per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: int) -> chex.Array:
-    """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`."""
+    """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`.
+
+    Args:
+      batched: `(x, tasks, keys[S, T]) -> [S, T, P]` (`_batched`, `programs`).
+      x: the state or parameters to evaluate.
+      tasks: task parameters with a leading `[T]` axis.
+      key: consumed; split into the `[S, T]` keys.
+      num_seeds: S.
+
+    Returns:
+      `[S × T, P]` the returns, seed-major.
+    """
     returns = batched(x, tasks, jax.random.split(key, (num_seeds, count_tasks(tasks))))
     return returns.reshape(-1, returns.shape[-1])
 
@@ -121,7 +139,17 @@ def with_support(returns: dict, num_steps: int) -> dict:
 
 def programs(learner: MetaLearner, num_episodes: int, num_steps: int, test_batch: int = 0) -> dict:
     """`{protocol: batched fn of the state}`: `protocol_fns` over tasks and seeds, `test_batch`
-    tasks at a time (0: all)."""
+    tasks at a time (0: all).
+
+    Args:
+      learner: any learner.
+      num_episodes: E of the trial.
+      num_steps: K of the inner-steps protocol.
+      test_batch: tasks run at once; 0: all T.
+
+    Returns:
+      `{protocol: (x, tasks[T], keys[S, T]) -> [S, T, P]}`, jitted.
+    """
     return {name: _batched(fn, test_batch) for name, fn in protocol_fns(learner, num_episodes, num_steps).items()}
 
 

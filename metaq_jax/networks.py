@@ -221,7 +221,14 @@ class RecurrentEncoder(nn.Module):
     activation: Callable = nn.relu
 
     def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> chex.ArrayTree:
-        """Zeros, as `RecurrentQNetwork.initial_carry`."""
+        """Zeros, as `RecurrentQNetwork.initial_carry`.
+
+        Args:
+          batch_shape: the leading shape of the inputs, e.g. `(M,)`.
+
+        Returns:
+          `[..., H]` for a GRU; a pair of them (cell, hidden) for an LSTM.
+        """
         zeros = jnp.zeros(tuple(batch_shape) + (self.hidden_size,), jnp.float32)
         return (zeros, zeros) if self.cell == "lstm" else zeros
 
@@ -249,10 +256,22 @@ class WindowEncoder(nn.Module):
     context_size: int = 16
 
     def setup(self):
+        """Declares the GRU over the window's steps.
+
+        Returns:
+          Nothing; binds `self.gru`.
+        """
         self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
 
     def context(self, window: chex.Array) -> chex.Array:
-        """The GRU's output after the window's last step, `[..., C]`."""
+        """The GRU's output after the window's last step, `[..., C]`.
+
+        Args:
+          window: `[..., H, F]` the inputs of the last H steps, the current one last.
+
+        Returns:
+          `[..., C]` the context c.
+        """
         flat = window.reshape((-1,) + window.shape[-2:])
         return self.gru(flat)[:, -1].reshape(window.shape[:-2] + (self.context_size,))
 
@@ -333,6 +352,11 @@ class ContextQNetwork(nn.Module):
     activation: Callable = nn.relu
 
     def setup(self):
+        """Declares the GRU, the head's hidden layers and its output layer.
+
+        Returns:
+          Nothing; binds `self.gru`, `self.torso` and `self.head`.
+        """
         self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
         self.torso = [nn.Dense(width) for width in self.hidden_sizes]
         self.head = nn.Dense(self.num_actions)

@@ -20,6 +20,9 @@ def save_adaptation_plot(report: dict, file: str) -> None:
       report: a `meta_test` report with `family`, `algo` and `protocols` (each section's rows
         `name -> {"mean", "mean_ci"}` over its points).
       file: the image to write (its format from the extension, e.g. `.png`).
+
+    Returns:
+      Nothing; writes the image to `file`.
     """
     parts = report["protocols"]
     fig = Figure(figsize=(5 * len(parts), 3.5), layout="tight")
@@ -36,6 +39,10 @@ def save_adaptation_plot(report: dict, file: str) -> None:
 
 def final_scores(part: dict, row: dict) -> tuple[str, np.ndarray, dict]:
     """What a section's interval plot shows of a row: the trial's total, or its last point (inner step, support batch).
+
+    Args:
+      part: one protocol's section of a report (its `x` and `points`).
+      row: one of its rows, with `scores` `[R, T, P]` and its estimates.
 
     Returns:
       `(what, scores [R, T], {"mean", "iqm": value, "mean_ci", "iqm_ci": [lower, upper]})`.
@@ -56,6 +63,9 @@ def save_interval_plot(report: dict, file: str) -> None:
     Args:
       report: a `meta_test` or protocol report with `family`, `algo` and rows holding `scores`.
       file: the image to write (its format from the extension, e.g. `.png`).
+
+    Returns:
+      Nothing; writes the image to `file`.
     """
     parts = report["protocols"]
     fig = Figure(figsize=(14, 3.5 * len(parts)), layout="tight")

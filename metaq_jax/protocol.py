@@ -160,7 +160,15 @@ def add_fixed_baselines(report: dict, named: dict[str, np.ndarray]) -> dict:
 def test_sizes(config: MetaConfig, num_seeds: int = 1) -> dict:
     """E, K and S of every curve of a meta-test of `config`'s learner, and its tasks tested at once:
     the keyword arguments of `evaluate.learner_returns`, `paired_returns`, `meta_test` and
-    `population.member_returns`."""
+    `population.member_returns`.
+
+    Args:
+      config: its `trial_episodes`, `inner_steps` (at least `MIN_EVAL_STEPS` are tested) and `test_batch`.
+      num_seeds: S, trials per task.
+
+    Returns:
+      `{"num_episodes", "num_steps", "num_seeds", "test_batch"}`.
+    """
     return dict(num_episodes=config.trial_episodes, num_steps=max(MIN_EVAL_STEPS, config.inner_steps),
                 num_seeds=num_seeds, test_batch=config.test_batch)
 
@@ -366,6 +374,9 @@ def check_training(folder: str, config: MetaConfig, seeds: list[int], *, resume:
       seeds: the training seeds.
       resume: whether the protocol continues an unfinished one there.
 
+    Returns:
+      Nothing: returning at all means the protocol may train in `folder`.
+
     Raises:
       InputError: without `resume`, the folder holds an unfinished protocol; with `resume`, it
         holds none, or one of another config (fields in `SCALE_FIELDS` may differ) or other seeds.
@@ -534,6 +545,9 @@ def save_report(report: dict, folder: str) -> None:
     Args:
       report: a `run_protocol` report, its rows holding `scores`.
       folder: an existing folder.
+
+    Returns:
+      Nothing; writes both files into `folder`.
     """
     scores, stripped = {}, copy.deepcopy(report)
     for protocol, part in stripped["protocols"].items():

@@ -125,6 +125,9 @@ def check_writable(run_dir: str) -> None:
     Args:
       run_dir: the run directory.
 
+    Returns:
+      Nothing: returning at all means `run_dir` can be written.
+
     Raises:
       InputError: it is a file, or it cannot be written.
     """
@@ -141,7 +144,15 @@ def check_writable(run_dir: str) -> None:
 
 def config_changes(stored: MetaConfig, config: MetaConfig) -> list[str]:
     """`field=value` of `config` for every field where it differs from `stored`, but `SCALE_FIELDS`
-    (they change how a run is laid out on the machine, not what it computes)."""
+    (they change how a run is laid out on the machine, not what it computes).
+
+    Args:
+      stored: the config a run directory holds.
+      config: the config to run.
+
+    Returns:
+      `field=value` strings in `config`'s field order; empty when no such field differs.
+    """
     before = stored.to_dict()
     return [f"{k}={v!r}" for k, v in config.to_dict().items() if before[k] != v and k not in SCALE_FIELDS]
 
@@ -178,7 +189,15 @@ def check_run_dir(run_dir: str, config: MetaConfig, *, resume: bool) -> int | No
 
 
 def write_atomic(file: str, text: str) -> None:
-    """Replace `file` with `text` all at once, so a crash leaves the old or the new file."""
+    """Replace `file` with `text` all at once, so a crash leaves the old or the new file.
+
+    Args:
+      file: the file to replace (`file + ".tmp"` is written first).
+      text: its new contents.
+
+    Returns:
+      Nothing; writes `file`.
+    """
     with open(file + ".tmp", "w") as f:
         f.write(text)
     os.replace(file + ".tmp", file)
@@ -191,6 +210,9 @@ def write_config(run_dir: str, config: MetaConfig, mesh: dict[str, int]) -> None
       run_dir: the run directory, which exists.
       config: the resolved config.
       mesh: the mesh's shape, e.g. `{"task": 4}`.
+
+    Returns:
+      Nothing; writes `run_dir`/config.json.
     """
     write_atomic(path(run_dir, CONFIG), json.dumps({**config.to_dict(), MESH: mesh}, indent=2) + "\n")
 
@@ -204,6 +226,9 @@ def keep_metrics_before(run_dir: str, step: int) -> None:
     Args:
       run_dir: the run directory.
       step: the meta-step the run resumes at (0 for a new run: the header alone).
+
+    Returns:
+      Nothing; rewrites `run_dir`/metrics.csv (atomically).
     """
     file = path(run_dir, METRICS)
     lines = []
@@ -239,6 +264,9 @@ class MetricsLog:
             written exactly (`repr`), so equal runs give equal files.
           volatile: values that differ between equal runs (wall-clock rates), as
             `{"group/name": value}`: TensorBoard only.
+
+        Returns:
+          Nothing; appends to metrics.csv (flushed) and the TensorBoard log.
         """
         self._csv.writerow({"step": step, **scalars})
         self._file.flush()  # a killed process keeps what was flushed
@@ -248,7 +276,11 @@ class MetricsLog:
             self._tensorboard.add_scalar(name, value, step)
 
     def close(self) -> None:
-        """Close both files."""
+        """Close both files.
+
+        Returns:
+          Nothing; also removes the tensorboardX warning filter.
+        """
         self._file.close()
         self._tensorboard.close()
         logging.getLogger("tensorboardX.x2num").removeFilter(self._quiet)

@@ -76,7 +76,15 @@ def _is_finite(metrics: Metrics) -> bool:
 
 
 def last_good(mgr: ocp.CheckpointManager, run_dir: str) -> str:
-    """The path of the run's newest finished checkpoint, or "none" (for a message that stops a run)."""
+    """The path of the run's newest finished checkpoint, or "none" (for a message that stops a run).
+
+    Args:
+      mgr: the run's checkpoint manager; waits for its writes in flight.
+      run_dir: the run directory.
+
+    Returns:
+      `<run_dir>/checkpoints/<step>`, or `"none"`.
+    """
     mgr.wait_until_finished()
     step = mgr.latest_step()
     return "none" if step is None else f"{runs.path(run_dir, runs.CHECKPOINTS)}/{step}"
@@ -86,9 +94,24 @@ class _NoLog:
     """The log of a process that writes none (every process but 0 of a multi-host run)."""
 
     def write(self, step: int, scalars: dict[str, float], *, volatile: dict[str, float] | None = None) -> None:
+        """Log nothing.
+
+        Args:
+          step: ignored.
+          scalars: ignored.
+          volatile: ignored.
+
+        Returns:
+          None.
+        """
         del step, scalars, volatile
 
     def close(self) -> None:
+        """Nothing to close.
+
+        Returns:
+          None.
+        """
         pass
 
 

@@ -25,6 +25,9 @@ PROFILE_POINTS = 41
 def bootstrap_reps() -> int:
     """The replications every interval uses: METAQ_BOOTSTRAP_REPS if set, else `BOOTSTRAP_REPS`.
 
+    Returns:
+      The number of replications, ≥ 1.
+
     Raises:
       InputError: METAQ_BOOTSTRAP_REPS is not a positive integer.
     """
@@ -38,6 +41,13 @@ def bootstrap_reps() -> int:
 
 def by_task(returns: np.ndarray, num_tasks: int) -> np.ndarray:
     """Every trial's returns `[N, P]`, N = runs × T with the task minor, as scores `[runs, T, P]`.
+
+    Args:
+      returns: `[N, P]` every trial's returns.
+      num_tasks: T.
+
+    Returns:
+      `[N / T, T, P]` float64 scores.
 
     Raises:
       ValueError: N is not a multiple of `num_tasks`.
@@ -145,7 +155,15 @@ def improvement(x: np.ndarray, y: np.ndarray, *, reps: int | None = None, seed: 
 
 
 def profile_thresholds(scores: list[np.ndarray], num: int = PROFILE_POINTS) -> np.ndarray:
-    """`[num]` thresholds τ spanning every score in `scores` (arrays of any shape)."""
+    """`[num]` thresholds τ spanning every score in `scores` (arrays of any shape).
+
+    Args:
+      scores: the score arrays of every row shown together.
+      num: how many thresholds.
+
+    Returns:
+      `[num]` evenly spaced from the smallest score to the largest.
+    """
     values = np.concatenate([np.ravel(s) for s in scores])
     return np.linspace(values.min(), values.max(), num)
 
@@ -173,5 +191,12 @@ def performance_profile(scores: np.ndarray, taus: np.ndarray, *, reps: int | Non
 
 
 def rounded(values) -> list[float]:
-    """Host floats for JSON, rounded to 4 decimals, from an array or iterable of numbers (flattened)."""
+    """Host floats for JSON, rounded to 4 decimals, from an array or iterable of numbers (flattened).
+
+    Args:
+      values: an array or iterable of numbers, any shape.
+
+    Returns:
+      The flattened values as Python floats, rounded to 4 decimals.
+    """
     return [round(float(v), 4) for v in np.ravel(values)]

@@ -132,7 +132,14 @@ class PreparedSweep(NamedTuple):
 
 
 def stored_members(run_dir: str) -> list[Member] | None:
-    """The members of the sweep in `run_dir` (its sweep.json), or None when it holds none."""
+    """The members of the sweep in `run_dir` (its sweep.json), or None when it holds none.
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The members as the sweep was started with them, or None.
+    """
     file = runs.path(run_dir, SWEEP)
     if not os.path.exists(file):
         return None
@@ -292,6 +299,9 @@ def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
       results: `member_results`' list.
       config: the shared settings (for the title).
       file: the image to write.
+
+    Returns:
+      Nothing; writes the image to `file`.
     """
     fields = [f for f in results[0]["member"] if f != "seed"] or ["seed"]
     fig = Figure(figsize=(4.5 * len(fields), 3.5), layout="tight")

@@ -169,7 +169,15 @@ def critic_targets(td3: TD3, target_params: Params, batch: Transition, key: chex
 
 
 def weighted_mean(x: chex.Array, weights: chex.Array | None) -> chex.Array:
-    """The mean of `x` `[...]`, or Σ w·x / Σ w with `weights` `[...]` (0 where Σ w is 0). `[]`."""
+    """The mean of `x` `[...]`, or Σ w·x / Σ w with `weights` `[...]` (0 where Σ w is 0). `[]`.
+
+    Args:
+      x: `[...]` the values.
+      weights: `[...]` a weight per value; None: the plain mean.
+
+    Returns:
+      `[]` the (weighted) mean.
+    """
     if weights is None:
         return jnp.mean(x)
     total = jnp.sum(weights)

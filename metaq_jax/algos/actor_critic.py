@@ -36,7 +36,11 @@ class ActorCriticProblem:
 
     @property
     def action_size(self) -> int:
-        """A, the family's action dimensions."""
+        """A, the family's action dimensions.
+
+        Returns:
+          A, the length of the action space's shape.
+        """
         return self.family.env.action_space(self.family.default_params).shape[0]
 
     def init_params(self, key: chex.PRNGKey) -> Params:
@@ -73,11 +77,29 @@ class ActorCriticProblem:
                                        epsilon=epsilon, noise=noise)
 
     def support(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> Transition:
-        """One task's support rollout, at `config.support_epsilon`."""
+        """One task's support rollout, at `config.support_epsilon`.
+
+        Args:
+          params: the acting parameters.
+          task_params: one task.
+          key: consumed.
+
+        Returns:
+          `Transition` `[L, M]`, actions `[L, M, A]`.
+        """
         return self.collect(params, task_params, key, self.config.support_epsilon)
 
     def episode_return(self, params: Params, task_params: EnvParams, key: chex.PRNGKey) -> chex.Array:
-        """The return of one whole episode acting at `config.eval_epsilon`, mean over envs. `[]`."""
+        """The return of one whole episode acting at `config.eval_epsilon`, mean over envs. `[]`.
+
+        Args:
+          params: the acting parameters.
+          task_params: one task.
+          key: consumed.
+
+        Returns:
+          `[]` the mean episode return.
+        """
         data = self.collect(params, task_params, key, self.config.eval_epsilon, self.family.episode_length)
         return rollout.episode_returns(data, 1)[0]
 
@@ -119,7 +141,19 @@ class ActorCriticProblem:
                                     remat=self.config.remat, path=path)
 
     def task_stats(self, params, target_params, support, query, meta_loss, key) -> TaskStats:
-        """One task's scalars of a meta-step (see `base.MetaQProblem.task_stats`)."""
+        """One task's scalars of a meta-step (see `base.MetaQProblem.task_stats`).
+
+        Args:
+          params: meta-parameters, before adaptation.
+          target_params: the target networks.
+          support: `[L, M]` the support rollout, of `params`.
+          query: `[L, M]` the query rollout, of the adapted parameters.
+          meta_loss: `[]` the meta-loss on the query data.
+          key: consumed: the target's smoothing noise in the support loss.
+
+        Returns:
+          `TaskStats`: `meta_loss`, TD3's losses on `support`, and the episode returns of both rollouts.
+        """
         return TaskStats(meta_loss=meta_loss, support_loss=self.loss(params, target_params, support, key),
                          pre_return=rollout.episode_return(support), post_return=rollout.episode_return(query))
 

@@ -75,7 +75,14 @@ def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_
 
 
 def td_batch(items: Transition) -> Transition:
-    """Replay items as a TD batch: `next_obs` becomes the next window (the window shifted by one)."""
+    """Replay items as a TD batch: `next_obs` becomes the next window (the window shifted by one).
+
+    Args:
+      items: `[...]` replay items (`replay_items`): `obs` `[..., H, F]`, `next_obs` `[..., F]`.
+
+    Returns:
+      `Transition` `[...]` whose `obs` and `next_obs` are both windows `[..., H, F]`.
+    """
     return items._replace(next_obs=jnp.concatenate([items.obs[..., 1:, :], items.next_obs[..., None, :]], axis=-2))
 
 
@@ -120,7 +127,16 @@ def propensity_reuse(config: MetaConfig, old_context: chex.Array, old_mask: chex
 
 
 def adam_steps(config: MetaConfig, direction: Callable[[Params], Params], params: Params) -> Params:
-    """`adapt_steps` Adam steps (`adapt_lr`) from `params` along `direction(params)`, a fresh Adam state."""
+    """`adapt_steps` Adam steps (`adapt_lr`) from `params` along `direction(params)`, a fresh Adam state.
+
+    Args:
+      config: its `adapt_steps` and `adapt_lr` are used.
+      direction: `params -> gradient` (structured like `params`), read at each step's parameters.
+      params: the starting parameters.
+
+    Returns:
+      The parameters after the last step, structured like `params`.
+    """
     optimizer = optax.adam(config.adapt_lr)
 
     def one(carry, _):
@@ -132,7 +148,15 @@ def adam_steps(config: MetaConfig, direction: Callable[[Params], Params], params
 
 
 def proximal_term(params: Params, meta_params: Params) -> chex.Array:
-    """‖θ − θ_meta‖², the proximal term of the reuse steps. `[]`."""
+    """‖θ − θ_meta‖², the proximal term of the reuse steps. `[]`.
+
+    Args:
+      params: θ.
+      meta_params: θ_meta, structured like `params`.
+
+    Returns:
+      `[]` the squared norm of the difference.
+    """
     return optax.tree.norm(optax.tree.sub(params, meta_params), squared=True)
 
 
@@ -220,7 +244,16 @@ class WindowLearner(NamedTuple):
 
 
 def dqn_window_learner(config: MetaConfig, family: TaskFamily, network: nn.Module) -> WindowLearner:
-    """Double DQN over windows, `network` `window -> q[..., A]` with a `context` method."""
+    """Double DQN over windows, `network` `window -> q[..., A]` with a `context` method.
+
+    Args:
+      config: its `history_length`, `num_envs`, `gamma` and `adapt`'s fields are used.
+      family: a family with discrete actions.
+      network: `window[..., H, F] -> q[..., A]` with a `context(window) -> [..., Z]` method.
+
+    Returns:
+      The `WindowLearner`; F = observation size + A + 2.
+    """
     env, history = family.env, config.history_length
     obs, _ = env.reset(jax.random.key(0), family.default_params)
     features = obs.size + env.num_actions + 2
@@ -247,7 +280,16 @@ def td3_window_learner(config: MetaConfig, family: TaskFamily) -> WindowLearner:
     TD3's heads; params `{"actor", "critic"}`, each `{"encoder", "head"}`. Meta-training steps move
     each part along its own loss (the actor at every step); adaptation fits the propensity model on
     the critics' context and takes the same Adam steps as the discrete learner, each part along its
-    own (weighted) loss plus the proximal term."""
+    own (weighted) loss plus the proximal term.
+
+    Args:
+      config: its `history_length`, `latent_size`, `hidden_sizes`, `activation`, `num_envs`, `gamma`
+        and `adapt`'s fields are used.
+      family: a family with continuous actions.
+
+    Returns:
+      The `WindowLearner`; F = observation size + action size + 2.
+    """
     env, history, activation = family.env, config.history_length, ACTIVATIONS[config.activation]
     size = env.action_space(family.default_params).shape[0]
     obs, _ = env.reset(jax.random.key(0), family.default_params)

@@ -129,7 +129,15 @@ def init_pool(family: TaskFamily, config: MetaConfig, replay: Any, key: chex.PRN
 
 
 def task_replay(learner_state: dict, index: chex.Array) -> Any:
-    """Pool task `index`'s replay state."""
+    """Pool task `index`'s replay state.
+
+    Args:
+      learner_state: the pool, `{"replay": flashbax state [N], ...}`.
+      index: `[]` int, a pool index.
+
+    Returns:
+      The flashbax state of that task's replay (no pool axis).
+    """
     return jax.tree.map(lambda x: x[index], learner_state["replay"])
 
 

@@ -85,7 +85,16 @@ class ConditionedLearner(NamedTuple):
 
 
 def dqn_learner(config: MetaConfig, family: TaskFamily, network: nn.Module) -> ConditionedLearner:
-    """A double DQN Q(s, ·, z) of discrete actions, `network` `(obs, z) -> q[..., A]`; params `{"q"}`."""
+    """A double DQN Q(s, ·, z) of discrete actions, `network` `(obs, z) -> q[..., A]`; params `{"q"}`.
+
+    Args:
+      config: its `num_envs` and `gamma` are used.
+      family: a family with discrete actions; its episode length is a collection's.
+      network: `(obs[..., *obs], z[..., Z]) -> q[..., A]`.
+
+    Returns:
+      The `ConditionedLearner` (no parts of its own: `own_grads` is empty).
+    """
     env = family.env
 
     def collect(params, z, task, key, epsilon):
@@ -106,7 +115,15 @@ def td3_learner(config: MetaConfig, family: TaskFamily) -> ConditionedLearner:
     """TD3 of continuous actions conditioned on z: the actor π(s, z) and twin critics Q(s, a, z)
     read z beside the flat observation; params `{"actor", "critic"}`. The critics' TD loss trains the
     encoder (as in PEARL, where the critic's does); the actor follows −Q₁ with z and the critics fixed,
-    at every gradient step (no delay: under a momentum optimiser a zero step still moves it)."""
+    at every gradient step (no delay: under a momentum optimiser a zero step still moves it).
+
+    Args:
+      config: its `hidden_sizes`, `activation`, `num_envs` and `gamma` are used.
+      family: a family with continuous actions and flat observations.
+
+    Returns:
+      The `ConditionedLearner`: `own_grads` gives the actor's gradient; a replay item's action is `[A]`.
+    """
     env, activation = family.env, ACTIVATIONS[config.activation]
     size = env.action_space(family.default_params).shape[0]
     actor, critic = T.Actor(size, config.hidden_sizes, activation), T.TwinCritic(config.hidden_sizes, activation)

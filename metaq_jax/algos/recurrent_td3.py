@@ -62,7 +62,17 @@ def trial_inputs(transitions: Transition) -> chex.Array:
 
 
 def features(net: RecurrentTD3, encoder_params: Params, carry: chex.ArrayTree, inputs: chex.Array) -> chex.Array:
-    """An encoder run over a trial from `carry`. `[L, M, H + F]` for inputs `[L, M, F]`."""
+    """An encoder run over a trial from `carry`. `[L, M, H + F]` for inputs `[L, M, F]`.
+
+    Args:
+      net: the networks (its `encoder` module).
+      encoder_params: one part's encoder parameters.
+      carry: `[M, ...]` the encoder's memory at the trial's start.
+      inputs: `[L, M, F]` each step's input (`trial_inputs`).
+
+    Returns:
+      `[L, M, H + F]` the encoder's output at every step.
+    """
     return jax.lax.scan(lambda c, x: net.encoder.apply(encoder_params, c, x), carry, inputs)[1]
 
 

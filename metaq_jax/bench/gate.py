@@ -168,7 +168,18 @@ def tasks_data(config: MetaConfig, key: jax.Array, num_tasks: int) -> tuple[Para
 @functools.partial(jax.jit, static_argnums=0)
 def jax_mean_direction(config: MetaConfig, params: Params, target: Params, support: Transition,
                        query: Transition) -> Params:
-    """`jax_direction` averaged over the T tasks of `[T, L, M]` data."""
+    """`jax_direction` averaged over the T tasks of `[T, L, M]` data.
+
+    Args:
+      config: the workload; `config.algo` picks the direction.
+      params: θ, flax network variables.
+      target: the target network's variables.
+      support: `[T, L, M]` support transitions.
+      query: `[T, L, M]` query transitions.
+
+    Returns:
+      The mean direction, structured like `params`.
+    """
     per_task = jax.vmap(lambda s, q: jax_direction(config, params, target, s, q))(support, query)
     return jax.tree.map(lambda d: d.mean(axis=0), per_task)
 
@@ -192,7 +203,20 @@ def peer_learning(config: MetaConfig, chunk: int, mode: str = "bmm"):
 
 def batched_direction(config: MetaConfig, params: Params, target: Params, support: Transition, query: Transition,
                       *, chunk: int, mode: str) -> dict:
-    """The batched PyTorch peer's mean direction on `[T, L, M]` data, as flax-shaped numpy arrays. Needs torch."""
+    """The batched PyTorch peer's mean direction on `[T, L, M]` data, as flax-shaped numpy arrays. Needs torch.
+
+    Args:
+      config: the workload; `config.algo` picks the direction.
+      params: θ, flax network variables.
+      target: the target network's variables.
+      support: `[T, L, M]` support transitions (JAX arrays).
+      query: `[T, L, M]` query transitions (JAX arrays).
+      chunk: tasks per stacked computation.
+      mode: one of `torch_batched.MODES`.
+
+    Returns:
+      The direction as flax variables of numpy arrays, structured like `params`.
+    """
     from metaq_jax.bench import torch_batched as tb
 
     theta = [p.requires_grad_(True) for p in tb.layers_from_flax(params)]
@@ -207,6 +231,17 @@ def procs_direction(config: MetaConfig, params: Params, target: Params, support:
     """The mean direction of `torch_procs` (T/P tasks per process, all-reduced) on `[T, L, M]` data.
 
     The processes start from θ and hold θ̄ as their target network. Needs torch.
+
+    Args:
+      config: the workload; `config.algo` picks the direction.
+      params: θ, flax network variables.
+      target: θ̄, the target network's variables.
+      support: `[T, L, M]` support transitions (JAX arrays).
+      query: `[T, L, M]` query transitions (JAX arrays).
+      processes: P, which divides T.
+
+    Returns:
+      The direction as flax variables of numpy arrays, structured like `params`.
     """
     from metaq_jax.bench import torch_batched as tb
 

@@ -27,7 +27,17 @@ LEARNERS = ("maml", "fomaml", "reptile", "pretrain", "rl2 gru", "pearl", "mql")
 
 
 def random_rollout(env, task, num_envs: int, length: int):
-    """`run(key) -> rewards [L, M]`: L auto-resetting steps of M envs of `task`, actions ~ U[−1, 1]ᴬ."""
+    """`run(key) -> rewards [L, M]`: L auto-resetting steps of M envs of `task`, actions ~ U[−1, 1]ᴬ.
+
+    Args:
+      env: the family's environment.
+      task: one task's environment parameters.
+      num_envs: M.
+      length: L.
+
+    Returns:
+      `run`, a function of a key (to be jitted by the caller).
+    """
     size = env.action_space(task).shape[0]
 
     def run(key):
@@ -125,7 +135,14 @@ def learner_rows(family: str = "cheetah-vel", learners: tuple[str, ...] = LEARNE
 
 
 def learners_markdown(rows: dict[str, dict]) -> str:
-    """`learner_rows` as a markdown table, one row per learner."""
+    """`learner_rows` as a markdown table, one row per learner.
+
+    Args:
+      rows: `learner_rows`' dict, `learner -> row`.
+
+    Returns:
+      The table's text.
+    """
     lines = ["| learner | kind | family | meta-step ms (median [range]) | meta-steps/s | env steps/s | compile s |",
              "|---|---|---|---:|---:|---:|---:|"]
     for name, row in rows.items():

@@ -24,7 +24,14 @@ INNER_LRS = (0.1, 0.2, 0.3, 0.4)
 
 
 def members_of(size: int) -> list[dict]:
-    """P members: P/4 seeds × 4 inner lrs (one member for P = 1)."""
+    """P members: P/4 seeds × 4 inner lrs (one member for P = 1).
+
+    Args:
+      size: P, 1 or a multiple of 4.
+
+    Returns:
+      The members, `{"seed": s, "inner_lr": lr}` each.
+    """
     if size == 1:
         return [{"seed": 0, "inner_lr": INNER_LRS[0]}]
     return population.grid_members(range(size // len(INNER_LRS)), {"inner_lr": list(INNER_LRS)})

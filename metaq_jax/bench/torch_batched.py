@@ -46,7 +46,14 @@ class Batch:
     terminated: torch.Tensor
 
     def take(self, rows: slice) -> "Batch":
-        """The tasks `rows` of every field."""
+        """The tasks `rows` of every field.
+
+        Args:
+          rows: a slice of the leading `[T]` axis.
+
+        Returns:
+          The `Batch` of those tasks, `[len(rows), N, ...]` (views).
+        """
         return Batch(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
 
 
@@ -126,7 +133,15 @@ def forward(layers: Layers, x: torch.Tensor) -> torch.Tensor:
 
 
 def stack(layers: Layers, num_tasks: int) -> Layers:
-    """θ shared by `num_tasks` tasks as stacked layers (a view: gradients sum over the tasks)."""
+    """θ shared by `num_tasks` tasks as stacked layers (a view: gradients sum over the tasks).
+
+    Args:
+      layers: unstacked `[W₀, b₀, ...]`.
+      num_tasks: C.
+
+    Returns:
+      The layers expanded to a leading `[C]`.
+    """
     return [p.expand(num_tasks, *p.shape) for p in layers]
 
 
@@ -149,7 +164,16 @@ def td_losses(net: Callable, layers: Layers, batch: Batch, q_next: torch.Tensor,
 
 
 def next_values(net: Callable, target: Layers, next_obs: torch.Tensor) -> torch.Tensor:
-    """`max_a Q_target(s', a)`, `[C, N]`, without a graph."""
+    """`max_a Q_target(s', a)`, `[C, N]`, without a graph.
+
+    Args:
+      net: `forward` (or its compiled version).
+      target: stacked target-network parameters.
+      next_obs: `[C, N, obs_dim]` next observations.
+
+    Returns:
+      `[C, N]` the target values.
+    """
     with torch.no_grad():
         return net(target, next_obs).max(dim=2).values
 
@@ -157,7 +181,21 @@ def next_values(net: Callable, target: Layers, next_obs: torch.Tensor) -> torch.
 def adapt(net: Callable, layers: Layers, support: Batch, q_next: torch.Tensor, *, steps: int, lr: float,
           gamma: float, first_order: bool) -> Layers:
     """K SGD steps of each task on its support loss, differentiable in `layers` (second order keeps
-    each inner gradient's graph). Stacked `[C, ...]` in and out."""
+    each inner gradient's graph). Stacked `[C, ...]` in and out.
+
+    Args:
+      net: `forward` (or its compiled version).
+      layers: stacked parameters θ.
+      support: `[C, N]` support transitions.
+      q_next: `[C, N]` target values at `support.next_obs`.
+      steps: K.
+      lr: α.
+      gamma: γ.
+      first_order: drop the inner gradients' graphs.
+
+    Returns:
+      The adapted stacked parameters.
+    """
     for _ in range(steps):
         loss = td_losses(net, layers, support, q_next, gamma).sum()  # tasks independent: per-task gradients
         grads = torch.autograd.grad(loss, layers, create_graph=not first_order)
@@ -167,7 +205,20 @@ def adapt(net: Callable, layers: Layers, support: Batch, q_next: torch.Tensor, *
 
 def adapt_vmapped(layers: Layers, support: Batch, q_next: torch.Tensor, *, steps: int, lr: float, gamma: float,
                   first_order: bool) -> Layers:
-    """`adapt` written per task with `torch.func.grad` and vmapped over the chunk's tasks."""
+    """`adapt` written per task with `torch.func.grad` and vmapped over the chunk's tasks.
+
+    Args:
+      layers: stacked parameters θ.
+      support: `[C, N]` support transitions.
+      q_next: `[C, N]` target values at `support.next_obs`.
+      steps: K.
+      lr: α.
+      gamma: γ.
+      first_order: detach the inner gradients.
+
+    Returns:
+      The adapted stacked parameters.
+    """
 
     def one_task(params, obs, action, reward, terminated, q_next):
         def loss(params):
@@ -204,7 +255,17 @@ class Learning:
 
 
 def adapt_chunks(learning: Learning, theta: Layers, target: Layers, support: Batch) -> list[Layers]:
-    """Every chunk's adapted parameters, stacked `[C, ...]`, graphs kept for the meta-gradient."""
+    """Every chunk's adapted parameters, stacked `[C, ...]`, graphs kept for the meta-gradient.
+
+    Args:
+      learning: the algorithm (first order unless maml), sizes and mode.
+      theta: θ (unstacked), requiring grad.
+      target: the target network (unstacked).
+      support: `[T, N]` support transitions.
+
+    Returns:
+      One stacked `Layers` per chunk of `learning.chunk` tasks (the last may be smaller).
+    """
     chunks = []
     for start in range(0, support.obs.shape[0], learning.chunk):
         part = support.take(slice(start, start + learning.chunk))
@@ -264,12 +325,28 @@ class BatchedCartPole:
         self.num_tasks, self.num_envs = num_tasks, num_envs
 
     def set_tasks(self, tasks: list[dict[str, float]]) -> None:
-        """Each task's physics on its M envs (`torch_reference.sample_tasks`'s dicts)."""
+        """Each task's physics on its M envs (`torch_reference.sample_tasks`'s dicts).
+
+        Args:
+          tasks: T dicts of physics parameters, keyed by `torch_reference.PHYSICS_RANGES`' names.
+
+        Returns:
+          Nothing; sets the vector env's per-env physics.
+        """
         per_env = {name: np.repeat([t[name] for t in tasks], self.num_envs) for name in ref.PHYSICS_RANGES}
         ref.set_physics(self.env, **per_env)
 
     def rollout(self, rng: np.random.Generator, length: int, policy: Callable[[np.ndarray], np.ndarray]) -> Batch:
-        """`length` steps from a reset of every env, actions `policy(obs [T, M, 4]) -> [T, M]`. `[T, L·M]`."""
+        """`length` steps from a reset of every env, actions `policy(obs [T, M, 4]) -> [T, M]`. `[T, L·M]`.
+
+        Args:
+          rng: draws the reset's seed.
+          length: L.
+          policy: `obs [T, M, 4] -> actions [T, M]`.
+
+        Returns:
+          The `Batch` of `[T, L·M]` transitions.
+        """
         obs, _ = self.env.reset(seed=int(rng.integers(2**31)))
         steps = []
         for _ in range(length):
@@ -284,7 +361,17 @@ class BatchedCartPole:
 
 def epsilon_greedy(net: Callable, layers: Layers, rng: np.random.Generator, epsilon: float
                    ) -> Callable[[np.ndarray], np.ndarray]:
-    """`obs [T, M, d] -> actions [T, M]`: one batched forward over the T tasks' stacked `layers`."""
+    """`obs [T, M, d] -> actions [T, M]`: one batched forward over the T tasks' stacked `layers`.
+
+    Args:
+      net: `forward` (or its compiled version).
+      layers: stacked `[T, ...]` parameters, one set per task.
+      rng: draws the exploration.
+      epsilon: the probability of a uniform action.
+
+    Returns:
+      The policy, ε-greedy in the network's values.
+    """
 
     def policy(obs):
         with torch.no_grad():
@@ -296,7 +383,14 @@ def epsilon_greedy(net: Callable, layers: Layers, rng: np.random.Generator, epsi
 
 
 def random_walk(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """ε = 1: uniform actions, no network call."""
+    """ε = 1: uniform actions, no network call.
+
+    Args:
+      rng: draws the actions.
+
+    Returns:
+      The policy `obs [T, M, d] -> actions [T, M]`, uniform over CartPole's two actions.
+    """
     return lambda obs: rng.integers(0, 2, obs.shape[:2])
 
 
@@ -333,7 +427,11 @@ class BatchedMetaLearner:
         self.target_update_period, self.steps_done = target_update_period, 0
 
     def collect_support(self) -> Batch:
-        """The support rollouts of every task, with θ."""
+        """The support rollouts of every task, with θ.
+
+        Returns:
+          The `Batch` of `[T, L·M]` transitions: a random walk at ε = 1, else ε-greedy in θ.
+        """
         if self.support_epsilon == 1.0:
             return self.env.rollout(self.rng, self.length, random_walk(self.rng))
         theta = [p.detach().expand(self.env.num_tasks, *p.shape) for p in self.theta]
@@ -341,7 +439,11 @@ class BatchedMetaLearner:
                                                                       self.support_epsilon))
 
     def step(self) -> None:
-        """One meta-step: new tasks, support rollouts, adaptation, query rollouts, meta-gradient, Adam."""
+        """One meta-step: new tasks, support rollouts, adaptation, query rollouts, meta-gradient, Adam.
+
+        Returns:
+          Nothing; updates θ (and every `target_update_period` steps the target network) in place.
+        """
         self.env.set_tasks(ref.sample_tasks(self.rng, self.env.num_tasks))
         support = self.collect_support()
         query_fn = lambda adapted: self.env.rollout(self.rng, self.length, epsilon_greedy(
@@ -356,7 +458,11 @@ class BatchedMetaLearner:
 
 
 def free_port() -> int:
-    """A TCP port free on this machine now, for gloo's rendezvous."""
+    """A TCP port free on this machine now, for gloo's rendezvous.
+
+    Returns:
+      The port number on 127.0.0.1.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -443,19 +549,31 @@ class ProcsMetaLearner:
         torch.distributed.broadcast(torch.tensor(command, dtype=torch.int64), src=0)
 
     def step(self) -> None:
-        """One meta-step of every process."""
+        """One meta-step of every process.
+
+        Returns:
+          Nothing; every process's θ takes the same Adam step.
+        """
         torch.set_num_threads(1)
         self._command(STEP)
         self.learner.step()
         torch.set_num_threads(self.threads)
 
     def learn(self) -> Layers:
-        """The mean direction over the T tasks of the fixed data, split over the processes."""
+        """The mean direction over the T tasks of the fixed data, split over the processes.
+
+        Returns:
+          The direction, one tensor per layer of θ (unstacked).
+        """
         self._command(LEARN)
         return _learn_share(self.learner, 0, self.world, self.data)
 
     def close(self) -> None:
-        """Stops the other processes and leaves the process group."""
+        """Stops the other processes and leaves the process group.
+
+        Returns:
+          Nothing; the other processes have exited.
+        """
         self._command(STOP)
         for worker in self.workers:
             worker.join()

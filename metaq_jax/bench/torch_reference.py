@@ -203,6 +203,9 @@ def set_physics(env: CartPoleVectorEnv, gravity: float, length: float, masspole:
       gravity: g.
       length: the pole's half-length.
       masspole: the pole's mass.
+
+    Returns:
+      Nothing; sets `env`'s physics and the derived `total_mass` and `polemass_length`.
     """
     env.gravity, env.length, env.masspole = gravity, length, masspole
     env.total_mass = masspole + env.masscart
@@ -306,7 +309,11 @@ class TorchMetaLearner:
         self.target_update_period, self.steps_done = target_update_period, 0
 
     def step(self) -> None:
-        """One meta-step: per task collect, adapt, collect again, differentiate; then Adam."""
+        """One meta-step: per task collect, adapt, collect again, differentiate; then Adam.
+
+        Returns:
+          Nothing; updates θ (and every `target_update_period` steps the target network) in place.
+        """
         total = [torch.zeros_like(p) for p in self.theta.values()]
         for physics in sample_tasks(self.rng, self.num_tasks):
             set_physics(self.env, **physics)

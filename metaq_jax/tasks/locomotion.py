@@ -59,23 +59,55 @@ RewardFn = Callable[[dict[str, chex.Array], EnvParams], chex.Array]
 
 
 def cheetah_vel_reward(metrics: dict[str, chex.Array], params: EnvParams) -> chex.Array:
-    """−|v − v_goal| − 0.05‖a‖² (brax's `reward_ctrl` with control cost weight 0.05)."""
+    """−|v − v_goal| − 0.05‖a‖² (brax's `reward_ctrl` with control cost weight 0.05).
+
+    Args:
+      metrics: brax's metrics after the step (`{name: []}`).
+      params: the task.
+
+    Returns:
+      `[]` the reward.
+    """
     return -jnp.abs(metrics["x_velocity"] - params.velocity) + metrics["reward_ctrl"]
 
 
 def cheetah_dir_reward(metrics: dict[str, chex.Array], params: EnvParams) -> chex.Array:
-    """d·v − 0.05‖a‖²."""
+    """d·v − 0.05‖a‖².
+
+    Args:
+      metrics: brax's metrics after the step (`{name: []}`).
+      params: the task.
+
+    Returns:
+      `[]` the reward.
+    """
     return params.direction * metrics["x_velocity"] + metrics["reward_ctrl"]
 
 
 def ant_dir_reward(metrics: dict[str, chex.Array], params: EnvParams) -> chex.Array:
-    """v·(cos θ, sin θ) + healthy reward − control cost (− contact cost, 0 by brax's default)."""
+    """v·(cos θ, sin θ) + healthy reward − control cost (− contact cost, 0 by brax's default).
+
+    Args:
+      metrics: brax's metrics after the step (`{name: []}`).
+      params: the task.
+
+    Returns:
+      `[]` the reward.
+    """
     forward = metrics["x_velocity"] * jnp.cos(params.angle) + metrics["y_velocity"] * jnp.sin(params.angle)
     return forward + metrics["reward_survive"] + metrics["reward_ctrl"] + metrics["reward_contact"]
 
 
 def ant_goal_reward(metrics: dict[str, chex.Array], params: EnvParams) -> chex.Array:
-    """−‖xy − goal‖ + healthy reward − control cost (− contact cost, 0 by brax's default)."""
+    """−‖xy − goal‖ + healthy reward − control cost (− contact cost, 0 by brax's default).
+
+    Args:
+      metrics: brax's metrics after the step (`{name: []}`).
+      params: the task.
+
+    Returns:
+      `[]` the reward.
+    """
     xy = jnp.stack([metrics["x_position"], metrics["y_position"]])
     return (-jnp.linalg.norm(xy - params.goal) + metrics["reward_survive"] + metrics["reward_ctrl"]
             + metrics["reward_contact"])
@@ -150,6 +182,9 @@ class Locomotion(environment.Environment[EnvState, EnvParams]):
     @property
     def num_actions(self) -> int:
         """Refused: the actions are continuous.
+
+        Returns:
+          Never: it always raises.
 
         Raises:
           InputError: always; use `action_space(...).shape`.

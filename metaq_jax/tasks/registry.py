@@ -53,6 +53,9 @@ def register_family(name: str, factory: FamilyFactory, *, overwrite: bool = Fals
       factory: builds the family; called by `make_family` with its overrides.
       overwrite: replace a family already registered under `name`.
 
+    Returns:
+      Nothing; `make_family(name)` builds the family from then on.
+
     Raises:
       InputError: `name` is empty or taken (and not `overwrite`).
     """
