@@ -26,7 +26,8 @@ from metaq_jax.types import MetaState, Metrics
 
 HYPERPARAMS = {"inner_lr": jnp.float32, "outer_lr": jnp.float32, "gamma": jnp.float32, "epsilon": jnp.float32,
                "support_epsilon": jnp.float32, "meta_sgd_lr": jnp.float32, "target_update_period": jnp.int32,
-               "td_lambda": jnp.float32, "kl_weight": jnp.float32, "adapt_lr": jnp.float32, "beta_clip": jnp.float32}
+               "td_lambda": jnp.float32, "kl_weight": jnp.float32, "adapt_lr": jnp.float32, "beta_clip": jnp.float32,
+               "max_grad_norm": jnp.float32}
 """The fields a population may vary between members, and the dtype of their leaves."""
 
 Member = dict[str, Any]

@@ -27,7 +27,7 @@ CASES = {
     "maml: 2 seeds x 2 inner lrs": (TINY, [0, 1], {"inner_lr": [0.1, 0.3]}),
     "fomaml with meta-sgd: every other field": (
         {**TINY, "algo": "fomaml", "meta_sgd": True, "support_epsilon": 0.5}, [1],
-        {"outer_lr": [1e-3, 3e-3], "meta_sgd_lr": [0.1], "inner_lr": [0.2], "gamma": [0.5], "epsilon": [0.3],
+        {"outer_lr": [3e-3], "max_grad_norm": [0.0, 1e-3], "meta_sgd_lr": [0.1], "inner_lr": [0.2], "gamma": [0.5], "epsilon": [0.3],
          "support_epsilon": [0.2], "target_update_period": [1]}),
     "rl2": (MEMORY, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [3e-3], "target_update_period": [2],
                                         "td_lambda": [0.8]}),

@@ -341,10 +341,25 @@ def outer_learning_rate(config: MetaConfig, peak: float | None = None) -> optax.
 
 
 def clipped(config: MetaConfig, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
-    """`optimizer` after clipping the gradient's global norm to `max_grad_norm` (> 0), else itself."""
-    if config.max_grad_norm > 0:
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)
-    return optimizer
+    """`optimizer` after clipping the gradient's global norm to `max_grad_norm` (> 0).
+
+    The clipping's state is empty whether it clips or not, so a run at 0 has a population member's
+    state structure. A population that varies `max_grad_norm` reads it as an array: its members at
+    0 clip at an infinite bound, which leaves a finite gradient as it is.
+
+    Args:
+      config: its `max_grad_norm`, a number or (in a population) a traced `[]` array.
+      optimizer: the transformation to apply after clipping.
+
+    Returns:
+      `optax.chain(clipping, optimizer)`.
+    """
+    bound = config.max_grad_norm
+    if isinstance(bound, (int, float)):
+        clip = optax.clip_by_global_norm(bound) if bound > 0 else optax.identity()
+    else:
+        clip = optax.clip_by_global_norm(jnp.where(bound > 0, bound, jnp.inf))
+    return optax.chain(clip, optimizer)
 
 
 def make_optimizer(config: MetaConfig) -> optax.GradientTransformation:
