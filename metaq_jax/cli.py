@@ -236,7 +236,15 @@ def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = N
     if config_file:
         values.update(runs.load_config_file(config_file))
     values = {**values, **flags}
-    return MetaConfig.from_dict(tuned_values(values) if tuned else values)
+    settings = tuned_values(values) if tuned else values
+    try:
+        return MetaConfig.from_dict(settings)
+    except InputError as error:  # name a tuned value the user did not give, or they cannot tell where it came from
+        name = next((n for n in settings if n not in values and f"MetaConfig.{n} " in str(error)), None)
+        if name is None:
+            raise
+        raise InputError(f"{error}; {name} = {settings[name]!r} is a setting tuned for "
+                         f"{settings.get('family', MetaConfig.family)} {settings.get('algo', MetaConfig.algo)}: give its flag, or --no-tuned to start from the defaults") from None
 
 
 def _split_cpu(devices: int) -> None:

@@ -236,6 +236,9 @@ def _setup(kind, tmp_path, reference_dir) -> str:
 BAD = [  # (argv after `metaq`, how the run dir starts, config file text, expected message)
     (["train", "--family", "atari"], "new", None, "MetaConfig.family = 'atari': must be one of "),
     (["train", "--algo", "dqn"], "new", None, "MetaConfig.algo = 'dqn': must be one of maml, fomaml, reptile, pretrain, rl2, pearl, mql"),
+    (["train", "--inner-steps", "0"], "new", None,  # the default job's tuned step_losses needs an inner step
+     "MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 (got algo maml, inner_steps 0); "
+     "step_losses = True is a setting tuned for nav2d maml: give its flag, or --no-tuned to start from the defaults"),
     (["train", "--algo", "rl2", "--inner-steps", "1"], "new", None,
      "MetaConfig.inner_steps = 1: not used by algo rl2 (a memory learner; inner_steps is for gradient learners)"),
     (["train", "--algo", "rl2", "--meta-sgd"], "new", None, "MetaConfig.meta_sgd = True: not used by algo rl2"),
