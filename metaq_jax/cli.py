@@ -243,8 +243,9 @@ def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = N
         name = next((n for n in settings if n not in values and f"MetaConfig.{n} " in str(error)), None)
         if name is None:
             raise
-        raise InputError(f"{error}; {name} = {settings[name]!r} is a setting tuned for "
-                         f"{settings.get('family', MetaConfig.family)} {settings.get('algo', MetaConfig.algo)}: give its flag, or --no-tuned to start from the defaults") from None
+        family, algo = settings.get("family", MetaConfig.family), settings.get("algo", MetaConfig.algo)
+        raise InputError(f"{error}; {name} = {settings[name]!r} is a setting tuned for {family} {algo}: "
+                         "give its flag, or --no-tuned to start from the defaults") from None
 
 
 def _split_cpu(devices: int) -> None:

@@ -293,7 +293,8 @@ def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Mem
 
 
 def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
-    """The held-out trial total of every member against each swept field, one panel per field.
+    """The held-out trial total of every member against each swept field, one panel per field; for a
+    gradient learner a second row gives the return after its last inner step on MAML's protocol.
 
     Args:
       results: `member_results`' list.
@@ -304,11 +305,16 @@ def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
       Nothing; writes the image to `file`.
     """
     fields = [f for f in results[0]["member"] if f != "seed"] or ["seed"]
-    fig = Figure(figsize=(4.5 * len(fields), 3.5), layout="tight")
-    for ax, field in zip(fig.subplots(1, len(fields), squeeze=False)[0], fields):
-        for seed in sorted({r["member"]["seed"] for r in results}):
-            mine = sorted((r["member"][field], r["trial_total"]) for r in results if r["member"]["seed"] == seed)
-            ax.plot(*zip(*mine), marker="o", label=f"seed {seed}")
-        ax.set(xlabel=field, ylabel="held-out trial return (total)", title=f"{config.family}: {config.algo}")
-        ax.legend(fontsize="small")
+    rows = [("held-out trial return (total)", lambda r: r["trial_total"])]
+    if results[0]["inner_steps"]:
+        steps = len(results[0]["inner_steps"]) - 1
+        rows.append((f"held-out return after {steps} inner steps", lambda r: r["inner_steps"][-1]))
+    fig = Figure(figsize=(4.5 * len(fields), 3.5 * len(rows)), layout="tight")
+    for axes, (label, value) in zip(fig.subplots(len(rows), len(fields), squeeze=False), rows):
+        for ax, field in zip(axes, fields):
+            for seed in sorted({r["member"]["seed"] for r in results}):
+                mine = sorted((r["member"][field], value(r)) for r in results if r["member"]["seed"] == seed)
+                ax.plot(*zip(*mine), marker="o", label=f"seed {seed}")
+            ax.set(xlabel=field, ylabel=label, title=f"{config.family}: {config.algo}")
+            ax.legend(fontsize="small")
     fig.savefig(file, dpi=100)

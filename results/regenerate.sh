@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every table of the README and results/ from the code as it is, then writes
 # results/manifest.json: the commit, the machine and library versions, and each table's script
-# and wall time. Hours on this 2-core CPU (nav2d alone ≈ 80 minutes); benchmarks/RESULTS.md has
+# and wall time. Hours on this 2-core CPU (nav2d alone ≈ 4 hours); benchmarks/RESULTS.md has
 # its own commands (`metaq bench`, `python -m metaq_jax.bench.population`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

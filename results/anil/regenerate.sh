@@ -9,6 +9,6 @@ cd "$(dirname "$0")/../.."
 metaq protocol --family cartpole --adapt head --train-seeds 3 --out results/anil/cartpole
 XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family nav2d --adapt head --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
-  --meta-sgd-lr 0.03 --meta-steps 4000 --train-seeds 3 --out results/anil/nav2d
+  --meta-sgd-lr 0.03 --outer-schedule constant --max-grad-norm 0 --meta-steps 4000 --train-seeds 3 --out results/anil/nav2d
 python results/anil/timing.py
 python results/anil/table.py

@@ -5,7 +5,7 @@
 # MetaConfig's own defaults (`--no-tuned`: plain second-order MAML, 16 envs × 50-step rollouts).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for setting in tuned no-tuned; do
+for setting in ${@:-tuned no-tuned}; do  # or only those named: bash results/default/regenerate.sh tuned
   out=results/default/$setting.txt
   : > "$out"
   for seed in 0 1 2; do
