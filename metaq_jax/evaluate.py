@@ -89,8 +89,8 @@ def per_task_seed(batched, x, tasks: EnvParams, key: chex.PRNGKey, num_seeds: in
     """`batched(x, tasks, keys)` on every task S times: `[S × T, P]`.
 
     Args:
-      batched: `(x, tasks, keys[S, T]) -> [S, T, P]` (`_batched`, `programs`).
-      x: the state or parameters to evaluate.
+      batched (Callable): `(x, tasks, keys[S, T]) -> [S, T, P]` (`_batched`, `programs`).
+      x (Any): the state or parameters to evaluate.
       tasks: task parameters with a leading `[T]` axis.
       key: consumed; split into the `[S, T]` keys.
       num_seeds: S.

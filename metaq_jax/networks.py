@@ -256,11 +256,7 @@ class WindowEncoder(nn.Module):
     context_size: int = 16
 
     def setup(self):
-        """Declares the GRU over the window's steps.
-
-        Returns:
-          Nothing; binds `self.gru`.
-        """
+        """Declares the GRU over the window's steps; binds `self.gru`."""
         self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
 
     def context(self, window: chex.Array) -> chex.Array:
@@ -352,11 +348,7 @@ class ContextQNetwork(nn.Module):
     activation: Callable = nn.relu
 
     def setup(self):
-        """Declares the GRU, the head's hidden layers and its output layer.
-
-        Returns:
-          Nothing; binds `self.gru`, `self.torso` and `self.head`.
-        """
+        """Declares the GRU, the head's hidden layers and its output layer (`self.gru`, `self.torso`, `self.head`)."""
         self.gru = nn.RNN(nn.GRUCell(features=self.context_size))
         self.torso = [nn.Dense(width) for width in self.hidden_sizes]
         self.head = nn.Dense(self.num_actions)

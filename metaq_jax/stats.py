@@ -194,7 +194,7 @@ def rounded(values) -> list[float]:
     """Host floats for JSON, rounded to 4 decimals, from an array or iterable of numbers (flattened).
 
     Args:
-      values: an array or iterable of numbers, any shape.
+      values (Any): an array or iterable of numbers, any shape.
 
     Returns:
       The flattened values as Python floats, rounded to 4 decimals.

@@ -144,12 +144,12 @@ class ActorCriticProblem:
         """One task's scalars of a meta-step (see `base.MetaQProblem.task_stats`).
 
         Args:
-          params: meta-parameters, before adaptation.
-          target_params: the target networks.
-          support: `[L, M]` the support rollout, of `params`.
-          query: `[L, M]` the query rollout, of the adapted parameters.
-          meta_loss: `[]` the meta-loss on the query data.
-          key: consumed: the target's smoothing noise in the support loss.
+          params (Params): meta-parameters, before adaptation.
+          target_params (Params): the target networks.
+          support (Transition): `[L, M]` the support rollout, of `params`.
+          query (Transition): `[L, M]` the query rollout, of the adapted parameters.
+          meta_loss (chex.Array): `[]` the meta-loss on the query data.
+          key (chex.PRNGKey): consumed: the target's smoothing noise in the support loss.
 
         Returns:
           `TaskStats`: `meta_loss`, TD3's losses on `support`, and the episode returns of both rollouts.
