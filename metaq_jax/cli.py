@@ -240,8 +240,8 @@ def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = N
     try:
         return MetaConfig.from_dict(settings)
     except InputError as error:  # name a tuned value the user did not give, or they cannot tell where it came from
-        name = next((n for n in settings if n not in values and f"MetaConfig.{n} " in str(error)), None)
-        if name is None:
+        name = error.field
+        if name not in settings or name in values:
             raise
         family, algo = settings.get("family", MetaConfig.family), settings.get("algo", MetaConfig.algo)
         raise InputError(f"{error}; {name} = {settings[name]!r} is a setting tuned for {family} {algo}: "

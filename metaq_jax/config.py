@@ -138,26 +138,26 @@ class MetaConfig:
             _is_int(h) and h >= 1 for h in self.hidden_sizes
         ):
             raise InputError(
-                f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers"
-            )
+                f"MetaConfig.hidden_sizes = {self.hidden_sizes!r}: must be a tuple of positive integers",
+                field="hidden_sizes")
         for name in ("remat", "meta_sgd", "step_losses"):
             if not isinstance(getattr(self, name), bool):
-                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false")
+                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: must be true or false", field=name)
         _check_float("meta_sgd_lr", self.meta_sgd_lr, low=0.0, low_open=True)
         if self.meta_sgd and (self.algo not in ("maml", "fomaml") or self.inner_lr == 0):
             raise InputError(f"MetaConfig.meta_sgd = True: needs algo maml or fomaml and inner_lr > 0 "
-                             f"(got algo {self.algo}, inner_lr {self.inner_lr})")
+                             f"(got algo {self.algo}, inner_lr {self.inner_lr})", field="meta_sgd")
 
         if self.adapt == "head" and (self.algo == "reptile" or self.network != "mlp"):
             raise InputError(f"MetaConfig.adapt = 'head': needs network mlp and algo maml, fomaml or pretrain "
                              f"(got network {self.network}, algo {self.algo}: reptile would leave the torso at "
-                             "its initialisation)")
+                             "its initialisation)", field="adapt")
         if self.kind == "latent" and self.task_pool < self.num_tasks:
             raise InputError(f"MetaConfig.task_pool = {self.task_pool}: must be >= num_tasks ({self.num_tasks}), "
-                             "the pool's tasks each meta-step draws without replacement")
+                             "the pool's tasks each meta-step draws without replacement", field="task_pool")
         if self.step_losses and (self.algo not in ("maml", "fomaml") or self.inner_steps == 0):
             raise InputError(f"MetaConfig.step_losses = True: needs algo maml or fomaml and inner_steps >= 1 "
-                             f"(got algo {self.algo}, inner_steps {self.inner_steps})")
+                             f"(got algo {self.algo}, inner_steps {self.inner_steps})", field="step_losses")
 
     @property
     def kind(self) -> str:
@@ -178,11 +178,11 @@ class MetaConfig:
                 reader = f"algo {owner}" if owner and self.kind in kinds else f"{' and '.join(kinds)} learners"
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
                                  f"(a {self.kind} learner; {name} is for {reader}); leave it at "
-                                 f"{defaults[name]!r}")
+                                 f"{defaults[name]!r}", field=name)
         for name in ("cell", "cell_size"):
             if self.network == "attention" and getattr(self, name) != defaults[name]:
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network 'attention' "
-                                 f"(SNAIL has no recurrent cell); leave it at {defaults[name]!r}")
+                                 f"(SNAIL has no recurrent cell); leave it at {defaults[name]!r}", field=name)
 
     def for_algo(self, algo: str) -> "MetaConfig":
         """This config for another algo: the fields the new algo's kind does not use back at defaults.
@@ -282,7 +282,7 @@ def _is_int(value) -> bool:
 def _check_int(name: str, value, *, minimum: int) -> None:
     if not _is_int(value) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise InputError(f"MetaConfig.{name} = {value!r}: must be {what}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be {what}", field=name)
 
 
 def _check_float(name, value, *, low, low_open, high=math.inf) -> None:
@@ -296,12 +296,12 @@ def _check_float(name, value, *, low, low_open, high=math.inf) -> None:
     if not ok:
         bound = f"{'>' if low_open else '>='} {low:g}"
         allowed = f"a finite number {bound}" + ("" if high == math.inf else f" and <= {high:g}")
-        raise InputError(f"MetaConfig.{name} = {value!r}: must be {allowed}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be {allowed}", field=name)
 
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise InputError(f"MetaConfig.{name} = {value!r}: must be one of {', '.join(choices)}")
+        raise InputError(f"MetaConfig.{name} = {value!r}: must be one of {', '.join(choices)}", field=name)
 
 
 def _check_family(name) -> None:

@@ -10,4 +10,12 @@ class InputError(ValueError):
 
     The message is one line naming the field (or file, flag, folder), the value and what is
     allowed.
+
+    Args:
+      message: that line.
+      field: the config field it refuses, where it refuses one (the CLI names where the value came from).
     """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field

@@ -292,17 +292,16 @@ def member_results(config: MetaConfig, family: TaskFamily, members: Sequence[Mem
     return results
 
 
-def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
+def sweep_figure(results: list[dict], config: MetaConfig) -> Figure:
     """The held-out trial total of every member against each swept field, one panel per field; for a
     gradient learner a second row gives the return after its last inner step on MAML's protocol.
 
     Args:
       results: `member_results`' list.
       config: the shared settings (for the title).
-      file: the image to write.
 
     Returns:
-      Nothing; writes the image to `file`.
+      The figure: `[rows, fields]` axes, one line per training seed in each.
     """
     fields = [f for f in results[0]["member"] if f != "seed"] or ["seed"]
     rows = [("held-out trial return (total)", lambda r: r["trial_total"])]
@@ -317,4 +316,18 @@ def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
                 ax.plot(*zip(*mine), marker="o", label=f"seed {seed}")
             ax.set(xlabel=field, ylabel=label, title=f"{config.family}: {config.algo}")
             ax.legend(fontsize="small")
-    fig.savefig(file, dpi=100)
+    return fig
+
+
+def save_sweep_plot(results: list[dict], config: MetaConfig, file: str) -> None:
+    """`sweep_figure` written to `file`.
+
+    Args:
+      results: `member_results`' list.
+      config: the shared settings (for the title).
+      file: the image to write.
+
+    Returns:
+      Nothing; writes the image to `file`.
+    """
+    sweep_figure(results, config).savefig(file, dpi=100)

@@ -49,6 +49,7 @@ def test_invalid_values_name_field_value_and_allowed(field, value, message):
     text = str(error.value)
     assert text.startswith(f"MetaConfig.{field} = {value!r}: ") and message in text
     assert "\n" not in text
+    assert error.value.field == field  # what the CLI reads to say where a refused value came from
 
 
 def test_unknown_keys_are_refused():
@@ -75,6 +76,7 @@ def test_a_memory_learner_refuses_the_fields_it_does_not_use(changes, message):
     with pytest.raises(ValueError) as error:
         mq.MetaConfig(algo="rl2", **changes)
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert error.value.field == message.split(" ")[0].removeprefix("MetaConfig.")
 
 
 @pytest.mark.parametrize("changes, message", [

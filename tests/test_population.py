@@ -29,7 +29,7 @@ CASES = {
         {**TINY, "algo": "fomaml", "meta_sgd": True, "support_epsilon": 0.5}, [1],
         {"outer_lr": [3e-3], "max_grad_norm": [0.0, 1e-3], "meta_sgd_lr": [0.1], "inner_lr": [0.2], "gamma": [0.5], "epsilon": [0.3],
          "support_epsilon": [0.2], "target_update_period": [1]}),
-    "rl2": (MEMORY, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [3e-3], "target_update_period": [2],
+    "rl2": (MEMORY, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [1e-3, 3e-3], "target_update_period": [2],
                                         "td_lambda": [0.8]}),
     "pearl": ({**MEMORY, "algo": "pearl", "cell_size": 64, "task_pool": 3, "batch_size": 8, "context_size": 4,
                "replay_size": 64}, [0, 1], {"kl_weight": [0.0, 1.0], "gamma": [0.5]}),

@@ -126,3 +126,19 @@ def test_a_sweep_with_other_members_in_the_run_dir_is_refused(sweeps):
     with pytest.raises(mq.InputError, match="holds a sweep of other members"):
         sweep.prepare_sweep(config, population.grid_members([0], {"inner_lr": [0.2, 0.3]}), str(root / "whole"),
                             resume=True)
+
+
+@pytest.mark.parametrize("inner_steps, rows", [([-9.0, -7.0, -6.0, -5.0], 2), (None, 1)])
+def test_the_sweep_plot_draws_each_seeds_result_against_each_field(inner_steps, rows):
+    members = population.grid_members([0, 1], {"inner_lr": [0.1, 0.3], "gamma": [0.0]})
+    results = [{"member": m, "trial_total": 10 * m["seed"] + m["inner_lr"],
+                "inner_steps": None if inner_steps is None else [*inner_steps[:-1], m["inner_lr"] - m["seed"]]}
+               for m in members]
+    fig = sweep.sweep_figure(results, mq.MetaConfig(**TINY))
+    assert len(fig.axes) == 2 * rows  # [rows, fields]: a gradient learner's second row is its last inner step
+    lr_total, _, *last = fig.axes
+    assert [line.get_label() for line in lr_total.get_lines()] == ["seed 0", "seed 1"]
+    np.testing.assert_allclose(lr_total.get_lines()[1].get_ydata(), [10.1, 10.3])
+    if rows == 2:
+        assert "after 3 inner steps" in last[0].get_ylabel()
+        np.testing.assert_allclose(last[0].get_lines()[1].get_ydata(), [-0.9, -0.7])
