@@ -18,12 +18,13 @@ done
 # 6000 meta-steps with the outer lr decaying to 0 on a cosine
 metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.5 --num-tasks 16 --num-envs 4 \
   --hidden-sizes 64 --meta-steps 6000 --outer-schedule cosine --num-seeds 2 --out $out/tabular-mdp-n10
-# the 100-pull cells: one training seed each. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps (with γ = 1, 1000 meta-steps
-# learned nothing: the README). k = 10 and 50: γ = 0.8 and a GRU of 256 (the sweep below), 8000 meta-steps for k = 10;
-# for k = 50 6000, the outer lr decaying to 0 on a cosine (at a constant lr its curve was flat from meta-step 2400)
+# the 100-pull cells. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps, 3 training seeds as one population (with γ = 1,
+# 1000 meta-steps learned nothing: the README). k = 10 and 50, one training seed each: γ = 0.8 and a GRU of 256 (the
+# sweep below), 8000 meta-steps for k = 10; for k = 50 6000, the outer lr decaying to 0 on a cosine (at a constant lr
+# its curve was flat from meta-step 2400)
 for k in 5 10 50; do
   case $k in
-    5) cell=(--gamma 0.9 --cell-size 64 --meta-steps 5000);;
+    5) cell=(--gamma 0.9 --cell-size 64 --meta-steps 5000 --train-seeds 3);;
     10) cell=(--gamma 0.8 --cell-size 256 --meta-steps 8000);;
     *) cell=(--gamma 0.8 --cell-size 256 --meta-steps 6000 --outer-schedule cosine);;
   esac
