@@ -68,7 +68,14 @@ for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n10 --algo pearl "${latent[@]}" --context-size 64 --kl-weight 0.01 \
     --out $out/pearl-bandit-k$k-n10
 done
-# mql on the same cells and budget: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
+# pearl on the 100-pull cells: the same budget with γ = 0.9 (as rl2's (100, 5) cell: with γ = 1 rl2 learned nothing
+# there) and replays of 20,000 (200 episodes, as 2,000 holds at 10 pulls)
+for k in 5 10 50; do
+  metaq protocol --family bandit-k$k-n100 --algo pearl --trial-episodes 1 --gamma 0.9 --num-tasks 8 --num-envs 2 \
+    --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3 --task-pool 40 --replay-size 20000 --batch-size 128 \
+    --train-seeds 3 --num-seeds 5 --context-size 64 --kl-weight 0.01 --out $out/pearl-bandit-k$k-n100
+done
+# mql on the 10-pull cells with pearl's budget there: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
 # 46 GB, so 50 tasks at a time (--test-batch); its pool split over the 2 cores (the split computes the same
 # updates: tests/test_distributed.py)
 for k in 5 10 50; do
