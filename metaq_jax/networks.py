@@ -392,11 +392,27 @@ class _CausalConvBlock(nn.Module):
     filters: int
 
     @nn.compact
-    def __call__(self, x: chex.Array) -> chex.Array:
-        shifted = jnp.concatenate([jnp.zeros_like(x[: self.dilation]), x[: x.shape[0] - self.dilation]])
+    def __call__(self, x: chex.Array, cache: chex.Array | None = None, t: chex.Array | None = None):
+        """The block over a sequence, or at one step of it.
+
+        Args:
+          x: `[L, ..., F]`; with `cache`, step t's `[..., F]`.
+          cache: `[L, ..., F]` the block's inputs at the steps before t (rows from t on unread).
+          t: the step, with `cache`.
+
+        Returns:
+          `[L, ..., F + filters]`; with `cache`, `(cache with row t written, [..., F + filters])`.
+        """
+        if cache is None:
+            shifted = jnp.concatenate([jnp.zeros_like(x[: self.dilation]), x[: x.shape[0] - self.dilation]])
+        else:
+            cache = jax.lax.dynamic_update_index_in_dim(cache, x, t, axis=0)
+            earlier = jax.lax.dynamic_index_in_dim(cache, jnp.maximum(t - self.dilation, 0), keepdims=False)
+            shifted = jnp.where(t >= self.dilation, earlier, 0.0)
         gates = nn.Dense(2 * self.filters)(jnp.concatenate([shifted, x], axis=-1))
-        return jnp.concatenate([x, jnp.tanh(gates[..., : self.filters]) * nn.sigmoid(gates[..., self.filters:])],
-                               axis=-1)
+        out = jnp.concatenate([x, jnp.tanh(gates[..., : self.filters]) * nn.sigmoid(gates[..., self.filters:])],
+                              axis=-1)
+        return out if cache is None else (cache, out)
 
 
 class _CausalAttentionBlock(nn.Module):
@@ -407,14 +423,31 @@ class _CausalAttentionBlock(nn.Module):
     value_size: int
 
     @nn.compact
-    def __call__(self, x: chex.Array) -> chex.Array:
+    def __call__(self, x: chex.Array, cache: tuple[chex.Array, chex.Array] | None = None,
+                 t: chex.Array | None = None):
+        """The block over a sequence, or at one step of it.
+
+        Args:
+          x: `[L, ..., F]`; with `cache`, step t's `[..., F]`.
+          cache: the keys `[L, ..., key_size]` and values `[L, ..., value_size]` of the steps before t.
+          t: the step, with `cache`.
+
+        Returns:
+          `[L, ..., F + value_size]`; with `cache`, `(cache with row t written, [..., F + value_size])`.
+        """
         queries, keys = nn.Dense(self.key_size)(x), nn.Dense(self.key_size)(x)  # [L, ..., K]
         values = nn.Dense(self.value_size)(x)
-        logits = jnp.einsum("l...k,m...k->...lm", queries, keys) / jnp.sqrt(float(self.key_size))
-        length = x.shape[0]
-        causal = jnp.arange(length)[:, None] >= jnp.arange(length)[None, :]  # step l reads steps m ≤ l
-        weights = jax.nn.softmax(jnp.where(causal, logits, -jnp.inf), axis=-1)
-        return jnp.concatenate([x, jnp.einsum("...lm,m...v->l...v", weights, values)], axis=-1)
+        scale = jnp.sqrt(float(self.key_size))
+        if cache is None:
+            logits = jnp.einsum("l...k,m...k->...lm", queries, keys) / scale
+            length = x.shape[0]
+            causal = jnp.arange(length)[:, None] >= jnp.arange(length)[None, :]  # step l reads steps m ≤ l
+            weights = jax.nn.softmax(jnp.where(causal, logits, -jnp.inf), axis=-1)
+            return jnp.concatenate([x, jnp.einsum("...lm,m...v->l...v", weights, values)], axis=-1)
+        keys, values = (jax.lax.dynamic_update_index_in_dim(c, new, t, axis=0) for c, new in zip(cache, (keys, values)))
+        logits = jnp.einsum("...k,m...k->...m", queries, keys) / scale
+        weights = jax.nn.softmax(jnp.where(jnp.arange(keys.shape[0]) <= t, logits, -jnp.inf), axis=-1)
+        return (keys, values), jnp.concatenate([x, jnp.einsum("...m,m...v->...v", weights, values)], axis=-1)
 
 
 class AttentionQNetwork(nn.Module):
@@ -422,8 +455,8 @@ class AttentionQNetwork(nn.Module):
 
     A `Dense` torso, then two rounds of a causal temporal-convolution stack (dilations 1, 2, 4, …
     up to `max_length`) and a causally masked attention block, then a linear head. The value at
-    step t depends on the inputs of steps 0..t only, so a trial's Q-values can be read step by step
-    from one pass over the trial so far.
+    step t depends on the inputs of steps 0..t only, so a trial's Q-values can be read step by step:
+    given the cache of the steps before (`initial_cache`), step t computes one row of each block.
 
     Attributes:
       num_actions: A, the output size.
@@ -443,22 +476,61 @@ class AttentionQNetwork(nn.Module):
     torso_sizes: Sequence[int] = (32,)
     activation: Callable = nn.relu
 
-    @nn.compact
-    def __call__(self, inputs: chex.Array) -> chex.Array:
-        """The Q-values at every step of a sequence.
+    def _dilations(self) -> list[int]:
+        return [2**i for i in range(max(1, (self.max_length - 1).bit_length()))]
+
+    def initial_cache(self, features: int, batch_shape: tuple[int, ...] = ()) -> tuple:
+        """The cache of a sequence not yet started, for reading it step by step.
 
         Args:
-          inputs: `[L, ..., F]`, time first (e.g. `rl2_inputs` of a trial so far), L ≤ `max_length`.
+          features: F, the width of the inputs.
+          batch_shape: the inputs' batch shape `[...]`.
 
         Returns:
-          `[L, ..., A]` Q-values; row t uses inputs 0..t only.
+          Per block, zeros: a convolution's inputs `[max_length, ..., F_block]`, an attention's keys
+          and values `[max_length, ..., key_size]`, `[max_length, ..., value_size]`.
         """
-        x = inputs
+        def zeros(width):
+            return jnp.zeros((self.max_length, *batch_shape, width), jnp.float32)
+
+        width, cache = (self.torso_sizes[-1] if self.torso_sizes else features), []
+        for _ in range(2):
+            for _ in self._dilations():
+                cache.append(zeros(width))
+                width += self.filters
+            cache.append((zeros(self.key_size), zeros(self.value_size)))
+            width += self.value_size
+        return tuple(cache)
+
+    @nn.compact
+    def __call__(self, inputs: chex.Array, cache: tuple | None = None, t: chex.Array | None = None):
+        """The Q-values at every step of a sequence, or at its step t from the cache of the steps before.
+
+        Args:
+          inputs: `[L, ..., F]`, time first (e.g. `rl2_inputs` of a trial so far), L ≤ `max_length`;
+            with `cache`, step t's `[..., F]`.
+          cache: from `initial_cache`, or as the previous step returned it; None: the whole sequence.
+          t: the step `inputs` is (0-based, < `max_length`), with `cache`.
+
+        Returns:
+          `[L, ..., A]` Q-values, row t using inputs 0..t only; with `cache`, `(cache, q[..., A])`
+          where `q` equals row t of the whole sequence's (a step costs one row of each block, not a
+          pass over the sequence).
+        """
+        x, blocks, new_cache = inputs, iter(cache or ()), []
         for width in self.torso_sizes:
             x = self.activation(nn.Dense(width)(x))
-        dilations = [2**i for i in range(max(1, (self.max_length - 1).bit_length()))]
+
+        def apply(block, x):
+            if cache is None:
+                return block(x)
+            block_cache, x = block(x, next(blocks), t)
+            new_cache.append(block_cache)
+            return x
+
         for _ in range(2):
-            for dilation in dilations:
-                x = _CausalConvBlock(dilation, self.filters)(x)
-            x = _CausalAttentionBlock(self.key_size, self.value_size)(x)
-        return nn.Dense(self.num_actions)(x)
+            for dilation in self._dilations():
+                x = apply(_CausalConvBlock(dilation, self.filters), x)
+            x = apply(_CausalAttentionBlock(self.key_size, self.value_size), x)
+        q = nn.Dense(self.num_actions)(x)
+        return q if cache is None else (tuple(new_cache), q)

@@ -151,20 +151,23 @@ def test_the_attention_network_is_causal():
 
 
 def test_the_attention_memory_acts_as_the_whole_sequence_reads():
-    """`sequence_memory` steps through a buffer of the trial so far; its values are the sequence's."""
+    """`cached_memory` steps through the trial one row of each block at a time; its values are the sequence's,
+    for a sequence as long as the network's and for a shorter one (a trial cut short)."""
     from metaq_jax.networks import AttentionQNetwork
 
-    net = AttentionQNetwork(num_actions=3, max_length=6, filters=4, key_size=8, value_size=8, torso_sizes=(8,))
-    inputs = jax.random.normal(jax.random.key(0), (6, 2, 5))
-    params = net.init(jax.random.key(1), inputs)
-    memory_q = rl2.sequence_memory(net.apply, 6, 5)
+    for torso in ((8,), ()):
+        net = AttentionQNetwork(num_actions=3, max_length=6, filters=4, key_size=8, value_size=8, torso_sizes=torso)
+        inputs = jax.random.normal(jax.random.key(0), (6, 2, 5))
+        params = net.init(jax.random.key(1), inputs)
+        memory_q = rl2.cached_memory(net, 5)
 
-    def step(buffer, xs):
-        x, t = xs
-        return memory_q.step(params, buffer, x, t)
+        def step(cache, xs):
+            x, t = xs
+            return memory_q.step(params, cache, x, t)
 
-    _, stepped = jax.lax.scan(step, memory_q.initial_memory((), 2), (inputs, jnp.arange(6)))
-    np.testing.assert_allclose(stepped, memory_q.sequence(params, None, inputs), rtol=1e-5, atol=1e-6)
+        for length in (6, 4):
+            _, stepped = jax.lax.scan(step, memory_q.initial_memory((), 2), (inputs[:length], jnp.arange(length)))
+            np.testing.assert_allclose(stepped, memory_q.sequence(params, None, inputs[:length]), rtol=1e-5, atol=1e-6)
 
 
 TINY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=4, num_envs=2, hidden_sizes=(8,), cell_size=8,

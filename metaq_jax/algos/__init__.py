@@ -130,7 +130,8 @@ def make_meta_learner(config: MetaConfig, family: TaskFamily | None = None, *,
       network: any flax module of the kind's shape; default `config.network`. Gradient kind:
         `obs[..., *obs] -> q[..., A]`. Memory kind: a recurrent step `(carry, inputs[..., F]) ->
         (carry, q[..., A])` with `initial_carry(batch_shape)`, or a causal sequence network
-        `inputs[L, ..., F] -> q[L, ..., A]` (inputs as `networks.rl2_inputs` builds them). pearl:
+        `inputs[L, ..., F] -> q[L, ..., A]` with a step cache (`initial_cache(F, batch_shape)`, as
+        `AttentionQNetwork`; inputs as `networks.rl2_inputs` builds them). pearl:
         `(obs[..., *obs], z[..., Z]) -> q[..., A]`; mql: `window[..., H, F] -> q[..., A]` with a
         `context` method.
       optimizer: any optax transformation for the outer step of the network; default from the

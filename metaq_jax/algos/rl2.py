@@ -9,9 +9,9 @@ and is cut only at the trial's last step. Targets are double-Q(λ): λ-returns (
 `td_lambda`) over the trial, bootstrapping at each step from the target network's value of the
 action the online network picks.
 
-The memory is a recurrent cell's carry (`RecurrentQNetwork`) or, SNAIL-style, the trial's inputs
-so far read by causal convolutions and attention (`AttentionQNetwork`): `MemoryQ` puts both
-behind one step function and one whole-sequence function.
+The memory is a recurrent cell's carry (`RecurrentQNetwork`) or, SNAIL-style, what causal
+convolutions and attention have read of the trial so far (`AttentionQNetwork`'s step cache):
+`MemoryQ` puts both behind one step function and one whole-sequence function.
 """
 
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
@@ -89,16 +89,16 @@ def recurrent_memory(apply_fn: RecurrentApplyFn) -> MemoryQ:
                    sequence=lambda params, carry, xs: unroll(apply_fn, params, carry, xs))
 
 
-def sequence_memory(apply_fn: Callable[[Params, chex.Array], chex.Array], length: int, features: int) -> MemoryQ:
-    """`MemoryQ` of a causal sequence network (e.g. `AttentionQNetwork`): the memory is the trial so far.
+def cached_memory(network: nn.Module, features: int) -> MemoryQ:
+    """`MemoryQ` of a causal sequence network with a step cache (e.g. `AttentionQNetwork`).
 
-    Each step writes its input into a `[length, M, F]` buffer and reads row t of the network run on
-    it; rows after t are still zero and, the network being causal, do not matter. A step costs a
-    pass over the whole buffer: acting in a trial of L steps costs L passes, learning one.
+    The memory is the cache of the trial so far (`network.initial_cache`): each step writes its
+    rows and reads step t's Q-values from one row of each block, so acting in a trial of L steps
+    costs about one pass over it, as learning does.
 
     Args:
-      apply_fn: `(params, inputs[L, M, F]) -> q[L, M, A]`, causal in L.
-      length: L, the trial's steps.
+      network: `apply(params, inputs[L, ..., F]) -> q[L, ..., A]`, causal in L, and
+        `apply(params, inputs[..., F], cache, t) -> (cache, q[..., A])` equal to row t.
       features: F.
 
     Returns:
@@ -106,13 +106,10 @@ def sequence_memory(apply_fn: Callable[[Params, chex.Array], chex.Array], length
     """
     def initial_memory(learner_state, num_envs):
         del learner_state
-        return jnp.zeros((length, num_envs, features), jnp.float32)
+        return network.initial_cache(features, (num_envs,))
 
-    def step(params, buffer, x, t):
-        buffer = jax.lax.dynamic_update_index_in_dim(buffer, x, t, axis=0)
-        return buffer, jax.lax.dynamic_index_in_dim(apply_fn(params, buffer), t, axis=0, keepdims=False)
-
-    return MemoryQ(initial_memory=initial_memory, step=step, sequence=lambda params, _, xs: apply_fn(params, xs))
+    return MemoryQ(initial_memory=initial_memory, step=lambda params, cache, x, t: network.apply(params, x, cache, t),
+                   sequence=lambda params, _, xs: network.apply(params, xs))
 
 
 class Trial(NamedTuple):
@@ -253,7 +250,8 @@ def make_rl2_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
       config: the settings (an `algo="rl2"` config).
       family: the task family.
       network: a recurrent Q-network (a module with `initial_carry`, e.g. `RecurrentQNetwork`)
-        or a causal sequence Q-network `inputs[L, ..., F] -> q[L, ..., A]` (e.g. `AttentionQNetwork`).
+        or a causal sequence Q-network `inputs[L, ..., F] -> q[L, ..., A]` with a step cache (e.g.
+        `AttentionQNetwork`).
       optimizer: the outer optimiser.
 
     Returns:
@@ -265,8 +263,7 @@ def make_rl2_learner(config: MetaConfig, family: TaskFamily, network: nn.Module,
     obs, _ = env.reset(jax.random.key(0), family.default_params)
     features = obs.size + env.num_actions + 2
     recurrent = hasattr(network, "initial_carry")
-    memory_q = (recurrent_memory(network.apply) if recurrent
-                else sequence_memory(network.apply, length, features))
+    memory_q = recurrent_memory(network.apply) if recurrent else cached_memory(network, features)
 
     def init(key: chex.PRNGKey) -> MetaState:
         if recurrent:
