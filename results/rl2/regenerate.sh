@@ -40,6 +40,9 @@ sweep() {  # sweep NAME FLAGS...: a population into a scratch folder, then its s
 short=("${rl2[@]}" --num-tasks 16 --num-envs 4 --meta-steps 2000)
 sweep sweep-bandit-k50-n100 "${short[@]}" --family bandit-k50-n100 --trial-episodes 1 --cell-size 256 --grid gamma=0.8,0.9
 sweep sweep-tabular-mdp-n10 "${short[@]}" --family tabular-mdp --trial-episodes 10 --grid gamma=0,0.5
+# a GRU of 256 on the random MDPs: 3000 meta-steps, the outer lr decaying to 0 on a cosine (the README)
+sweep sweep-tabular-mdp-n10-gru256 "${rl2[@]}" --num-tasks 16 --num-envs 4 --meta-steps 3000 --outer-schedule cosine \
+  --family tabular-mdp --trial-episodes 10 --cell-size 256 --grid gamma=0.5,0.8
 # the 10-pull, 50-arm cell's batch: 128 tasks × 8 envs a meta-step, 4000 meta-steps, two outer lrs
 sweep sweep-bandit-k50-n10 --family bandit-k50-n10 --trial-episodes 1 --gamma 1.0 --num-tasks 128 --num-envs 8 \
   --meta-steps 4000 --grid outer_lr=0.0005,0.001
