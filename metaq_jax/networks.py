@@ -503,7 +503,8 @@ class AttentionQNetwork(nn.Module):
         return tuple(cache)
 
     @nn.compact
-    def __call__(self, inputs: chex.Array, cache: tuple | None = None, t: chex.Array | None = None):
+    def __call__(self, inputs: chex.Array, cache: tuple | None = None,
+                 t: chex.Array | None = None) -> chex.Array | tuple[tuple, chex.Array]:
         """The Q-values at every step of a sequence, or at its step t from the cache of the steps before.
 
         Args:
