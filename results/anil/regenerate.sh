@@ -2,7 +2,7 @@
 # ANIL (`--adapt head`: only the Q-network's output layer adapts in the inner loop) beside MAML's
 # stored runs of the same protocols, 3 training seeds each: `cartpole` at the family's defaults
 # (MAML: results/families/cartpole) and `nav2d` with results/nav2d's flags (MAML: results/nav2d,
-# the CPU split into one JAX device per core as there); then one meta-step of each timed
+# with the same XLA_FLAGS as there, which the protocol's one-device training ignores); then one meta-step of each timed
 # (results/anil/timing.py) and the README's tables (results/anil/table.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

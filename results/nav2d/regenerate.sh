@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates results/nav2d (the README's nav2d table against the MAML paper), 5 training seeds,
-# the CPU split into one JAX device per core (about 2 hours on 2 cores; `--resume` continues a
-# killed run). The outer lr and Meta-SGD's rate lr decay on a cosine and the meta-gradient's norm is
+# Regenerates results/nav2d (the README's nav2d table against the MAML paper), 5 training seeds;
+# XLA_FLAGS splits the CPU into two devices, of which the protocol trains on one (about 2 hours on
+# 2 cores; `--resume` continues a killed run). The outer lr and Meta-SGD's rate lr decay on a cosine and the meta-gradient's norm is
 # clipped to 0.1 (≈5× its median): at a constant lr its norm spiked to 10^8 and 3 of 5 seeds
 # collapsed within 6000 meta-steps. Then two sweeps of the outer lr (2 seeds × 3 lrs, 6 members as one
 # population): results/nav2d/sweep16 at the run's own settings (about 100 minutes), and results/nav2d/sweep

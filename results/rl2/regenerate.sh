@@ -79,8 +79,8 @@ for k in 5 10 50; do
     --train-seeds 3 --num-seeds 5 --context-size 64 --kl-weight 0.01 --out $out/pearl-bandit-k$k-n100
 done
 # mql on the 10-pull cells with pearl's budget there: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
-# 46 GB, so 50 tasks at a time (--test-batch); its pool split over the 2 cores (the split computes the same
-# updates: tests/test_distributed.py)
+# 46 GB, so 50 tasks at a time (--test-batch); XLA_FLAGS splits the CPU into two devices, but the protocol
+# trains and tests on one of them
 for k in 5 10 50; do
   XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family bandit-k$k-n10 --algo mql "${latent[@]}" \
     --test-batch 50 --out $out/mql-bandit-k$k-n10

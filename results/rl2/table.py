@@ -47,17 +47,19 @@ def bandits():
 
 
 def mdp():
-    report = load("tabular-mdp-n10")
-    if report is None:
+    gru, attention = load("tabular-mdp-n10"), load("attention-tabular-mdp-n10")
+    base = attention or gru
+    if base is None:
         return
-    rows = report["protocols"]["trial"]["rows"]
-    vi = rows["oracle"]["total"]  # value iteration on each held-out MDP, per episode × 10
+    vi = base["protocols"]["trial"]["rows"]["oracle"]["total"]  # value iteration on each held-out MDP, per episode × 10
     print("\n| learner | total over 10 episodes | ÷ value iteration | episode 1 → 10 |")
     print("|---|---|---|---|")
-    for name in ("meta-learned", "random_init", "pretrain", "psrl", "certainty_equivalent", "oracle"):
-        if name in rows:
-            row = rows[name]
-            print(f"| {name} | {row['total']:.1f} ± {row['total_ci95']:.1f} | {row['total'] / vi:.3f} | "
+    lines = [(gru, "meta-learned", "meta-learned (GRU)"), (attention, "meta-learned", "meta-learned (attention)")]
+    lines += [(base, name, name) for name in ("random_init", "pretrain", "psrl", "certainty_equivalent", "oracle")]
+    for report, name, label in lines:
+        if report is not None and name in report["protocols"]["trial"]["rows"]:
+            row = report["protocols"]["trial"]["rows"][name]
+            print(f"| {label} | {row['total']:.1f} ± {row['total_ci95']:.1f} | {row['total'] / vi:.3f} | "
                   f"{row['mean'][0]:.1f} → {row['mean'][-1]:.1f} |")
 
 
