@@ -14,6 +14,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from metaq_jax import distributed
 from metaq_jax.algos import make_meta_learner
@@ -49,6 +50,7 @@ class PopulationLearner(NamedTuple):
     init: Callable[[], Population]
     update: Callable[[Population], tuple[Population, Metrics]]
     env_steps_per_update: int  # of each member
+    num_tasks: int  # T, each member's tasks per meta-step
     pooled: bool = False  # each member's learner state is a pool of training tasks (`MetaLearner.pooled`)
 
 
@@ -178,24 +180,34 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
 
     one = make_meta_learner(config, family)
     return PopulationLearner(members=tuple(members), init=init, update=update,
-                             env_steps_per_update=one.env_steps_per_update, pooled=one.pooled)
+                             env_steps_per_update=one.env_steps_per_update, num_tasks=config.num_tasks,
+                             pooled=one.pooled)
 
 
-def population_steps(learner: PopulationLearner, value: Population, start: int,
-                     num_steps: int) -> Iterator[tuple[int, Population, Metrics]]:
+def population_steps(learner: PopulationLearner, value: Population, start: int, num_steps: int,
+                     mesh: Mesh | None = None) -> Iterator[tuple[int, Population, Metrics]]:
     """Meta-steps `start .. num_steps - 1` of every member from `value`, in one compiled update.
 
     Args:
       learner: from `make_population`.
-      value: the population at meta-step `start`; donated to the first update.
+      value: the population at meta-step `start`; without a mesh, donated to the first update.
       start: the meta-step `value` is at.
       num_steps: the meta-steps of each member.
+      mesh: devices to run on (`distributed.make_mesh`): each member's tasks split along `task`
+        (members along `member`, where the mesh has that axis); None: one device.
 
     Yields:
       `(step, population, metrics)` after each step: the population (donated to the next
       update: use it before asking for the next step) and host `Metrics` `[P]`.
+
+    Raises:
+      InputError: the tasks or the members do not divide by the mesh (`distributed.check_learner`
+        checks a pooled learner's pool).
     """
-    update = jax.jit(learner.update, donate_argnums=0)
+    if mesh is None:
+        update = jax.jit(learner.update, donate_argnums=0)
+    else:
+        update, value = distributed.shard_population(learner.update, value, mesh, learner.num_tasks, learner.pooled)
     for step in range(start, num_steps):
         value, metrics = update(value)
         yield step, value, jax.device_get(metrics)

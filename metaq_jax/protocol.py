@@ -25,8 +25,9 @@ from typing import Callable, Collection
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
-from metaq_jax import baselines, checkpoints, oracle, population, runs
+from metaq_jax import baselines, checkpoints, distributed, oracle, population, runs
 from metaq_jax.algos import make_meta_learner, make_problem
 from metaq_jax.checkpoints import NonFiniteError
 from metaq_jax.config import MetaConfig
@@ -422,7 +423,8 @@ def _restore(folder: str, value: population.Population) -> tuple[population.Popu
 
 def train_resumable(learner: population.PopulationLearner, num_steps: int, folder: str | None,
                     callback: Callable[[int, Metrics], None] | None = None, *,
-                    checkpoint_every: int = CHECKPOINT_EVERY) -> tuple[population.Population, list[Metrics], float]:
+                    checkpoint_every: int = CHECKPOINT_EVERY,
+                    mesh: Mesh | None = None) -> tuple[population.Population, list[Metrics], float]:
     """`population.train_population`, checkpointed in `folder` and continued from its newest checkpoint.
 
     A resumed training computes what an unbroken one does: each step's key is the run key folded
@@ -434,23 +436,27 @@ def train_resumable(learner: population.PopulationLearner, num_steps: int, folde
       folder: where the checkpoints and HISTORY go (created); None: no checkpoints.
       callback: `callback(step, metrics)` after each step run here, metrics `[P]` on the host.
       checkpoint_every: meta-steps between checkpoints.
+      mesh: the devices to train on, each member's tasks split along `task`; None: one device.
 
     Returns:
-      `(population, history, seconds)`: the trained population, every step's `Metrics` `[P]`,
-      and the training seconds (those of earlier runs included; not those of steps rerun).
+      `(population, history, seconds)`: the trained population (on the host), every step's
+      `Metrics` `[P]`, and the training seconds (those of earlier runs included; not those of
+      steps rerun).
+
+    Raises:
+      InputError: the tasks (or a pooled learner's pool) do not divide by the mesh.
     """
+    value, history, seconds = (learner.init(), [], 0.0) if folder is None else _restore(folder, learner.init())
     if folder is None:
-        start = time.perf_counter()
-        value, history = population.train_population(learner, num_steps, callback)
-        return value, history, time.perf_counter() - start
-    os.makedirs(folder, exist_ok=True)
-    value, history, seconds = _restore(folder, learner.init())
-    mgr = checkpoints.manager(os.path.join(folder, runs.CHECKPOINTS), keep_last=2)
+        mgr = checkpoints.NoCheckpoints()
+    else:
+        os.makedirs(folder, exist_ok=True)
+        mgr = checkpoints.manager(os.path.join(folder, runs.CHECKPOINTS), keep_last=2)
     start = time.perf_counter()
     try:
-        for step, value, metrics in population.population_steps(learner, value, len(history), num_steps):
+        for step, value, metrics in population.population_steps(learner, value, len(history), num_steps, mesh):
             history.append(metrics)
-            if (step + 1) % checkpoint_every == 0 or step + 1 == num_steps:
+            if folder is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == num_steps):
                 _save_history(folder, history, seconds + time.perf_counter() - start)
                 try:
                     checkpoints.save(mgr, value.states, value.run_keys)
@@ -461,7 +467,8 @@ def train_resumable(learner: population.PopulationLearner, num_steps: int, folde
     finally:
         mgr.wait_until_finished()
         mgr.close()
-    return value, history, seconds + time.perf_counter() - start
+    # tested on one device, as a run alone is
+    return jax.device_put(distributed.host_copy(value)), history, seconds + time.perf_counter() - start
 
 
 def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1,
@@ -473,7 +480,8 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     compiled update trains them all, one compiled program tests them all, and run r equals
     `metaq train --seed seed+r` to float32 rounding (bit for bit with one seed). Every row pools the trials of every run, so
     its interval covers the spread over training runs as well as over tasks; a row no run changes
-    (the exact or the learned oracle) is counted once.
+    (the exact or the learned oracle) is counted once. Training runs on `config.devices` local
+    devices (0: all of them), each member's tasks split along `task`; testing, on one.
 
     Args:
       config: the meta-learner's config; its family, budget and seed serve both trainings.
@@ -493,13 +501,17 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
       run, and its `training_curve` per run.
 
     Raises:
-      InputError: `config.family` names no family.
+      InputError: `config.family` names no family, or its tasks (or a pooled learner's pool) do not
+        divide by the devices.
     """
     family = make_family(config.family)
     seeds = list(range(config.seed, config.seed + train_seeds))
     configs = {"meta": config, "pretrain": pretrain_config(config, family)}
     learners = {name: population.make_population(cfg, family, [{"seed": s} for s in seeds])
                 for name, cfg in configs.items()}
+    mesh = distributed.make_mesh(config.devices)
+    for name, cfg in configs.items():
+        distributed.check_learner(cfg, learners[name], mesh)
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
         plan = {"config": config.to_dict(), "seeds": seeds}
@@ -509,7 +521,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
         step_cb = None if callback is None else (lambda step, m, name=name: callback(name, step, m))
         trained, history, seconds[name] = train_resumable(
             learners[name], cfg.meta_steps, None if folder is None else os.path.join(folder, name), step_cb,
-            checkpoint_every=checkpoint_every)
+            checkpoint_every=checkpoint_every, mesh=mesh)
         returns[name] = population.member_returns(cfg, family, trained, seeds, random_init=name == "meta",
                                                   **test_sizes(config, num_seeds))
         curves[name] = [training_curve([jax.tree.map(lambda x, r=r: x[r], m) for m in history])

@@ -76,6 +76,19 @@ try:
     distributed.check_learner(pearl, make_meta_learner(pearl), distributed.make_mesh(4))
 except ValueError as error:
     out["pool refusal"] = str(error)
+# the protocol's training population of 2 seeds: on one device, and split along `task` over 2 and 4
+from metaq_jax import make_family, population, protocol
+config = MetaConfig(**{TINY!r})
+pop = population.make_population(config, make_family(config.family), [{{"seed": 0}}, {{"seed": 1}}])
+out["protocol"] = {{str(n): flat(protocol.train_resumable(
+    pop, {UPDATES}, None, mesh=None if n == 1 else distributed.make_mesh(n))[0].states.params).tolist()
+    for n in (1,) + {DEVICE_COUNTS!r}}}
+_, value, _ = next(population.population_steps(pop, pop.init(), 0, 1, distributed.make_mesh(2)))
+out["protocol devices"] = sorted({{len(x.sharding.device_set) for x in jax.tree.leaves(value.states)}})
+try:
+    protocol.run_protocol(MetaConfig(**{{**{TINY!r}, "num_tasks": 6}}))
+except ValueError as error:
+    out["protocol refusal"] = str(error)
 print(json.dumps(out))
 """
 
@@ -133,6 +146,14 @@ def test_a_batch_not_dividing_by_the_devices_is_refused(sharded):
     assert sharded["refusal"] == ("MetaConfig.num_tasks = 6: does not divide by the 4 devices of the mesh's "
                                   "task axis; give a multiple of 4, or fewer devices (--devices) whose total "
                                   "divides 6")
+
+
+@pytest.mark.parametrize("devices", DEVICE_COUNTS)
+def test_the_protocol_trains_its_population_on_every_device_as_on_one(sharded, devices):
+    ref, got = sharded["protocol"]["1"], sharded["protocol"][str(devices)]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    assert sharded["protocol devices"] == [2]  # a step on a mesh of 2 leaves the population on both
+    assert sharded["protocol refusal"].startswith("MetaConfig.num_tasks = 6: does not divide by the 4 devices")
 
 
 CLI_TINY = ["--family", "bandit", "--num-tasks", "4", "--num-envs", "2", "--rollout-length", "10",

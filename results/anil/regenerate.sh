@@ -2,12 +2,12 @@
 # ANIL (`--adapt head`: only the Q-network's output layer adapts in the inner loop) beside MAML's
 # stored runs of the same protocols, 3 training seeds each: `cartpole` at the family's defaults
 # (MAML: results/families/cartpole) and `nav2d` with results/nav2d's flags (MAML: results/nav2d,
-# with the same XLA_FLAGS as there, which the protocol's one-device training ignores); then one meta-step of each timed
+# on one JAX device as there); then one meta-step of each timed
 # (results/anil/timing.py) and the README's tables (results/anil/table.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 metaq protocol --family cartpole --adapt head --train-seeds 3 --out results/anil/cartpole
-XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family nav2d --adapt head --meta-sgd --step-losses \
+metaq protocol --family nav2d --adapt head --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
   --meta-sgd-lr 0.03 --outer-schedule constant --max-grad-norm 0 --meta-steps 4000 --train-seeds 3 --out results/anil/nav2d
 python results/anil/timing.py

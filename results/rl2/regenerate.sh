@@ -58,6 +58,10 @@ done
 # SNAIL-style attention (causal convolutions + attention over the trial) on the 10-pull, 5-arm cell
 metaq protocol "${rl2[@]}" --family bandit-k5-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
   --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --num-seeds 5 --out $out/attention-bandit-k5-n10
+# and on the random MDPs: the GRU's settings above, 4000 meta-steps, 3 training seeds as one population
+metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
+  --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
+  --out $out/attention-tabular-mdp-n10
 # MetaMaze: a trial of 2 episodes of 200 steps; rl2 and MAML
 metaq protocol "${rl2[@]}" --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
   --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-rl2
@@ -79,15 +83,14 @@ for k in 5 10 50; do
     --train-seeds 3 --num-seeds 5 --context-size 64 --kl-weight 0.01 --out $out/pearl-bandit-k$k-n100
 done
 # mql on the 10-pull cells with pearl's budget there: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
-# 46 GB, so 50 tasks at a time (--test-batch); XLA_FLAGS splits the CPU into two devices, but the protocol
-# trains and tests on one of them
+# 46 GB, so 50 tasks at a time (--test-batch)
 for k in 5 10 50; do
-  XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family bandit-k$k-n10 --algo mql "${latent[@]}" \
+  metaq protocol --family bandit-k$k-n10 --algo mql "${latent[@]}" \
     --test-batch 50 --out $out/mql-bandit-k$k-n10
 done
 # mql on the (100, 5) cell: pearl's 100-pull budget (γ = 0.9, replays of 20,000); 47 minutes in all here, most of it
 # the meta-test (the 10- and 50-arm cells are not run yet)
-XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq protocol --family bandit-k5-n100 --algo mql --trial-episodes 1 \
+metaq protocol --family bandit-k5-n100 --algo mql --trial-episodes 1 \
   --gamma 0.9 --num-tasks 8 --num-envs 2 --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3 --task-pool 40 \
   --replay-size 20000 --batch-size 128 --train-seeds 3 --num-seeds 5 --test-batch 50 --out $out/mql-bandit-k5-n100
 python results/rl2/table.py   # the README tables
