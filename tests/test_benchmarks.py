@@ -138,6 +138,8 @@ def test_a_population_is_timed_beside_as_many_separate_runs():
     assert row["population_step_s"] > 0 and row["speedup"] == pytest.approx(row["separate_step_s"] / row["population_step_s"])
     assert bench_population.markdown([row]).count("\n") == 2
     assert [len(bench_population.members_of(p)) for p in bench_population.SIZES] == list(bench_population.SIZES)
+    gammas = bench_population.members_of(8, ("gamma", (0.5, 0.6, 0.7, 0.8)))  # a memory learner's members
+    assert [m["gamma"] for m in gammas] == [0.5, 0.6, 0.7, 0.8] * 2 and [m["seed"] for m in gammas] == [0] * 4 + [1] * 4
 
 
 def test_meta_steps_of_any_learners_are_timed_apart_from_their_compile():

@@ -20,21 +20,24 @@ from metaq_jax.training import initial_state, step_key
 SIZES = (1, 4, 16, 64)
 WORKLOAD = dict(family="nav2d", algo="maml", num_tasks=4, num_envs=4, rollout_length=20, hidden_sizes=(32, 32),
                 inner_steps=1)
-INNER_LRS = (0.1, 0.2, 0.3, 0.4)
+VARIED = ("inner_lr", (0.1, 0.2, 0.3, 0.4))
+"""The field the members vary and its 4 values (a memory learner refuses `inner_lr`: vary `gamma`)."""
 
 
-def members_of(size: int) -> list[dict]:
-    """P members: P/4 seeds × 4 inner lrs (one member for P = 1).
+def members_of(size: int, varied: tuple[str, tuple[float, ...]] = VARIED) -> list[dict]:
+    """P members: P/4 seeds × the 4 values of a field (one member for P = 1).
 
     Args:
       size: P, 1 or a multiple of 4.
+      varied: `(field, its 4 values)`.
 
     Returns:
-      The members, `{"seed": s, "inner_lr": lr}` each.
+      The members, `{"seed": s, field: value}` each.
     """
+    field, values = varied
     if size == 1:
-        return [{"seed": 0, "inner_lr": INNER_LRS[0]}]
-    return population.grid_members(range(size // len(INNER_LRS)), {"inner_lr": list(INNER_LRS)})
+        return [{"seed": 0, field: values[0]}]
+    return population.grid_members(range(size // len(values)), {field: list(values)})
 
 
 def _timed(fn, *args):
@@ -43,8 +46,8 @@ def _timed(fn, *args):
     return out, time.perf_counter() - start
 
 
-def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int = 10,
-                    workload: dict = WORKLOAD) -> list[dict]:
+def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int = 10, workload: dict = WORKLOAD,
+                    varied: tuple[str, tuple[float, ...]] = VARIED) -> list[dict]:
     """Per P: compile and meta-step seconds of the population and of P separate runs.
 
     Args:
@@ -52,6 +55,7 @@ def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int 
       rounds: timed rounds per side, interleaved; each round times `steps` meta-steps.
       steps: meta-steps per round.
       workload: the `MetaConfig` fields every member shares.
+      varied: the field the members vary, and its 4 values (`members_of`).
 
     Returns:
       Rows `{"members", "population_compile_s", "population_step_s", "separate_compile_s",
@@ -61,7 +65,7 @@ def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int 
     config, rows = mq.MetaConfig(**workload), []
     family = mq.make_family(config.family)
     singles = []  # a separate run: its own program, as a process of its own compiles
-    for member in members_of(4)[:2]:
+    for member in members_of(4, varied)[:2]:
         learner = mq.make_meta_learner(population.member_config(config, member), family)
         state, run_key = initial_state(learner, member["seed"])
         start = time.perf_counter()
@@ -69,7 +73,7 @@ def population_rows(sizes: tuple[int, ...] = SIZES, rounds: int = 5, steps: int 
         singles.append({"update": update, "state": state, "run_key": run_key,
                         "compile_s": time.perf_counter() - start})
     for size in sizes:
-        pop = population.make_population(config, family, members_of(size))
+        pop = population.make_population(config, family, members_of(size, varied))
         value = pop.init()
         start = time.perf_counter()
         update = jax.jit(pop.update).lower(value).compile()
