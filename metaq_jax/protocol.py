@@ -444,7 +444,7 @@ def train_resumable(learner: population.PopulationLearner, num_steps: int, folde
       steps rerun).
 
     Raises:
-      InputError: the tasks (or a pooled learner's pool) do not divide by the mesh.
+      InputError: the tasks do not divide by the mesh (`run_protocol` checks a pooled learner's pool first).
     """
     value, history, seconds = (learner.init(), [], 0.0) if folder is None else _restore(folder, learner.init())
     if folder is None:
