@@ -89,6 +89,12 @@ try:
     protocol.run_protocol(MetaConfig(**{{**{TINY!r}, "num_tasks": 6}}))
 except ValueError as error:
     out["protocol refusal"] = str(error)
+six = MetaConfig(**{{**{TINY!r}, "num_tasks": 6}})
+try:  # the mesh reaches the training itself
+    protocol.train_resumable(population.make_population(six, make_family(six.family), [{{"seed": 0}}]), 1, None,
+                             mesh=distributed.make_mesh(4))
+except ValueError as error:
+    out["training refusal"] = str(error)
 print(json.dumps(out))
 """
 
@@ -154,6 +160,7 @@ def test_the_protocol_trains_its_population_on_every_device_as_on_one(sharded, d
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     assert sharded["protocol devices"] == [2]  # a step on a mesh of 2 leaves the population on both
     assert sharded["protocol refusal"].startswith("MetaConfig.num_tasks = 6: does not divide by the 4 devices")
+    assert sharded["training refusal"] == sharded["protocol refusal"]
 
 
 CLI_TINY = ["--family", "bandit", "--num-tasks", "4", "--num-envs", "2", "--rollout-length", "10",
