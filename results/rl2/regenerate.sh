@@ -55,9 +55,12 @@ for n in 10 100; do
       --train-seeds 3 --num-seeds 2 --out $out/maml-bandit-k$k-n$n
   done
 done
-# SNAIL-style attention (causal convolutions + attention over the trial) on the 10-pull, 5-arm cell
-metaq protocol "${rl2[@]}" --family bandit-k5-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
-  --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --num-seeds 5 --out $out/attention-bandit-k5-n10
+# SNAIL-style attention (causal convolutions + attention over the trial) on the 10-pull cells, 3 training seeds
+for k in 5 10 50; do
+  metaq protocol "${rl2[@]}" --family bandit-k$k-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
+    --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --train-seeds 3 --num-seeds 5 \
+    --out $out/attention-bandit-k$k-n10
+done
 # and on the random MDPs: the GRU's settings above, 4000 meta-steps, 3 training seeds as one population
 metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
   --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
