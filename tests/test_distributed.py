@@ -85,11 +85,11 @@ out["protocol"] = {{str(n): flat(protocol.train_resumable(
     for n in (1,) + {DEVICE_COUNTS!r}}}
 _, value, _ = next(population.population_steps(pop, pop.init(), 0, 1, distributed.make_mesh(2)))
 out["protocol devices"] = sorted({{len(x.sharding.device_set) for x in jax.tree.leaves(value.states)}})
+six = MetaConfig(**{{**{TINY!r}, "num_tasks": 6}})
 try:
-    protocol.run_protocol(MetaConfig(**{{**{TINY!r}, "num_tasks": 6}}))
+    protocol.run_protocol(six)
 except ValueError as error:
     out["protocol refusal"] = str(error)
-six = MetaConfig(**{{**{TINY!r}, "num_tasks": 6}})
 try:  # the mesh reaches the training itself
     protocol.train_resumable(population.make_population(six, make_family(six.family), [{{"seed": 0}}]), 1, None,
                              mesh=distributed.make_mesh(4))
