@@ -1,4 +1,4 @@
-"""Meta-Q-Learning: its replay items and windows, the weighted TD loss, adaptation (θ_meta untouched,
+"""Meta-Q-Learning: its replay items and windows (stored once, gathered at sampling), the weighted TD loss, adaptation (θ_meta untouched,
 the first episode on θ_meta, later ones adapted), and the update batched == one task at a time; on
 continuous actions, MQL over TD3."""
 
@@ -12,7 +12,7 @@ import metaq_jax as mq
 from metaq_jax.algos import mql
 
 TINY = dict(family="nav2d", algo="mql", num_tasks=2, num_envs=2, hidden_sizes=(8,), gamma=0.9, task_pool=3,
-            batch_size=8, replay_size=256, gradient_steps=2, latent_size=4, history_length=3, adapt_steps=2,
+            batch_size=8, replay_size=500, gradient_steps=2, latent_size=4, history_length=3, adapt_steps=2,
             propensity_samples=16, meta_steps=3, outer_optimizer="sgd", outer_lr=0.1)
 
 
@@ -26,6 +26,59 @@ def test_a_td_batch_shifts_the_window_by_the_next_input():
     items = mq.Transition(obs=jnp.arange(6.0).reshape(1, 3, 2), action=jnp.zeros(1, jnp.int32), reward=jnp.zeros(1),
                           next_obs=jnp.array([[9.0, 8.0]]), terminated=jnp.zeros(1, bool), truncated=jnp.zeros(1, bool))
     np.testing.assert_array_equal(mql.td_batch(items).next_obs[0], [[2, 3], [4, 5], [9, 8]])
+
+
+def rollout(length, num_envs, features, key):
+    """Random inputs `[L, M, F]` and a rollout `[L, M]` whose observations are 2 wide (A = 3)."""
+    k_in, k_obs, k_act, k_rew, k_done = jax.random.split(key, 5)
+    inputs = jax.random.normal(k_in, (length, num_envs, features))
+    transitions = mq.Transition(obs=jnp.zeros((length, num_envs, 2)),
+                                action=jax.random.randint(k_act, (length, num_envs), 0, 3),
+                                reward=jax.random.normal(k_rew, (length, num_envs)),
+                                next_obs=jax.random.normal(k_obs, (length, num_envs, 2)),
+                                terminated=jax.random.bernoulli(k_done, 0.2, (length, num_envs)),
+                                truncated=jnp.zeros((length, num_envs), bool))
+    return inputs, transitions
+
+
+def test_windows_gathered_from_the_stored_replay_equal_the_windows_at_collection():
+    """Three collections into a replay of two: every slot's gathered item is the live collection's
+    windowed item (`replay_items`), the first collection overwritten whole by the third."""
+    length, num_envs, history, features = 10, 2, 3, 2 + 3 + 2  # test-bandit: episodes of 10 steps
+    config = mq.MetaConfig(**{**TINY, "family": "test-bandit", "num_envs": num_envs, "replay_size": 2 * length * num_envs})
+    replay = mq.algos.offpolicy.make_replay(config, mq.make_family("test-bandit"))
+    example = mql.StoredItem(mq.algos.offpolicy.example_item(jnp.zeros(features)), jnp.zeros((), jnp.int32))
+    state, expected = replay.init(example), {}
+    for c in range(3):
+        inputs, transitions = rollout(length, num_envs, features, jax.random.key(c))
+        first = int(state.current_index)
+        state = replay.add(state, mql.stored_items(inputs, transitions, 3, state.current_index))
+        windowed = mq.algos.offpolicy.flat(mql.replay_items(inputs, transitions, history, 3))
+        expected.update({first + i: jax.tree.map(lambda x: x[i], windowed) for i in range(length * num_envs)})
+    slots = jnp.arange(2 * length * num_envs)
+    stored = jax.tree.map(lambda x: x[0], state.experience)
+    np.testing.assert_array_equal(stored.slot, slots)
+    gathered = stored.step._replace(obs=mql.gather_windows(stored.step.obs, slots, history, num_envs, length * num_envs))
+    for slot in slots.tolist():
+        assert trees_equal(jax.tree.map(lambda x: x[slot], gathered), expected[slot])
+
+
+def test_the_replay_keeps_whole_collections_of_replay_size():
+    """nav2d's collections of 100 steps × 2 envs: a replay_size of 500 keeps 400 items, of 400 all 400."""
+    family = mq.make_family("nav2d")
+    for size in (400, 500):
+        config = mq.MetaConfig(**{**TINY, "replay_size": size})
+        assert mq.algos.offpolicy.replay_capacity(config, family, whole_collections=True) == 400
+        assert mq.algos.offpolicy.replay_capacity(config, family) == size
+        state = mq.make_meta_learner(config, family).init(jax.random.key(0))
+        assert state.learner_state["replay"].experience.step.obs.shape[:3] == (3, 1, 400)
+
+
+def stored_window_items(replay, index, count, history, num_envs, collection):
+    """Pool task `index`'s first `count` replay items with their windows: `Transition [count]`."""
+    stored = jax.tree.map(lambda x: x[index, 0, :count], replay.experience)
+    return stored.step._replace(obs=mql.gather_windows(replay.experience.step.obs[index, 0], stored.slot, history,
+                                                       num_envs, collection))
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +99,8 @@ def adaptation(learner_run):
     state = out[1][1]
     network = mq.algos.default_network(config, mq.make_family(config.family))
     replay = state.learner_state["replay"]
-    old = jax.tree.map(lambda x: x[0, 0, :16], replay.experience)
-    new = jax.tree.map(lambda x: x[1, 0, :12], replay.experience)
+    old = stored_window_items(replay, 0, 16, config.history_length, config.num_envs, 200)
+    new = stored_window_items(replay, 1, 12, config.history_length, config.num_envs, 200)
     return config, network, state.params, new, old
 
 
@@ -136,8 +189,8 @@ def test_on_continuous_actions_mql_is_td3_over_windows_and_a_meta_step_moves_bot
     assert np.isfinite(float(metrics.meta_loss)) and float(metrics.grad_norm) > 0
     for part in ("actor", "critic"):
         assert not trees_equal(state.params[part], first.params[part])
-    experience = state.learner_state["replay"].experience
-    assert experience.action.shape[-1] == 1 and experience.obs.shape[-2:] == (3, 1 + 1 + 2)  # window [H, O + A + 2]
+    stored = state.learner_state["replay"].experience.step
+    assert stored.action.shape[-1] == 1 and stored.obs.shape[-1] == 1 + 1 + 2  # an input [O + A + 2], stored once
     task = jax.tree.map(lambda x: x[0], family.test_tasks(1))
     returns = jax.jit(lambda s, k: learner.trial(s, task, k, 3))(state, jax.random.key(3))
     assert returns.shape == (3,) and np.all(np.isfinite(returns))
@@ -156,9 +209,9 @@ def test_continuous_replay_items_carry_the_action_as_it_is_into_the_next_input()
 def test_td3_adaptation_moves_a_copy_along_each_parts_loss(point_run):
     config, family, _, _, state, _ = point_run
     learner = mql.td3_window_learner(config, family)
-    replay = state.learner_state["replay"]
-    old = jax.tree.map(lambda x: x[0, 0, :8], replay.experience)
-    new = jax.tree.map(lambda x: x[1, 0, :6], replay.experience)
+    replay, collection = state.learner_state["replay"], family.episode_length * config.num_envs
+    old = stored_window_items(replay, 0, 8, config.history_length, config.num_envs, collection)
+    new = stored_window_items(replay, 1, 6, config.history_length, config.num_envs, collection)
     adapted = jax.jit(lambda p: learner.adapt(p, new, jnp.ones(6), old, jnp.ones(8), jax.random.key(4)))(state.params)
     for part in ("actor", "critic"):
         assert not trees_equal(adapted[part], state.params[part])

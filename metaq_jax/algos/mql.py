@@ -13,8 +13,12 @@ the new data by their context (`metaq_jax.propensity`); then from θ_meta take `
 steps of the TD loss on the new data, and `adapt_steps` more on the replay samples weighted by
 β = min(exp(−logit), `beta_clip`) plus λ‖θ − θ_meta‖², λ = 1 − ESS(β). The next episode acts with
 the adapted parameters; θ_meta itself never changes (the adapted parameters are a separate pytree).
-Replay items hold each step's window of inputs and the next step's input (its next window is
-the window shifted by one).
+The replay stores each step's own input once (and the next step's input), not its window: a
+stored item also holds its slot in the replay, and a window is gathered at sampling from the
+items `num_envs`, 2 × `num_envs`, … slots before it, the same environment's earlier steps of the
+same collection (so the replay keeps whole collections: the largest multiple of one that fits in
+`replay_size`). A window costs H times an input's memory; stored once, the replay costs 2 inputs
+an item (the step's and the next step's).
 """
 
 from typing import Callable, NamedTuple
@@ -52,8 +56,8 @@ def windows(inputs: chex.Array, history: int) -> chex.Array:
     return jnp.stack([padded[k:k + length] for k in range(history)], axis=2)
 
 
-def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_actions: int | None) -> Transition:
-    """A rollout as MQL's replay items: `obs` the step's window `[H, F]`, `next_obs` the next step's input `[F]`.
+def step_items(inputs: chex.Array, transitions: Transition, num_actions: int | None) -> Transition:
+    """A rollout as steps of inputs: `obs` the step's input `[F]`, `next_obs` the next step's input `[F]`.
 
     The next input is built from the pre-reset next observation (`transitions.next_obs`), so a
     truncated episode bootstraps from where it stopped.
@@ -61,7 +65,6 @@ def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_
     Args:
       inputs: `[L, M, F]` what the network read at each step.
       transitions: `[L, M]` the rollout.
-      history: H.
       num_actions: A of one-hot discrete actions; None for continuous ones (`continuous_rl2_inputs`).
 
     Returns:
@@ -71,7 +74,75 @@ def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_
     next_input = (continuous_rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done)
                   if num_actions is None else
                   rl2_inputs(transitions.next_obs, transitions.action, transitions.reward, done, num_actions))
-    return transitions._replace(obs=windows(inputs, history), next_obs=next_input)
+    return transitions._replace(obs=inputs, next_obs=next_input)
+
+
+def replay_items(inputs: chex.Array, transitions: Transition, history: int, num_actions: int | None) -> Transition:
+    """A rollout as MQL's replay items: `obs` the step's window `[H, F]`, `next_obs` the next step's input `[F]`.
+
+    Args:
+      inputs: `[L, M, F]` what the network read at each step.
+      transitions: `[L, M]` the rollout.
+      history: H.
+      num_actions: A of one-hot discrete actions; None for continuous ones.
+
+    Returns:
+      `Transition` with leading shape `[L, M]`.
+    """
+    steps = step_items(inputs, transitions, num_actions)
+    return steps._replace(obs=windows(steps.obs, history))
+
+
+class StoredItem(NamedTuple):
+    """One step as MQL's replay stores it.
+
+    Attributes:
+      step: `obs` the step's input `[F]`, `next_obs` the next step's input `[F]`.
+      slot: `[]` int32, where the item sits in its replay.
+    """
+
+    step: Transition
+    slot: chex.Array
+
+
+def stored_items(inputs: chex.Array, transitions: Transition, num_actions: int | None,
+                 first_slot: chex.Array) -> StoredItem:
+    """A rollout as the items one replay `add` stores from slot `first_slot` on, step by step.
+
+    Args:
+      inputs: `[L, M, F]` what the network read at each step.
+      transitions: `[L, M]` the rollout.
+      num_actions: A of one-hot discrete actions; None for continuous ones.
+      first_slot: `[]` int, the replay's write position before the add.
+
+    Returns:
+      `StoredItem` `[L × M]`, item t × M + m environment m's step t.
+    """
+    steps = offpolicy.flat(step_items(inputs, transitions, num_actions))
+    return StoredItem(steps, first_slot + jnp.arange(inputs.shape[0] * inputs.shape[1], dtype=jnp.int32))
+
+
+def gather_windows(inputs: chex.Array, slots: chex.Array, history: int, num_envs: int,
+                   collection: int) -> chex.Array:
+    """The windows of the items at `slots`, read from a replay's stored inputs.
+
+    Item s's window holds the inputs at s − (H − 1) M, …, s − M, s, zeros where a slot falls before
+    its collection's first (a replay holds whole collections of C items, environment-major by step).
+
+    Args:
+      inputs: `[R, F]` one replay's stored inputs.
+      slots: `[...]` int, the items' slots.
+      history: H.
+      num_envs: M.
+      collection: C, the items of one collection.
+
+    Returns:
+      `[..., H, F]`, as `windows` gives them at collection.
+    """
+    back = (num_envs * jnp.arange(history - 1, -1, -1)).reshape((1,) * slots.ndim + (history,))
+    positions = slots[..., None] - back
+    valid = (slots % collection)[..., None] >= back
+    return jnp.where(valid[..., None], inputs[jnp.maximum(positions, 0)], 0.0)
 
 
 def td_batch(items: Transition) -> Transition:
@@ -366,20 +437,31 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
 
     Returns:
       The `MetaLearner` of kind `"latent"`; its learner state is the pool (`offpolicy.init_pool`):
-      `{"tasks": EnvParams[N], "replay": flashbax state [N]}`.
+      `{"tasks": EnvParams[N], "replay": flashbax state [N] of `StoredItem`s}`.
+
+    Raises:
+      InputError: `replay_size` cannot hold one collection (`num_envs` episodes).
     """
     num_envs, horizon, history = config.num_envs, family.episode_length, config.history_length
     learner = td3_window_learner(config, family) if family.continuous_actions else dqn_window_learner(
         config, family, network)
     features = learner.features
-    replay = offpolicy.make_replay(config, family)
-    item = offpolicy.example_item(jnp.zeros((history, features)))._replace(next_obs=jnp.zeros(features),
-                                                                          action=learner.action)
+    replay = offpolicy.make_replay(config, family, whole_collections=True)
+    collection, capacity = horizon * num_envs, offpolicy.replay_capacity(config, family, whole_collections=True)
+    step = offpolicy.example_item(jnp.zeros(features))._replace(action=learner.action)
+    item = step._replace(obs=jnp.zeros((history, features)))  # as the network and adaptation read it
 
     def init(key: chex.PRNGKey) -> MetaState:
         k_tasks, k_net = jax.random.split(key)
         params = learner.init(k_net, item.obs)
-        return initial_meta_state(params, optimizer, offpolicy.init_pool(family, config, replay, k_tasks, item))
+        return initial_meta_state(params, optimizer, offpolicy.init_pool(
+            family, config, replay, k_tasks, StoredItem(step, jnp.zeros((), jnp.int32))))
+
+    def windowed(experience: StoredItem, tasks: chex.Array, slots: chex.Array) -> Transition:
+        """The items at `slots` of pool tasks `tasks` (both `[B]`) with their windows: `[B]`."""
+        items = jax.tree.map(lambda x: x[tasks, 0, slots], experience.step)
+        inputs = jax.vmap(lambda t, s: gather_windows(experience.step.obs[t, 0], s, history, num_envs, collection))
+        return items._replace(obs=inputs(tasks, slots))
 
     def collect_one(shared, xs):
         params, learner_state, _ = shared
@@ -387,13 +469,15 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
         task = jax.tree.map(lambda x: x[index], learner_state["tasks"])
         inputs, transitions = learner.play(params, task, key, config.epsilon, False)
         returns = rollout.episode_returns(transitions, 1)[0]
-        return offpolicy.flat(replay_items(inputs, transitions, history, learner.num_actions)), (returns, returns)
+        first_slot = learner_state["replay"].current_index[index]
+        return stored_items(inputs, transitions, learner.num_actions, first_slot), (returns, returns)
 
     def loss_one(shared, xs):
         params, target_params, learner_state = shared
         index, key = xs
         own = offpolicy.task_replay(learner_state, index)
-        items = replay.sample(own, key).experience
+        slots = replay.sample(own, key).experience.slot
+        items = windowed(learner_state["replay"].experience, jnp.full(slots.shape, index), slots)
         weight = replay.can_sample(own).astype(jnp.float32)
         value, grad = learner.td_grads(params, target_params, items, key)
         return jax.tree.map(lambda g: weight * g, grad), (weight, value, value)
@@ -404,10 +488,9 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
         k_task, k_row = jax.random.split(key)
         state = learner_state["replay"]  # item buffers: experience leaves are [N, 1, replay_size, ...]
         tasks = jax.random.randint(k_task, (config.propensity_samples,), 0, config.task_pool)
-        filled = jnp.where(state.is_full, config.replay_size, state.current_index)[tasks]
+        filled = jnp.where(state.is_full, capacity, state.current_index)[tasks]
         rows = jnp.floor(jax.random.uniform(k_row, tasks.shape) * filled).astype(jnp.int32)
-        items = jax.tree.map(lambda x: x[tasks, 0, rows], state.experience)
-        return items, (filled > 0).astype(jnp.float32)
+        return windowed(state.experience, tasks, rows), (filled > 0).astype(jnp.float32)
 
     def trial(state: MetaState, task_params: EnvParams, key: chex.PRNGKey, num_episodes: int) -> chex.Array:
         rows = num_episodes * horizon

@@ -51,15 +51,17 @@ def lenient(buffer: Any) -> Any:
     return buffer.replace(**{name: wrapped(getattr(buffer, name)) for name in ("init", "add", "sample", "can_sample")})
 
 
-def make_replay(config: MetaConfig, family: TaskFamily) -> Any:
-    """Each pool task's replay: a flashbax item buffer of `replay_size` items, sampled `batch_size` at a time.
+def replay_capacity(config: MetaConfig, family: TaskFamily, whole_collections: bool = False) -> int:
+    """Each pool task's replay capacity: `replay_size` items, or with `whole_collections` the largest
+    multiple of one collection that fits in them (so collections never share their slots).
 
     Args:
-      config: its `replay_size`, `batch_size` and `num_envs` are used.
+      config: its `replay_size` and `num_envs` are used.
       family: its episode length H: one collection adds H × `num_envs` items at once.
+      whole_collections: round down to whole collections.
 
     Returns:
-      (Any): the (lenient) flashbax buffer.
+      (int): the capacity, in items.
 
     Raises:
       InputError: `replay_size` cannot hold one collection.
@@ -69,7 +71,24 @@ def make_replay(config: MetaConfig, family: TaskFamily) -> Any:
         raise InputError(f"MetaConfig.replay_size = {config.replay_size}: must hold one collection, "
                          f"{family.episode_length} steps ({family.name}'s episode) × num_envs {config.num_envs} "
                          f"= {collection} transitions")
-    return lenient(fbx.make_item_buffer(max_length=config.replay_size, min_length=1,
+    return config.replay_size - config.replay_size % collection if whole_collections else config.replay_size
+
+
+def make_replay(config: MetaConfig, family: TaskFamily, whole_collections: bool = False) -> Any:
+    """Each pool task's replay: a flashbax item buffer of `replay_capacity` items, sampled `batch_size` at a time.
+
+    Args:
+      config: its `replay_size`, `batch_size` and `num_envs` are used.
+      family: its episode length.
+      whole_collections: as `replay_capacity`'s.
+
+    Returns:
+      (Any): the (lenient) flashbax buffer.
+
+    Raises:
+      InputError: `replay_size` cannot hold one collection.
+    """
+    return lenient(fbx.make_item_buffer(max_length=replay_capacity(config, family, whole_collections), min_length=1,
                                         sample_batch_size=config.batch_size, add_batches=True))
 
 
