@@ -92,8 +92,8 @@ for k in 5 10 50; do
     --test-batch 50 --out $out/mql-bandit-k$k-n10
 done
 # mql on the 100-pull cells: pearl's 100-pull budget (γ = 0.9, replays of 20,000); most of each cell's time is
-# its meta-test ((100, 5): 47 minutes in all here). Not k = 50: its replays need more than 24 GiB (the README)
-for k in 5 10; do
+# its meta-test ((100, 5): 47 minutes in all here)
+for k in 5 10 50; do
   metaq protocol --family bandit-k$k-n100 --algo mql --trial-episodes 1 \
     --gamma 0.9 --num-tasks 8 --num-envs 2 --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3 --task-pool 40 \
     --replay-size 20000 --batch-size 128 --train-seeds 3 --num-seeds 5 --test-batch 50 --out $out/mql-bandit-k$k-n100
