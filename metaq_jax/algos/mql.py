@@ -486,7 +486,7 @@ def make_mql_learner(config: MetaConfig, family: TaskFamily, network: nn.Module 
         """`propensity_samples` items of the meta-training replay, from pool tasks drawn uniformly,
         and a mask of those that hold data (a task whose replay is still empty gives none)."""
         k_task, k_row = jax.random.split(key)
-        state = learner_state["replay"]  # item buffers: experience leaves are [N, 1, replay_size, ...]
+        state = learner_state["replay"]  # item buffers: experience leaves are [N, 1, capacity, ...]
         tasks = jax.random.randint(k_task, (config.propensity_samples,), 0, config.task_pool)
         filled = jnp.where(state.is_full, capacity, state.current_index)[tasks]
         rows = jnp.floor(jax.random.uniform(k_row, tasks.shape) * filled).astype(jnp.int32)
