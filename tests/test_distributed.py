@@ -28,8 +28,8 @@ LEARNERS = {"maml": TINY, "fomaml": {**TINY, "algo": "fomaml"}, "reptile": {**TI
             "rl2": {**MEMORY_TINY, "cell_size": 8},  # every memory learner shares rl2's update
             "pearl": PEARL_TINY,  # every pooled learner shares pearl's update and placement
             # mql's sampled windows are gathered from the whole pool's replay, split along `task`
-            "mql": {**PEARL_TINY, "algo": "mql", "context_size": 64, "replay_size": 60, "history_length": 2,
-                    "adapt_steps": 1, "propensity_samples": 8},
+            "mql": {**MEMORY_TINY, "algo": "mql", "task_pool": 8, "batch_size": 8, "replay_size": 60,
+                    "history_length": 2, "adapt_steps": 1, "propensity_samples": 8},
             # over TD3 on continuous actions (tests/helpers' test-point family): actor and critics, second order
             "maml td3": {"family": "test-point", "num_tasks": 4, "num_envs": 2, "rollout_length": 6,
                          "hidden_sizes": (8,), "inner_steps": 2, "inner_lr": 0.05, "gamma": 0.9}}
