@@ -65,6 +65,10 @@ done
 metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
   --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
   --out $out/attention-tabular-mdp-n10
+# the same with a torso of 128 units
+metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
+  --num-tasks 16 --num-envs 4 --hidden-sizes 128 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
+  --out $out/attention128-tabular-mdp-n10
 # MetaMaze: a trial of 2 episodes of 200 steps; rl2 and MAML
 metaq protocol "${rl2[@]}" --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
   --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-rl2

@@ -48,13 +48,15 @@ def bandits():
 
 def mdp():
     gru, attention = load("tabular-mdp-n10"), load("attention-tabular-mdp-n10")
+    wide = load("attention128-tabular-mdp-n10")
     base = attention or gru
     if base is None:
         return
     vi = base["protocols"]["trial"]["rows"]["oracle"]["total"]  # value iteration on each held-out MDP, per episode × 10
     print("\n| learner | total over 10 episodes | ÷ value iteration | episode 1 → 10 |")
     print("|---|---|---|---|")
-    lines = [(gru, "meta-learned", "meta-learned (GRU)"), (attention, "meta-learned", "meta-learned (attention)")]
+    lines = [(gru, "meta-learned", "meta-learned (GRU)"), (attention, "meta-learned", "meta-learned (attention)"),
+             (wide, "meta-learned", "meta-learned (attention, torso of 128)")]
     lines += [(base, name, name) for name in ("random_init", "pretrain", "psrl", "certainty_equivalent", "oracle")]
     for report, name, label in lines:
         if report is not None and name in report["protocols"]["trial"]["rows"]:
