@@ -249,7 +249,8 @@ def resolve_config(flags: dict, config_file: str | None, run_dir: str | None = N
 
 
 def _split_cpu(devices: int) -> None:
-    """Split the CPU into `devices` JAX devices (0: one per core) for `bench`'s sharded rows.
+    """Split the CPU into `devices` JAX devices (0: one per core): a training's task axis, or
+    `bench`'s sharded rows, sharded over them.
 
     XLA runs one device's work on one core at a time; the task axis sharded over one device per
     core is how a meta-step uses the whole CPU. The flag concerns the host platform only and is
@@ -276,10 +277,29 @@ def _cache_compiles() -> None:
         jax.config.update("jax_compilation_cache_dir", os.path.join(home, "metaq_jax", "xla"))
 
 
-def _task_devices(num_tasks: int) -> int:
-    """The most CPU devices, at most one per core, that `num_tasks` tasks split over evenly."""
-    cores = os.cpu_count() or 1
-    return max(d for d in range(1, min(cores, num_tasks) + 1) if num_tasks % d == 0)
+def _task_devices(counts: tuple[int, ...], cores: int) -> int:
+    """The most devices, at most `cores`, that every count in `counts` splits over evenly."""
+    return max(d for d in range(1, min(cores, *counts) + 1) if all(n % d == 0 for n in counts))
+
+
+def _cpu_devices(config: MetaConfig, members: int = 1) -> int:
+    """How many devices a training of `config` splits the CPU into: `config.devices` when given,
+    else one per core, as many as its tasks (a latent learner's pool too) split over evenly in
+    each of `members` groups (the population's member axis)."""
+    if config.devices:
+        return config.devices
+    counts = (config.num_tasks, config.task_pool) if config.kind == "latent" else (config.num_tasks,)
+    return members * _task_devices(counts, max(1, (os.cpu_count() or 1) // members))
+
+
+def _split_for(config: MetaConfig, hosts: Hosts | None = None, members: int = 1) -> None:
+    """Split the CPU for a training of `config` (`_cpu_devices`), unless the run spans processes:
+    then each process's devices are its own affair."""
+    given = {} if hosts is None else {k: v for k, v in dataclasses.asdict(hosts).items() if v is not None}
+    from metaq_jax import distributed
+
+    if not (given or distributed.settings_from(os.environ) or distributed.detected_cluster(os.environ)):
+        _split_cpu(_cpu_devices(config, members))
 
 
 def train(args: Train, *, split_cpu: bool = False) -> None:
@@ -287,9 +307,8 @@ def train(args: Train, *, split_cpu: bool = False) -> None:
 
     Args:
       args: the parsed `train` command.
-      split_cpu: split the CPU into devices (as many as divide the tasks, one per core at most)
-        when the config leaves `devices` at 0 and the run is one process; only before JAX's
-        backend starts.
+      split_cpu: split the CPU into devices (`_cpu_devices`) when the run is one process; only
+        before JAX's backend starts.
 
     Returns:
       Nothing; the run's checkpoints, metrics and report go to its run directory.
@@ -300,10 +319,8 @@ def train(args: Train, *, split_cpu: bool = False) -> None:
     from metaq_jax import distributed, session
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume, args.tuned)
-    hosts = {k: v for k, v in dataclasses.asdict(args.hosts).items() if v is not None}
-    if split_cpu and config.devices == 0 and not (hosts or distributed.settings_from(os.environ)
-                                                  or distributed.detected_cluster(os.environ)):
-        _split_cpu(_task_devices(config.num_tasks))
+    if split_cpu:
+        _split_for(config, args.hosts)
     distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
 
     run_dir = args.run_dir or runs.default_run_dir()
@@ -384,11 +401,12 @@ def sweep_members(args: Sweep, config: MetaConfig) -> list[dict]:
     return population.grid_members(seeds, sweep.parse_grid(args.grid))
 
 
-def run_sweep(args: Sweep) -> None:
+def run_sweep(args: Sweep, *, split_cpu: bool = False) -> None:
     """Check everything, then train the population with a progress bar and print each member's result.
 
     Args:
       args: the parsed `sweep` command.
+      split_cpu: as `train`'s, with `--member-devices` groups of task devices.
 
     Returns:
       Nothing; the members' checkpoints, metrics and results go to the run directory.
@@ -399,6 +417,9 @@ def run_sweep(args: Sweep) -> None:
 
     config = resolve_config(args.config, args.config_file, args.run_dir, args.resume, args.tuned)
     members = sweep_members(args, config)
+    if split_cpu:  # a bad --member-devices is refused, by name, where the mesh is made
+        groups = args.member_devices if isinstance(args.member_devices, int) and args.member_devices > 0 else 1
+        _split_for(config, args.hosts, groups)
     distributed.initialize(**dataclasses.asdict(args.hosts))  # before anything starts JAX's backend
     run_dir = args.run_dir or runs.default_run_dir()
     prepared = sweep.prepare_sweep(config, members, run_dir, resume=args.resume, member_devices=args.member_devices)
@@ -451,11 +472,12 @@ def _first_missing(path: str) -> str | None:
     return missing
 
 
-def protocol(args: Protocol) -> None:
+def protocol(args: Protocol, *, split_cpu: bool = False) -> None:
     """Run the meta-test protocol and write its report, table and plot to `args.out`.
 
     Args:
       args: the parsed `protocol` command.
+      split_cpu: as `train`'s: the trainings run on the devices, the meta-test on one.
 
     Returns:
       Nothing; writes `protocol.{json,md,png}`, `protocol_intervals.png` and `SCORES` to `args.out`.
@@ -468,6 +490,8 @@ def protocol(args: Protocol) -> None:
     for flag, value in (("--num-seeds", args.num_seeds), ("--train-seeds", args.train_seeds)):
         if not isinstance(value, int) or value < 1:
             raise InputError(f"{flag} = {value!r}: must be a positive integer")
+    if split_cpu:
+        _split_for(config)
     training = os.path.join(args.out, TRAINING)
     check_training(training, config, list(range(config.seed, config.seed + args.train_seeds)), resume=args.resume)
     created = _first_missing(args.out)
@@ -593,11 +617,11 @@ def run(argv: list[str] | None = None) -> None:
     if isinstance(command, Train):
         train(command, split_cpu=argv is None)
     elif isinstance(command, Sweep):
-        run_sweep(command)
+        run_sweep(command, split_cpu=argv is None)
     elif isinstance(command, Eval):
         evaluate(command)
     elif isinstance(command, Protocol):
-        protocol(command)
+        protocol(command, split_cpu=argv is None)
     elif isinstance(command, Bench):
         if argv is None:
             _split_cpu(command.cpu_devices)

@@ -498,7 +498,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     Returns:
       `report_from_returns`' dict over R × S × T trials, with `training`: the seeds, each
       learner's training seconds (all R runs together), its environment steps per training
-      run, and its `training_curve` per run.
+      run, its `training_curve` per run, and the devices it trained on.
 
     Raises:
       InputError: `config.family` names no family, or its tasks (or a pooled learner's pool) do not
@@ -536,7 +536,7 @@ def run_protocol(config: MetaConfig, *, num_seeds: int = 1, train_seeds: int = 1
     report = report_from_returns(config, pool_runs(per_run, once=("oracle", "oracle_learned")),
                                  count_tasks(family.test_tasks()))
     report["training"] = {
-        "seeds": seeds, "train_s": seconds, "curve": curves,
+        "seeds": seeds, "train_s": seconds, "curve": curves, "devices": mesh.size,
         "env_steps": {name: make_meta_learner(cfg, family).env_steps_per_update * cfg.meta_steps
                       for name, cfg in configs.items()}}
     if ceiling is not None:
@@ -657,7 +657,8 @@ def markdown_table(report: dict) -> str:
                          {name: interval(row["improvement"], "poi") for name, row in rows.items() if name != LEARNED})]
     if "training" in report:
         t = report["training"]
-        blocks.append(f"Training: seeds {', '.join(map(str, t['seeds']))}; "
+        on = f" on {t['devices']} device(s)" if "devices" in t else ""  # reports before this field: one device
+        blocks.append(f"Training{on}: seeds {', '.join(map(str, t['seeds']))}; "
                       + "; ".join(f"{name} {t['train_s'][name]:.0f} s in all, {t['env_steps'][name]:,} env steps per run"
                                   for name in t["train_s"]) + ".")
         if "curve" in t:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -67,6 +68,45 @@ def test_a_command_starts_from_the_tuned_settings_unless_told_not_to(command):
     assert config("--algo", "fomaml") == MetaConfig(algo="fomaml")  # nothing tuned for it
 
 
+@pytest.mark.parametrize("settings, members, expected", [
+    ({"num_tasks": 12}, 1, 6),  # the most of the 8 cores that 12 tasks split over evenly
+    ({"num_tasks": 7}, 1, 7),
+    ({"num_tasks": 5, "devices": 3}, 1, 3),  # asked for: as given, on any machine
+    ({"num_tasks": 12}, 2, 8),  # 2 member groups of the 4 task devices 12 tasks split over on 4 cores
+    ({"algo": "pearl", "num_tasks": 8, "task_pool": 40}, 1, 8),
+    ({"algo": "pearl", "num_tasks": 8, "task_pool": 20}, 1, 4),  # a latent learner's pool splits too
+])
+def test_a_training_splits_the_cpu_into_devices_its_tasks_divide(monkeypatch, settings, members, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert cli._cpu_devices(MetaConfig(**settings), members) == expected
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "protocol"])
+def test_every_training_command_splits_the_cpu_unless_flags_or_a_cluster_say_otherwise(monkeypatch, command):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    monkeypatch.setattr(cli, {"sweep": "run_sweep"}.get(command, command),
+                        lambda args, split_cpu: seen.append(split_cpu) or cli._split_for(
+                            cli.resolve_config(args.config, None), getattr(args, "hosts", None)))
+    monkeypatch.setattr(cli, "_cache_compiles", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["metaq", command, "--num-tasks", "6"])
+    cli.run()  # the command line of a process: the CPU is split before JAX's backend starts
+    assert seen == [True] and "--xla_force_host_platform_device_count=3" in os.environ["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the user's own split stands
+    cli.run()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")  # a multi-process run: each process's devices are its own
+    cli.run()
+    assert os.environ["XLA_FLAGS"] == ""
+    monkeypatch.delenv("JAX_NUM_PROCESSES")
+    cli.run([command, "--num-tasks", "6"])  # called from Python: JAX may be running already, nothing is split
+    assert seen[-1] is False
+
+
 def test_train_keeps_a_complete_run_dir(reference):
     run_dir, out = reference
     assert "metaq train: maml (gradient) on bandit" in out
@@ -98,6 +138,8 @@ def test_protocol_writes_report_table_and_plot(tmp_path, capsys):
     assert table.startswith("**trial**") and "| pretrain |" in table and "| oracle |" in table
     report = json.loads((out / "protocol.json").read_text())
     assert report["config"]["meta_steps"] == 2 and "pretrain" in report["protocols"]["trial"]["rows"]
+    assert report["training"]["devices"] == jax.local_device_count()  # trained on every device there is
+    assert f"Training on {jax.local_device_count()} device(s): seeds 0;" in table
     assert (out / "protocol.png").stat().st_size > 0 and table.strip() in capsys.readouterr().out
     assert (out / "protocol_intervals.png").stat().st_size > 0
     assert sorted(os.listdir(out)) == ["protocol.json", "protocol.md", "protocol.png", "protocol_intervals.png",

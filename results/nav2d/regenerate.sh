@@ -6,8 +6,10 @@
 # population): results/nav2d/sweep16 at the run's own settings (about 100 minutes), and results/nav2d/sweep
 # at the default job's 4 environments per task, a constant lr and no clipping (about 10 minutes).
 set -euo pipefail
+# --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
+# the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
 cd "$(dirname "$0")/../.."
-metaq protocol --family nav2d --meta-sgd --step-losses \
+metaq protocol --devices 1 --family nav2d --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
   --meta-sgd-lr 0.03 --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 --train-seeds 5 \
   --out results/nav2d

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every results/rl2/* folder of the README's RL² tables (2 CPU cores; times in each protocol.md).
 set -euo pipefail
+# --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
+# the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
 out=results/rl2
 # the settings these tables were made with where they differ from today's defaults (the default job's)
 rl2=(--outer-lr 0.001)
@@ -10,13 +12,13 @@ maml=(--gamma 0.2 --inner-lr 0.3 --outer-lr 0.001)
 # meta-step 2800 at outer lr 1e-3 and stayed at 6.2 over 6000 at 5e-4 (the README)
 for k in 5 10 50; do
   if [ $k = 50 ]; then tasks=128; else tasks=32; fi
-  metaq protocol "${rl2[@]}" --family bandit-k$k-n10 --algo rl2 --trial-episodes 1 --gamma 1.0 --num-tasks $tasks --num-envs 8 \
+  metaq protocol --devices 1 "${rl2[@]}" --family bandit-k$k-n10 --algo rl2 --trial-episodes 1 --gamma 1.0 --num-tasks $tasks --num-envs 8 \
     --hidden-sizes 64 --meta-steps 4000 --train-seeds 3 --num-seeds 5 --out $out/bandit-k$k-n10
 done
 # random tabular MDPs (Duan et al. Table 2, n = 10): a trial of 10 episodes of 10 steps, against value iteration per episode;
 # γ = 0.5 (the sweep below: γ = 0 and 0.5 learn within the trial, γ = 0.9 and 0.99 stayed flat; the README gives them),
 # 6000 meta-steps with the outer lr decaying to 0 on a cosine
-metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.5 --num-tasks 16 --num-envs 4 \
+metaq protocol --devices 1 "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-episodes 10 --gamma 0.5 --num-tasks 16 --num-envs 4 \
   --hidden-sizes 64 --meta-steps 6000 --outer-schedule cosine --num-seeds 2 --out $out/tabular-mdp-n10
 # the 100-pull cells. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps, 3 training seeds as one population (with γ = 1,
 # 1000 meta-steps learned nothing: the README). k = 10 and 50, one training seed each: γ = 0.8 and a GRU of 256 (the
@@ -28,13 +30,13 @@ for k in 5 10 50; do
     10) cell=(--gamma 0.8 --cell-size 256 --meta-steps 8000);;
     *) cell=(--gamma 0.8 --cell-size 256 --meta-steps 6000 --outer-schedule cosine);;
   esac
-  metaq protocol "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 "${cell[@]}" --num-tasks 16 --num-envs 4 \
+  metaq protocol --devices 1 "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 "${cell[@]}" --num-tasks 16 --num-envs 4 \
     --hidden-sizes 64 --num-seeds 2 --out $out/bandit-k$k-n100
 done
 # the sweeps that chose those settings (seed 0, 2000 meta-steps unless told; sweep.json holds each member's held-out return)
 sweep() {  # sweep NAME FLAGS...: a population into a scratch folder, then its sweep.json, sweep.png and config.json
   local name=$1 run; shift; run=$(mktemp -d)/sweep
-  metaq sweep --algo rl2 --hidden-sizes 64 --run-dir "$run" "$@"
+  metaq sweep --devices 1 --algo rl2 --hidden-sizes 64 --run-dir "$run" "$@"
   mkdir -p $out/$name && cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json $out/$name/
 }
 short=("${rl2[@]}" --num-tasks 16 --num-envs 4 --meta-steps 2000)
@@ -50,60 +52,60 @@ sweep sweep-bandit-k50-n10 --family bandit-k50-n10 --trial-episodes 1 --gamma 1.
 # that a trial is one agent's n pulls
 for n in 10 100; do
   for k in 5 10 50; do
-    metaq protocol "${maml[@]}" --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 1 \
+    metaq protocol --devices 1 "${maml[@]}" --family bandit-k$k-n$n --algo maml --trial-episodes 1 --num-tasks 16 --num-envs 1 \
       --rollout-length $n --inner-steps 1 --adapt-every $((n / 5)) --hidden-sizes 64 --meta-steps 300 \
       --train-seeds 3 --num-seeds 2 --out $out/maml-bandit-k$k-n$n
   done
 done
 # SNAIL-style attention (causal convolutions + attention over the trial) on the 10-pull cells, 3 training seeds
 for k in 5 10 50; do
-  metaq protocol "${rl2[@]}" --family bandit-k$k-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
+  metaq protocol --devices 1 "${rl2[@]}" --family bandit-k$k-n10 --algo rl2 --network attention --trial-episodes 1 --gamma 1.0 \
     --num-tasks 32 --num-envs 8 --hidden-sizes 64 --meta-steps 2000 --train-seeds 3 --num-seeds 5 \
     --out $out/attention-bandit-k$k-n10
 done
 # and on (100, 5), with the GRU cell's γ = 0.9 and half its meta-steps, one training seed (3 as one population ran at
 # 1.56 s a meta-step against 0.39 for one: over an hour here)
-metaq protocol "${rl2[@]}" --family bandit-k5-n100 --algo rl2 --network attention --trial-episodes 1 --gamma 0.9 \
+metaq protocol --devices 1 "${rl2[@]}" --family bandit-k5-n100 --algo rl2 --network attention --trial-episodes 1 --gamma 0.9 \
   --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 2500 --num-seeds 2 \
   --out $out/attention-bandit-k5-n100
 # and on the random MDPs: the GRU's settings above, 4000 meta-steps, 3 training seeds as one population
-metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
+metaq protocol --devices 1 "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
   --num-tasks 16 --num-envs 4 --hidden-sizes 64 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
   --out $out/attention-tabular-mdp-n10
 # the same with a torso of 128 units
-metaq protocol "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
+metaq protocol --devices 1 "${rl2[@]}" --family tabular-mdp --algo rl2 --network attention --trial-episodes 10 --gamma 0.5 \
   --num-tasks 16 --num-envs 4 --hidden-sizes 128 --meta-steps 4000 --outer-schedule cosine --train-seeds 3 --num-seeds 2 \
   --out $out/attention128-tabular-mdp-n10
 # MetaMaze: a trial of 2 episodes of 200 steps; rl2 and MAML
-metaq protocol "${rl2[@]}" --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
+metaq protocol --devices 1 "${rl2[@]}" --family metamaze --algo rl2 --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
   --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-rl2
-metaq protocol --inner-lr 0.3 --outer-lr 0.001 --family metamaze --algo maml --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
+metaq protocol --devices 1 --inner-lr 0.3 --outer-lr 0.001 --family metamaze --algo maml --trial-episodes 2 --gamma 0.99 --num-tasks 16 --num-envs 2 \
   --rollout-length 200 --inner-steps 1 --hidden-sizes 64 --meta-steps 300 --train-seeds 3 --out $out/metamaze-maml
 # pearl on the 10-pull cells: results/latent's budget (8 tasks × 2 envs per meta-step, 16 TD steps, 600
 # meta-steps, outer lr 3e-3), replays of 2,000 and batches of 128; a trial is one episode, γ = 1.
 latent=(--trial-episodes 1 --gamma 1.0 --num-tasks 8 --num-envs 2 --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3
         --task-pool 40 --replay-size 2000 --batch-size 128 --train-seeds 3 --num-seeds 5)
 for k in 5 10 50; do
-  metaq protocol --family bandit-k$k-n10 --algo pearl "${latent[@]}" --context-size 64 --kl-weight 0.01 \
+  metaq protocol --devices 1 --family bandit-k$k-n10 --algo pearl "${latent[@]}" --context-size 64 --kl-weight 0.01 \
     --out $out/pearl-bandit-k$k-n10
 done
 # pearl on the 100-pull cells: the same budget with γ = 0.9 (as rl2's (100, 5) cell: with γ = 1 rl2 learned nothing
 # there) and replays of 20,000 (200 episodes, as 2,000 holds at 10 pulls)
 for k in 5 10 50; do
-  metaq protocol --family bandit-k$k-n100 --algo pearl --trial-episodes 1 --gamma 0.9 --num-tasks 8 --num-envs 2 \
+  metaq protocol --devices 1 --family bandit-k$k-n100 --algo pearl --trial-episodes 1 --gamma 0.9 --num-tasks 8 --num-envs 2 \
     --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3 --task-pool 40 --replay-size 20000 --batch-size 128 \
     --train-seeds 3 --num-seeds 5 --context-size 64 --kl-weight 0.01 --out $out/pearl-bandit-k$k-n100
 done
 # mql on the 10-pull cells with pearl's budget there: its meta-test of 3 seeds × 5 trials × 1000 tasks in one program asked for
 # 46 GB, so 50 tasks at a time (--test-batch)
 for k in 5 10 50; do
-  metaq protocol --family bandit-k$k-n10 --algo mql "${latent[@]}" \
+  metaq protocol --devices 1 --family bandit-k$k-n10 --algo mql "${latent[@]}" \
     --test-batch 50 --out $out/mql-bandit-k$k-n10
 done
 # mql on the 100-pull cells: pearl's 100-pull budget (γ = 0.9, replays of 20,000); most of each cell's time is
 # its meta-test ((100, 5): 47 minutes in all here)
 for k in 5 10 50; do
-  metaq protocol --family bandit-k$k-n100 --algo mql --trial-episodes 1 \
+  metaq protocol --devices 1 --family bandit-k$k-n100 --algo mql --trial-episodes 1 \
     --gamma 0.9 --num-tasks 8 --num-envs 2 --gradient-steps 16 --meta-steps 600 --outer-lr 3e-3 --task-pool 40 \
     --replay-size 20000 --batch-size 128 --train-seeds 3 --num-seeds 5 --test-batch 50 --out $out/mql-bandit-k$k-n100
 done
