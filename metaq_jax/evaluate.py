@@ -19,7 +19,7 @@ row over the points (and, in a trial, the same keys prefixed `total_` for each t
                       (`{"poi", "poi_ci"}`, and in a trial `total_poi`, `total_poi_ci`).
 """
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -71,6 +71,50 @@ def _batched(fn, test_batch: int = 0):
         return jnp.swapaxes(per_task, 0, 1)
 
     return jax.jit(chunked)
+
+
+def memory_budget() -> int | None:
+    """Bytes a test may take: the default device's free memory (an accelerator reports it), else the
+    host's available memory (Linux's MemAvailable, on a CPU); None where neither is known."""
+    stats = jax.devices()[0].memory_stats()
+    if stats and "bytes_limit" in stats:
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    try:
+        with open("/proc/meminfo") as f:
+            found = [line.split()[1] for line in f if line.startswith("MemAvailable:")]
+    except OSError:
+        return None
+    return int(found[0]) * 1024 if found else None
+
+
+def _needs(compiled: jax.stages.Compiled) -> int:
+    """The bytes a compiled program allocates as it runs (its temporaries and outputs), by XLA's analysis."""
+    memory = compiled.memory_analysis()
+    return 0 if memory is None else memory.temp_size_in_bytes + memory.output_size_in_bytes
+
+
+def fitted_test(compile_at: Callable[[int], jax.stages.Compiled], num_tasks: int,
+                budget: int | None) -> tuple[jax.stages.Compiled, int]:
+    """A test compiled to fit in memory: every task at once when that fits in `budget` bytes, else
+    as many at a time as fit (the rest in sequence), by XLA's memory analysis of the compiled program.
+
+    A 100-pull bandit's 1000 held-out tasks × 3 seeds × 2 trials of the attention learner asked for
+    55 GB at once: found before running, not after an hour of training.
+
+    Args:
+      compile_at: `test_batch -> compiled test` (0: all tasks at once).
+      num_tasks: T, the held-out tasks.
+      budget: bytes the test may take (`memory_budget`); None: every task at once.
+
+    Returns:
+      `(compiled, test_batch)`, test_batch 0 when every task runs at once.
+    """
+    batch, compiled = 0, compile_at(0)
+    while budget is not None and batch != 1 and _needs(compiled) > budget:
+        size = batch or num_tasks  # the memory grows with the tasks run at once: shrink in proportion, with room
+        batch = max(1, min(size - 1, int(0.9 * size * budget / _needs(compiled))))
+        compiled = compile_at(batch)
+    return compiled, batch
 
 
 def count_tasks(tasks: EnvParams) -> int:

@@ -20,7 +20,8 @@ from metaq_jax import distributed
 from metaq_jax.algos import make_meta_learner
 from metaq_jax.config import MetaConfig
 from metaq_jax.errors import InputError
-from metaq_jax.evaluate import LEARNED, PROTOCOLS, RANDOM_INIT_SEED, per_task_seed, programs
+from metaq_jax.evaluate import (LEARNED, PROTOCOLS, RANDOM_INIT_SEED, count_tasks, fitted_test, memory_budget,
+                                per_task_seed, programs)
 from metaq_jax.tasks.family import TaskFamily
 from metaq_jax.training import initial_state, step_key
 from metaq_jax.types import MetaState, Metrics
@@ -235,7 +236,7 @@ def train_population(learner: PopulationLearner, num_steps: int,
 
 def member_returns(config: MetaConfig, family: TaskFamily, value: Population, seeds: Sequence[int], *,
                    num_episodes: int, num_steps: int, num_seeds: int = 1, test_batch: int = 0,
-                   random_init: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                   random_init: bool = False, budget: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Every member's meta-test on the held-out tasks, as its run alone is tested, in one program.
 
     Member i is tested as `metaq train` tests its run: key `seed_i + 1`, `num_seeds` trials on
@@ -252,23 +253,30 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
       num_steps: K of the inner-steps protocol (gradient kind).
       num_seeds: S trials per task.
       test_batch: tasks tested at once (each with every member's trials), the rest in sequence;
-        0: all.
+        0: all of them, or as many as fit in memory (`evaluate.fitted_test`).
       random_init: also test each member's random initialisation.
+      budget: the bytes the test may take when `test_batch` is 0; None: `evaluate.memory_budget()`.
 
     Returns:
       `protocol -> {"meta-learned" (and "random_init"): [P, S × T, points]}` on the host.
     """
     tasks = family.test_tasks()
+    args = (value.states, value.hyperparams, jnp.asarray(seeds, jnp.uint32))
 
-    def one(state, values, seed):
-        learner, key = make_meta_learner(runtime_config(config, values), family), jax.random.key(seed + 1)
-        starts = {LEARNED: state}
-        if random_init:
-            starts["random_init"] = learner.init(jax.random.key(RANDOM_INIT_SEED))
-        return {protocol: {name: per_task_seed(batched, start, tasks, key, num_seeds) for name, start in starts.items()}
-                for protocol, batched in programs(learner, num_episodes, num_steps, test_batch).items()}
+    def compile_at(batch):
+        def one(state, values, seed):
+            learner, key = make_meta_learner(runtime_config(config, values), family), jax.random.key(seed + 1)
+            starts = {LEARNED: state}
+            if random_init:
+                starts["random_init"] = learner.init(jax.random.key(RANDOM_INIT_SEED))
+            return {protocol: {name: per_task_seed(batched, start, tasks, key, num_seeds)
+                               for name, start in starts.items()}
+                    for protocol, batched in programs(learner, num_episodes, num_steps, batch).items()}
 
-    out = jax.device_get(jax.jit(each_member(one, len(seeds)))(value.states, value.hyperparams,
-                                                              jnp.asarray(seeds, jnp.uint32)))
+        return jax.jit(each_member(one, len(seeds))).lower(*args).compile()
+
+    compiled = compile_at(test_batch) if test_batch else fitted_test(
+        compile_at, count_tasks(tasks), memory_budget() if budget is None else budget)[0]
+    out = jax.device_get(compiled(*args))
     return {protocol: {name: np.asarray(out[protocol][name]) for name in (LEARNED, "random_init") if name in out[protocol]}
             for protocol in PROTOCOLS if protocol in out}  # pytrees sort their keys: the reports' order back

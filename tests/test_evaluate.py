@@ -1,5 +1,7 @@
 """Learning smoke test: meta-training on nav2d beats a random initialisation on held-out tasks."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -64,6 +66,33 @@ def test_testing_tasks_a_few_at_a_time_gives_the_same_returns_as_all_at_once(tra
     for protocol in whole:
         assert whole[protocol].shape == (80, sizes["num_episodes"] if protocol == "trial" else 2)
         np.testing.assert_allclose(chunked[protocol], whole[protocol], rtol=1e-5, atol=1e-4)
+
+
+class _Program:
+    """A compiled test whose memory grows with the tasks it runs at once: 1 KB each, on 500 bytes."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def memory_analysis(self):
+        return types.SimpleNamespace(temp_size_in_bytes=500 + 1000 * self.tasks, output_size_in_bytes=0)
+
+
+@pytest.mark.parametrize("budget, batches", [
+    (None, [0]), (10**6, [0]),  # 40 tasks at once take 40.5 KB
+    (20_000, [0, 17]),  # 0.9 × 40 × 20 000 / 40 500 tasks: 17.5 KB, which fits
+    (3_000, [0, 2]), (1, [0, 1]),  # one at a time is the least it can do
+])
+def test_a_test_that_does_not_fit_in_memory_runs_fewer_tasks_at_once(budget, batches):
+    compiled = []
+
+    def compile_at(batch):
+        compiled.append(batch)
+        return _Program(batch or 40)
+
+    program, batch = mq.evaluate.fitted_test(compile_at, 40, budget)
+    assert compiled == batches and batch == batches[-1] and program.tasks == (batch or 40)
+    assert mq.evaluate.memory_budget() > 0  # this machine's free memory is known
 
 
 def test_a_state_on_a_runs_mesh_and_its_random_init_run_one_compiled_program(trained, monkeypatch):

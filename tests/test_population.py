@@ -88,6 +88,12 @@ def test_each_members_meta_test_equals_its_run_tested_alone(trained):
                     np.testing.assert_allclose(np.mean(together[protocol][name][i]), np.mean(returns), atol=0.05)
                 else:
                     np.testing.assert_allclose(together[protocol][name][i], returns, rtol=1e-4, atol=1e-4)
+    if config.algo == "rl2":  # a budget of one byte: the test runs one task at a time, with the same returns
+        fitted = population.member_returns(config, family, value, [m["seed"] for m in pop.members],
+                                           random_init=True, budget=1, **sizes)
+        for protocol, rows in together.items():
+            for name, returns in rows.items():
+                np.testing.assert_allclose(fitted[protocol][name], returns, rtol=1e-4, atol=1e-4)
 
 
 def test_train_population_trains_each_member_as_its_run_alone():
