@@ -74,9 +74,9 @@ def _batched(fn, test_batch: int = 0):
 
 
 def memory_budget() -> int | None:
-    """Bytes a test may take: the default device's free memory (an accelerator reports it), else the
-    host's available memory (Linux's MemAvailable, on a CPU); None where neither is known."""
-    stats = jax.devices()[0].memory_stats()
+    """Bytes a test may take: this process's first device's free memory (an accelerator reports it),
+    else the host's available memory (Linux's MemAvailable, on a CPU); None where neither is known."""
+    stats = jax.local_devices()[0].memory_stats()
     if stats and "bytes_limit" in stats:
         return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
     try:
