@@ -295,9 +295,9 @@ def _cpu_devices(config: MetaConfig, members: int = 1) -> int:
 def _split_for(config: MetaConfig, hosts: Hosts | None = None, members: int = 1) -> None:
     """Split the CPU for a training of `config` (`_cpu_devices`), unless the run spans processes:
     then each process's devices are its own affair."""
-    given = {} if hosts is None else {k: v for k, v in dataclasses.asdict(hosts).items() if v is not None}
     from metaq_jax import distributed
 
+    given = {} if hosts is None else {k: v for k, v in dataclasses.asdict(hosts).items() if v is not None}
     if not (given or distributed.settings_from(os.environ) or distributed.detected_cluster(os.environ)):
         _split_cpu(_cpu_devices(config, members))
 

@@ -83,28 +83,35 @@ def test_a_training_splits_the_cpu_into_devices_its_tasks_divide(monkeypatch, se
 
 @pytest.mark.parametrize("command", ["train", "sweep", "protocol"])
 def test_every_training_command_splits_the_cpu_unless_flags_or_a_cluster_say_otherwise(monkeypatch, command):
+    class Started(Exception):  # the command got past its split, to where JAX's backend may start
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    from metaq_jax import distributed, protocol
+    monkeypatch.setattr(distributed, "initialize", started)  # train's and sweep's next step
+    monkeypatch.setattr(protocol, "check_training", started)  # protocol's
+    monkeypatch.setattr(cli, "_cache_compiles", lambda: None)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
     for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
         monkeypatch.delenv(name, raising=False)
-    seen = []
-    monkeypatch.setattr(cli, {"sweep": "run_sweep"}.get(command, command),
-                        lambda args, split_cpu: seen.append(split_cpu) or cli._split_for(
-                            cli.resolve_config(args.config, None), getattr(args, "hosts", None)))
-    monkeypatch.setattr(cli, "_cache_compiles", lambda: None)
     monkeypatch.setattr(sys, "argv", ["metaq", command, "--num-tasks", "6"])
-    cli.run()  # the command line of a process: the CPU is split before JAX's backend starts
-    assert seen == [True] and "--xla_force_host_platform_device_count=3" in os.environ["XLA_FLAGS"]
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the user's own split stands
-    cli.run()
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"
-    monkeypatch.setenv("XLA_FLAGS", "")
+
+    def flags_after(xla_flags, argv=None):
+        monkeypatch.setenv("XLA_FLAGS", xla_flags)
+        with pytest.raises(Started):
+            cli.run(argv)
+        return os.environ["XLA_FLAGS"]
+
+    # the command line of a process: the CPU is split before JAX's backend starts
+    assert flags_after("--xla_backend_optimization_level=0") == \
+        "--xla_backend_optimization_level=0 --xla_force_host_platform_device_count=3"
+    assert flags_after("--xla_force_host_platform_device_count=1") == "--xla_force_host_platform_device_count=1"
+    # called from Python: JAX may be running already, nothing is split
+    assert flags_after("", [command, "--num-tasks", "6"]) == ""
     monkeypatch.setenv("JAX_NUM_PROCESSES", "2")  # a multi-process run: each process's devices are its own
-    cli.run()
-    assert os.environ["XLA_FLAGS"] == ""
-    monkeypatch.delenv("JAX_NUM_PROCESSES")
-    cli.run([command, "--num-tasks", "6"])  # called from Python: JAX may be running already, nothing is split
-    assert seen[-1] is False
+    assert flags_after("") == ""
 
 
 def test_train_keeps_a_complete_run_dir(reference):
