@@ -46,7 +46,7 @@ loss on whole 100-step rollouts, where plain MAML at the defaults barely adapts 
 outer lr decays on a cosine and the meta-gradient's norm is clipped, as results/nav2d's runs do, where a
 constant lr let 3 of 5 seeds collapse (the README)."""
 # How a run is spread over hardware: results do not depend on these, so a run may resume with others.
-SCALE_FIELDS = ("devices", "task_batch", "test_batch")
+SCALE_FIELDS = ("devices", "task_batch", "member_batch", "test_batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +101,7 @@ class MetaConfig:
     seed: int = 0
     devices: int = 0  # devices of each process on the mesh's task axis; 0: all local devices
     task_batch: int = 0  # tasks vmapped at once on a device, the rest in sequence; 0: 1 on CPU, all else
+    member_batch: int = 0  # a population's members vmapped at once, the rest in sequence; 0: all (1: faster on a CPU for large steps)
     test_batch: int = 0  # held-out tasks tested at once (each with all its trials), the rest in sequence; 0: all
 
     def __post_init__(self):
@@ -124,6 +125,7 @@ class MetaConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("devices", self.devices, minimum=0)
         _check_int("task_batch", self.task_batch, minimum=0)
+        _check_int("member_batch", self.member_batch, minimum=0)
         _check_int("test_batch", self.test_batch, minimum=0)
         _check_float("inner_lr", self.inner_lr, low=0.0, low_open=False)
         _check_float("outer_lr", self.outer_lr, low=0.0, low_open=True)

@@ -2,8 +2,9 @@
 
 A member differs from the others by its seed and by hyperparameters that change no array shape
 (`HYPERPARAMS`). Those are leaves of a pytree the update reads at run time, so one `jit` of the
-population's update, `vmap`ped over the named axis `member`, trains every member; member i
-computes what `metaq train` computes alone with its settings (to float32 rounding).
+population's update, `vmap`ped over the named axis `member` (or `member_batch` members at a
+time), trains every member; member i computes what `metaq train` computes alone with its
+settings (to float32 rounding).
 """
 
 import copy
@@ -110,28 +111,46 @@ def runtime_config(config: MetaConfig, hyperparams: Mapping[str, chex.Array]) ->
     return runtime
 
 
-def each_member(fn: Callable, num_members: int, **vmap_options: Any) -> Callable:
+def member_batch(config: MetaConfig, num_members: int) -> int:
+    """How many of a population's `num_members` members are vmapped at once (`config.member_batch`).
+
+    Automatic (0): all of them. On a CPU, one at a time (1) is faster when a member's meta-step is
+    large, as a memory learner's on 100-step trials is, and slower when it is small
+    (benchmarks/RESULTS.md: 0.75–0.84× the time for 3 RL² seeds, 1.5–2.3× for small MAML steps).
+
+    Args:
+      config: its `member_batch` is used.
+      num_members: P.
+
+    Returns:
+      From 1 to `num_members`.
+    """
+    return min(config.member_batch, num_members) if config.member_batch else num_members
+
+
+def each_member(fn: Callable, num_members: int, batch: int, **vmap_options: Any) -> Callable:
     """`fn` mapped over the leading member axis of its arguments and results.
 
-    P > 1 members: `jax.vmap(fn, **vmap_options)`. One member: `fn` on that member alone, so a
-    population of one computes bit for bit what its run alone computes (a vmapped program
-    rounds differently, and over a long run the difference grows).
+    One member: `fn` on that member alone, so a population of one computes bit for bit what its
+    run alone computes (a vmapped program rounds differently, and over a long run the difference
+    grows). P > 1 members: `jax.vmap(fn, **vmap_options)` when `batch` ≥ P or the members are
+    split across the mesh's `member` axis; otherwise `lax.map`, `batch` members vmapped at a time,
+    the rest in sequence.
 
     Args:
       fn: a function of per-member arguments.
       num_members: P, the length of the arguments' leading axis.
+      batch: members vmapped at once (`member_batch`), the rest in sequence.
       **vmap_options: for `jax.vmap` (`axis_name`, `spmd_axis_name`).
 
     Returns:
       The mapped function: arguments and results with a leading `[P]` axis.
     """
-    if num_members > 1:
+    if num_members == 1:
+        return lambda *args: jax.tree.map(lambda x: x[None], fn(*jax.tree.map(lambda x: x[0], args)))
+    if batch >= num_members or vmap_options.get("spmd_axis_name"):
         return jax.vmap(fn, **vmap_options)
-
-    def alone(*args):
-        return jax.tree.map(lambda x: x[None], fn(*jax.tree.map(lambda x: x[0], args)))
-
-    return alone
+    return lambda *args: jax.lax.map(lambda xs: fn(*xs), args, batch_size=None if batch == 1 else batch)
 
 
 def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Member]) -> PopulationLearner:
@@ -165,8 +184,10 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
     def learner(values):
         return make_meta_learner(runtime_config(config, values), family)
 
+    batch = member_batch(config, len(members))
+
     def init() -> Population:  # each member's state and run key as its run alone makes them
-        states, run_keys = each_member(lambda h, s: initial_state(learner(h), s), len(members))(
+        states, run_keys = each_member(lambda h, s: initial_state(learner(h), s), len(members), batch)(
             hyperparams, jnp.asarray(seeds, jnp.uint32))
         return Population(states=states, hyperparams=hyperparams, run_keys=run_keys)
 
@@ -174,7 +195,7 @@ def make_population(config: MetaConfig, family: TaskFamily, members: Sequence[Me
         return learner(values).update(state, step_key(run_key, state.step))
 
     def update(population: Population) -> tuple[Population, Metrics]:
-        states, metrics = each_member(member_update, len(members), axis_name=distributed.MEMBER_AXIS,
+        states, metrics = each_member(member_update, len(members), batch, axis_name=distributed.MEMBER_AXIS,
                                       spmd_axis_name=distributed.member_axis())(
             population.states, population.hyperparams, population.run_keys)
         return population._replace(states=states), metrics
@@ -273,7 +294,7 @@ def member_returns(config: MetaConfig, family: TaskFamily, value: Population, se
                                for name, start in starts.items()}
                     for protocol, batched in programs(learner, num_episodes, num_steps, batch).items()}
 
-        return jax.jit(each_member(one, len(seeds))).lower(*args).compile()
+        return jax.jit(each_member(one, len(seeds), member_batch(config, len(seeds)))).lower(*args).compile()
 
     compiled = compile_at(test_batch) if test_batch else fitted_test(
         compile_at, count_tasks(tasks), memory_budget() if budget is None else budget)[0]

@@ -22,6 +22,7 @@ def test_defaults_are_valid_and_round_trip():
     ("trial_episodes", 0, "must be a positive integer"),
     ("adapt_every", -1, "must be an integer >= 0"),
     ("test_batch", -1, "must be an integer >= 0"),
+    ("member_batch", -2, "must be an integer >= 0"),
     ("network", "attention", "must be one of mlp, tabular"),
     ("family", "atari", "must be one of acrobot, ant-dir, ant-goal, asterix, bandit, bandit-gaussian, "),
     ("num_tasks", 0, "must be a positive integer"),

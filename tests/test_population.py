@@ -25,11 +25,12 @@ POOLED = {**MEMORY, "algo": "pearl", "cell_size": 64, "task_pool": 4, "batch_siz
 # Each case: shared settings, seeds and a grid over fields that change no shape.
 CASES = {
     "maml: 2 seeds x 2 inner lrs": (TINY, [0, 1], {"inner_lr": [0.1, 0.3]}),
+    "maml, one member at a time": ({**TINY, "member_batch": 1}, [0, 1], {"inner_lr": [0.1, 0.3]}),
     "fomaml with meta-sgd: every other field": (
         {**TINY, "algo": "fomaml", "meta_sgd": True, "support_epsilon": 0.5}, [1],
         {"outer_lr": [3e-3], "max_grad_norm": [0.0, 1e-3], "meta_sgd_lr": [0.1], "inner_lr": [0.2], "gamma": [0.5], "epsilon": [0.3],
          "support_epsilon": [0.2], "target_update_period": [1]}),
-    "rl2": (MEMORY, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [1e-3, 3e-3], "target_update_period": [2],
+    "rl2, 3 members at a time": ({**MEMORY, "member_batch": 3}, [2], {"gamma": [0.5, 0.9], "epsilon": [0.2], "outer_lr": [1e-3, 3e-3], "target_update_period": [2],
                                         "td_lambda": [0.8]}),
     "pearl": ({**MEMORY, "algo": "pearl", "cell_size": 64, "task_pool": 3, "batch_size": 8, "context_size": 4,
                "replay_size": 64}, [0, 1], {"kl_weight": [0.0, 1.0], "gamma": [0.5]}),
@@ -154,6 +155,18 @@ def test_members_differ_by_their_settings(trained):
     assert all(trained_alike(pop.members[0], m) == np.allclose(params[0], p) for m, p in zip(pop.members[1:], params[1:]))
 
 
+@pytest.mark.parametrize("member_batch,mapped", [(0, "vmap"), (1, "scan"), (3, "vmap"), (8, "vmap")])
+def test_members_are_vmapped_as_member_batch_says(member_batch, mapped):
+    """Automatic: all members vmapped; one at a time, a scan over the 3 members in one program
+    (the "rl2" case above trains 4 members 3 at a time)."""
+    config = mq.MetaConfig(**TINY, member_batch=member_batch)
+    pop = population.make_population(config, mq.make_family("nav2d"), population.grid_members([0, 1, 2], {}))
+    assert population.member_batch(config, 3) == {0: 3, 1: 1, 3: 3, 8: 3}[member_batch]
+    eqns = jax.make_jaxpr(pop.update)(pop.init()).eqns
+    scanned = len(eqns) == 1 and eqns[0].primitive.name == "scan" and eqns[0].params["length"] == 3
+    assert scanned == (mapped == "scan")
+
+
 def test_grid_members_vary_seeds_slowest():
     members = population.grid_members([3, 4], {"inner_lr": [0.1, 0.2], "gamma": [0.0]})
     assert members == [{"seed": 3, "inner_lr": 0.1, "gamma": 0.0}, {"seed": 3, "inner_lr": 0.2, "gamma": 0.0},
@@ -185,7 +198,9 @@ import metaq_jax as mq
 from metaq_jax import distributed, population
 
 out = {{}}
-for algo, fields, grid in (("maml", {TINY!r}, {{"inner_lr": [0.1, 0.3]}}), ("pearl", {POOLED!r}, {{"kl_weight": [0.0, 1.0]}})):
+for algo, fields, grid in (("maml", {TINY!r}, {{"inner_lr": [0.1, 0.3]}}),
+                           ("maml one member at a time", {{**{TINY!r}, "member_batch": 1}}, {{"inner_lr": [0.1, 0.3]}}),
+                           ("pearl", {POOLED!r}, {{"kl_weight": [0.0, 1.0]}})):
     config = mq.MetaConfig(meta_steps={STEPS}, **fields)
     pop = population.make_population(config, mq.make_family(config.family), population.grid_members([0, 1], grid))
     for name, mesh in (("ref", None), ("task2", distributed.make_mesh(2)), ("member2xtask2", distributed.make_mesh(4, members=2))):
@@ -209,7 +224,7 @@ def test_a_population_sharded_over_members_and_tasks_equals_one_device():
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    for algo in ("maml", "pearl"):
+    for algo in ("maml", "maml one member at a time", "pearl"):
         for name in ("task2", "member2xtask2"):
             got, ref = out[f"{algo} {name}"], out[f"{algo} ref"]
             np.testing.assert_allclose(got["params"], ref["params"], rtol=2e-5, atol=2e-6)
