@@ -116,7 +116,7 @@ def member_batch(config: MetaConfig, num_members: int) -> int:
 
     Automatic (0): all of them. On a CPU, one at a time (1) is faster when a member's meta-step is
     large, as a memory learner's on 100-step trials is, and slower when it is small
-    (benchmarks/RESULTS.md: 0.75–0.84× the time for 3 RL² seeds, 1.5–2.3× for small MAML steps).
+    (benchmarks/RESULTS.md: 0.73× the time for 3 RL² seeds, 1.4–2.3× for small MAML steps).
 
     Args:
       config: its `member_batch` is used.
