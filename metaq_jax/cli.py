@@ -585,12 +585,14 @@ def families() -> None:
     """
     from metaq_jax.tasks import list_families, make_family
 
-    for name in list_families():
+    names = list_families()
+    width = max(map(len, names))
+    for name in names:
         try:
             description = make_family(name).description or "(no description)"
         except InputError as error:  # e.g. a locomotion family without brax installed
             description = f"(unavailable: {error})"
-        print(f"{name:12s} {description}")
+        print(f"{name:{width}s}  {description}")
 
 
 def run(argv: list[str] | None = None) -> None:

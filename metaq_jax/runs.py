@@ -16,8 +16,6 @@ import logging
 import os
 import time
 
-from tensorboardX import SummaryWriter
-
 from metaq_jax import checkpoints
 from metaq_jax.errors import InputError
 from metaq_jax.config import SCALE_FIELDS, MetaConfig, without_unread_fields
@@ -250,6 +248,9 @@ class MetricsLog:
         keep_metrics_before(run_dir, start)
         self._file = open(path(run_dir, METRICS), "a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        # imported here: tensorboardX imports torch where it is installed (1.3 s), and only a run logs
+        from tensorboardX import SummaryWriter
+
         self._tensorboard = SummaryWriter(path(run_dir, TENSORBOARD), purge_step=start or None)
         # A diverged step is logged on purpose (its row names it); tensorboardX's warning would repeat it.
         self._quiet = lambda record: False

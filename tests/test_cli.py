@@ -53,6 +53,8 @@ def test_families_lists_one_line_each(capsys):
     names = [line.split()[0] for line in lines]
     assert {"bandit", "cartpole", "nav2d"} <= set(names) and names == sorted(names)
     assert all(len(line.split()) > 1 for line in lines)  # a description on each line
+    width = max(map(len, names))  # descriptions in one column, after the longest name
+    assert {len(line) - len(line[width:].lstrip()) for line in lines} == {width + 2}
 
 
 @pytest.mark.parametrize("command", ["train", "sweep", "protocol"])
