@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every results/rl2/* folder of the README's RL² tables (2 CPU cores; times in each protocol.md).
 set -euo pipefail
-# --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
-# the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
+# --devices N: the number of JAX devices each stored folder was trained on (1 where `metaq protocol` did so then);
+# it now splits the CPU into one device per core by itself, and another split rounds differently
 out=results/rl2
 # the settings these tables were made with where they differ from today's defaults (the default job's)
 rl2=(--outer-lr 0.001)
