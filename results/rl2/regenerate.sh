@@ -23,13 +23,13 @@ metaq protocol --devices 1 "${rl2[@]}" --family tabular-mdp --algo rl2 --trial-e
 # the 100-pull cells. k = 5: γ = 0.9, a GRU of 64, 5000 meta-steps, 3 training seeds as one population (with γ = 1,
 # 1000 meta-steps learned nothing: the README). k = 10 and 50: γ = 0.8 and a GRU of 256 (the sweep below), 3 training
 # seeds on 2 devices, one member at a time (0.73 × the time of the members vmapped: benchmarks/RESULTS.md); k = 10
-# 8000 meta-steps; k = 50 6000 with the outer lr decaying to 0 on a cosine (at a constant lr its curve was flat from
+# 8000 meta-steps; k = 50 8000 with the outer lr decaying to 0 on a cosine (at a constant lr its curve was flat from
 # meta-step 2400)
 for k in 5 10 50; do
   case $k in
     5) cell=(--devices 1 --gamma 0.9 --cell-size 64 --meta-steps 5000 --train-seeds 3);;
     10) cell=(--devices 2 --member-batch 1 --gamma 0.8 --cell-size 256 --meta-steps 8000 --train-seeds 3);;
-    *) cell=(--devices 2 --member-batch 1 --gamma 0.8 --cell-size 256 --meta-steps 6000 --outer-schedule cosine --train-seeds 3);;
+    *) cell=(--devices 2 --member-batch 1 --gamma 0.8 --cell-size 256 --meta-steps 8000 --outer-schedule cosine --train-seeds 3);;
   esac
   metaq protocol "${rl2[@]}" --family bandit-k$k-n100 --algo rl2 --trial-episodes 1 "${cell[@]}" --num-tasks 16 --num-envs 4 \
     --hidden-sizes 64 --num-seeds 2 --out $out/bandit-k$k-n100
