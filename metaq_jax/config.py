@@ -23,7 +23,7 @@ ADAPTS = ("all", "head")
 KIND_FIELDS = {
     "gradient": ("inner_steps", "inner_lr", "rollout_length", "support_epsilon", "remat", "meta_sgd",
                  "meta_sgd_lr", "step_losses", "adapt_every", "adapt"),
-    "memory": ("cell", "cell_size", "td_lambda"),
+    "memory": ("cell", "cell_size", "td_lambda", "attention_filters", "attention_size"),
     "latent": ("latent_size", "kl_weight", "context_size", "batch_size", "replay_size", "task_pool",
                "gradient_steps", "history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples",
                "support_epsilon"),
@@ -86,6 +86,8 @@ class MetaConfig:
     cell: str = "gru"  # rl2's recurrent cell: gru | lstm
     cell_size: int = 64  # rl2's recurrent cell width
     td_lambda: float = 0.0  # rl2's λ of its Q(λ) targets over a trial (0: one-step; 1: the trial's return)
+    attention_filters: int = 16  # rl2's attention network: output features of each causal convolution
+    attention_size: int = 32  # rl2's attention network: width of each attention block's keys and values
     latent_size: int = 5  # latent kind: pearl's z size (PEARL's default); mql's context size (its GRU's width)
     kl_weight: float = 0.1  # pearl's weight of KL(q(z | c) ‖ N(0, I)) in the encoder's loss (PEARL's default)
     context_size: int = 64  # pearl: context transitions the posterior is inferred from in training
@@ -117,7 +119,7 @@ class MetaConfig:
         _check_choice("adapt", self.adapt, ADAPTS)
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
-                     "trial_episodes", "cell_size", "latent_size", "context_size", "batch_size", "replay_size",
+                     "trial_episodes", "cell_size", "attention_filters", "attention_size", "latent_size", "context_size", "batch_size", "replay_size",
                      "task_pool", "gradient_steps", "history_length", "propensity_samples"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("adapt_every", self.adapt_every, minimum=0)
@@ -185,6 +187,11 @@ class MetaConfig:
             if self.network == "attention" and getattr(self, name) != defaults[name]:
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network 'attention' "
                                  f"(SNAIL has no recurrent cell); leave it at {defaults[name]!r}", field=name)
+        for name in ("attention_filters", "attention_size"):
+            if self.kind == "memory" and self.network != "attention" and getattr(self, name) != defaults[name]:
+                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network "
+                                 f"{self.network!r} (it sizes SNAIL's blocks, network 'attention'); leave it at "
+                                 f"{defaults[name]!r}", field=name)
 
     def for_algo(self, algo: str) -> "MetaConfig":
         """This config for another algo: the fields the new algo's kind does not use back at defaults.

@@ -72,6 +72,10 @@ def test_unknown_keys_are_refused():
     ({"td_lambda": 1.5}, "MetaConfig.td_lambda = 1.5: must be a finite number >= 0 and <= 1"),
     ({"network": "attention", "cell": "lstm"}, "MetaConfig.cell = 'lstm': not used with network 'attention'"),
     ({"network": "attention", "cell_size": 8}, "MetaConfig.cell_size = 8: not used with network 'attention'"),
+    ({"attention_filters": 32}, "MetaConfig.attention_filters = 32: not used with network 'mlp'"),
+    ({"attention_size": 64}, "MetaConfig.attention_size = 64: not used with network 'mlp'"),
+    ({"network": "attention", "attention_filters": 0}, "MetaConfig.attention_filters = 0: must be a positive integer"),
+    ({"network": "attention", "attention_size": 0}, "MetaConfig.attention_size = 0: must be a positive integer"),
 ])
 def test_a_memory_learner_refuses_the_fields_it_does_not_use(changes, message):
     with pytest.raises(ValueError) as error:
@@ -94,7 +98,8 @@ def test_anil_is_a_gradient_learners_choice(changes, message):
     assert mq.MetaConfig(adapt="head", algo="fomaml").for_algo("pretrain").adapt == "head"
 
 
-@pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}, {"td_lambda": 0.9}])
+@pytest.mark.parametrize("changes", [{"cell": "lstm"}, {"cell_size": 32}, {"td_lambda": 0.9}, {"attention_filters": 8},
+                                     {"attention_size": 16}])
 def test_a_gradient_learner_refuses_the_memory_fields(changes):
     (name, value), = changes.items()
     with pytest.raises(ValueError, match=f"MetaConfig.{name} = {value!r}: not used by algo maml"):

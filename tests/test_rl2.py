@@ -170,6 +170,19 @@ def test_the_attention_memory_acts_as_the_whole_sequence_reads():
             np.testing.assert_allclose(stepped, memory_q.sequence(params, None, inputs[:length]), rtol=1e-5, atol=1e-6)
 
 
+def test_the_attention_networks_sizes_are_config_fields():
+    """`attention_filters` and `attention_size` size SNAIL's blocks: the head reads the torso's features, each
+    convolution's filters and each attention block's values, over both rounds."""
+    config = mq.MetaConfig(family="bandit-k5-n10", algo="rl2", network="attention", hidden_sizes=(8,),
+                           trial_episodes=2, attention_filters=4, attention_size=8)
+    net = mq.algos.default_network(config, mq.make_family(config.family))
+    assert (net.filters, net.key_size, net.value_size, net.max_length) == (4, 8, 8, 20)
+    params = net.init(jax.random.key(0), jnp.zeros((20, 3)))  # [L, F]
+    dilations = 5  # 1, 2, 4, 8, 16 < max_length 20
+    head = params["params"][f"Dense_{len(config.hidden_sizes)}"]["kernel"]
+    assert head.shape == (8 + 2 * (dilations * 4 + 8), 5)
+
+
 TINY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=4, num_envs=2, hidden_sizes=(8,), cell_size=8,
             gamma=0.9, trial_episodes=2, meta_steps=4, outer_optimizer="sgd", outer_lr=0.1)  # Adam would magnify rounding
 
@@ -177,7 +190,8 @@ TINY = dict(family="bandit-k5-n10", algo="rl2", num_tasks=4, num_envs=2, hidden_
 @pytest.fixture(scope="module", params=["gru", "attention"])
 def learner_run(request):
     """Three updates of the rl2 learner, jitted once, with tasks one at a time and all at once."""
-    network = {"network": "attention", "cell_size": 64} if request.param == "attention" else {"cell": request.param}
+    network = ({"network": "attention", "cell_size": 64, "attention_filters": 4, "attention_size": 8}
+               if request.param == "attention" else {"cell": request.param})
     config = mq.MetaConfig(**{**TINY, **network})
     return config, updates_by_task_batch(config, (1, 4))
 

@@ -85,8 +85,8 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
     """The Q-network `config.network` names for `config.algo`'s kind, shaped for `family`.
 
     Args:
-      config: its `network`, `hidden_sizes` and `activation`, and for rl2 `cell`, `cell_size` and
-        `trial_episodes`, are used.
+      config: its `network`, `hidden_sizes` and `activation`, and for rl2 `cell`, `cell_size`,
+        `attention_filters`, `attention_size` and `trial_episodes`, are used.
       family: gives A, and S or the observation's rank.
 
     Returns:
@@ -108,7 +108,9 @@ def default_network(config: MetaConfig, family: TaskFamily) -> nn.Module:
         activation = ACTIVATIONS[config.activation]
         if config.network == "attention":
             return AttentionQNetwork(family.num_actions, max_length=config.trial_episodes * family.episode_length,
-                                     torso_sizes=config.hidden_sizes, activation=activation)
+                                     filters=config.attention_filters, key_size=config.attention_size,
+                                     value_size=config.attention_size, torso_sizes=config.hidden_sizes,
+                                     activation=activation)
         return RecurrentQNetwork(family.num_actions, hidden_size=config.cell_size, cell=config.cell,
                                  torso_sizes=config.hidden_sizes, activation=activation)
     if config.network == "tabular":
