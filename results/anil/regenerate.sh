@@ -11,6 +11,6 @@ cd "$(dirname "$0")/../.."
 metaq protocol --devices 1 --family cartpole --adapt head --train-seeds 3 --out results/anil/cartpole
 metaq protocol --devices 1 --family nav2d --adapt head --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
-  --meta-sgd-lr 0.03 --outer-schedule constant --max-grad-norm 0 --meta-steps 4000 --train-seeds 3 --out results/anil/nav2d
+  --meta-sgd-lr 0.03 --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 --train-seeds 3 --out results/anil/nav2d
 python results/anil/timing.py
 python results/anil/table.py
