@@ -119,8 +119,9 @@ class MetaConfig:
         _check_choice("adapt", self.adapt, ADAPTS)
         _check_family(self.family)
         for name in ("num_tasks", "num_envs", "rollout_length", "meta_steps", "target_update_period",
-                     "trial_episodes", "cell_size", "attention_filters", "attention_size", "latent_size", "context_size", "batch_size", "replay_size",
-                     "task_pool", "gradient_steps", "history_length", "propensity_samples"):
+                     "trial_episodes", "cell_size", "attention_filters", "attention_size", "latent_size",
+                     "context_size", "batch_size", "replay_size", "task_pool", "gradient_steps", "history_length",
+                     "propensity_samples"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("adapt_every", self.adapt_every, minimum=0)
         _check_int("inner_steps", self.inner_steps, minimum=0)
