@@ -30,6 +30,8 @@ KIND_FIELDS = {
 }
 """Fields only some kinds read (`support_epsilon`: the gradient and latent kinds' support batches):
 any other kind must leave them at their defaults."""
+MEMORY_NETWORK_FIELDS = {"mlp": ("cell", "cell_size"), "attention": ("attention_filters", "attention_size")}
+"""Memory-kind fields that one network alone reads: the recurrent cell's, and the sizes of SNAIL's blocks."""
 ALGO_FIELDS = {
     "pearl": ("kl_weight", "context_size"),
     "mql": ("history_length", "adapt_steps", "adapt_lr", "beta_clip", "propensity_samples"),
@@ -184,15 +186,12 @@ class MetaConfig:
                 raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used by algo {self.algo} "
                                  f"(a {self.kind} learner; {name} is for {reader}); leave it at "
                                  f"{defaults[name]!r}", field=name)
-        for name in ("cell", "cell_size"):
-            if self.network == "attention" and getattr(self, name) != defaults[name]:
-                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network 'attention' "
-                                 f"(SNAIL has no recurrent cell); leave it at {defaults[name]!r}", field=name)
-        for name in ("attention_filters", "attention_size"):
-            if self.kind == "memory" and self.network != "attention" and getattr(self, name) != defaults[name]:
-                raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network "
-                                 f"{self.network!r} (it sizes SNAIL's blocks, network 'attention'); leave it at "
-                                 f"{defaults[name]!r}", field=name)
+        for network, names in MEMORY_NETWORK_FIELDS.items():  # other kinds were refused these fields above
+            for name in names:
+                if self.network != network and getattr(self, name) != defaults[name]:
+                    raise InputError(f"MetaConfig.{name} = {getattr(self, name)!r}: not used with network "
+                                     f"{self.network!r} ({name} is for network {network!r}); leave it at "
+                                     f"{defaults[name]!r}", field=name)
 
     def for_algo(self, algo: str) -> "MetaConfig":
         """This config for another algo: the fields the new algo's kind does not use back at defaults.
