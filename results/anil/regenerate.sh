@@ -8,9 +8,11 @@ set -euo pipefail
 # --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
 # the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
 cd "$(dirname "$0")/../.."
-metaq protocol --devices 1 --family cartpole --adapt head --train-seeds 3 --out results/anil/cartpole
-metaq protocol --devices 1 --family nav2d --adapt head --meta-sgd --step-losses \
+source results/produce.sh
+produce results/anil/cartpole metaq protocol --devices 1 --family cartpole --adapt head --train-seeds 3 \
+  --out results/anil/cartpole
+produce results/anil/nav2d metaq protocol --devices 1 --family nav2d --adapt head --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
   --meta-sgd-lr 0.03 --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 --train-seeds 3 --out results/anil/nav2d
-python results/anil/timing.py
+produce results/anil/timing.json python results/anil/timing.py
 python results/anil/table.py

@@ -12,6 +12,7 @@ set -euo pipefail
 # --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
 # the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
 cd "$(dirname "$0")/../.."
+source results/produce.sh
 families=("$@")
 if [ ${#families[@]} -eq 0 ]; then
   families=(nav2d pointrobot cartpole pendulum)
@@ -32,10 +33,12 @@ for family in "${families[@]}"; do
   # the families' default γ = 0 (their maml runs') leaves a Q-learner only the next reward: cartpole's
   # is 1 whatever it does. These two take γ = 0.99, the learned oracle's other discount, which balancing and swinging need
   if [ "$family" = cartpole ] || [ "$family" = pendulum ]; then extra=(--gamma 0.99); fi
-  metaq protocol --devices 1 --family "$family" --algo pearl "${common[@]}" --meta-steps $pearl_steps "${extra[@]}" "${pearl_extra[@]}" --task-pool 40 \
+  produce "results/latent/$family-pearl" metaq protocol --devices 1 --family "$family" --algo pearl "${common[@]}" \
+    --meta-steps $pearl_steps "${extra[@]}" "${pearl_extra[@]}" --task-pool 40 \
     --replay-size 20000 --batch-size 256 --context-size 64 --kl-weight 0.01 --out "results/latent/$family-pearl"
-  metaq protocol --devices 1 --family "$family" --algo mql "${common[@]}" --meta-steps 600 --gradient-steps 16 "${extra[@]}" --task-pool 40 \
+  produce "results/latent/$family-mql" metaq protocol --devices 1 --family "$family" --algo mql "${common[@]}" \
+    --meta-steps 600 --gradient-steps 16 "${extra[@]}" --task-pool 40 \
     --replay-size 20000 --batch-size 128 --latent-size 16 --adapt-lr 0.001 --out "results/latent/$family-mql"
 done
-python results/latent/timing.py 7
+produce results/latent/timing.json python results/latent/timing.py 7
 python results/latent/table.py

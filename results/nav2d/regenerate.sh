@@ -9,20 +9,18 @@ set -euo pipefail
 # --devices 1: the stored folders were trained on one JAX device, as `metaq protocol` did then; it now splits
 # the CPU into one device per core by itself, which rounds differently (`--devices N` or XLA_FLAGS choose)
 cd "$(dirname "$0")/../.."
-metaq protocol --devices 1 --family nav2d --meta-sgd --step-losses \
+source results/produce.sh
+produce results/nav2d metaq protocol --devices 1 --family nav2d --meta-sgd --step-losses \
   --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --outer-lr 0.005 \
   --meta-sgd-lr 0.03 --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 --train-seeds 5 \
   --out results/nav2d
-run=$(mktemp -d)/sweep
-XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq sweep --family nav2d --meta-sgd --step-losses \
-  --gamma 0.0 --inner-steps 3 --inner-lr 0.1 --num-envs 16 --rollout-length 100 --meta-sgd-lr 0.03 \
-  --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 --seeds 2 --grid outer_lr=0.003,0.005,0.008 \
-  --skip-nonfinite --run-dir "$run"
-mkdir -p results/nav2d/sweep16
-cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json results/nav2d/sweep16/
-run=$(mktemp -d)/sweep
-XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq sweep --family nav2d --seeds 2 \
-  --outer-schedule constant --max-grad-norm 0 --grid outer_lr=0.003,0.005,0.008 --meta-steps 3000 \
-  --skip-nonfinite --run-dir "$run"
-mkdir -p results/nav2d/sweep
-cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json results/nav2d/sweep/
+sweep() {  # sweep NAME FLAGS...: a population on 2 devices into a scratch folder, then its sweep.json, sweep.png and config.json
+  local name=$1 run; shift; run=$(mktemp -d)/sweep
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 metaq sweep --family nav2d --skip-nonfinite --run-dir "$run" "$@"
+  mkdir -p "results/nav2d/$name" && cp "$run"/sweep.json "$run"/sweep.png "$run"/config.json "results/nav2d/$name/"
+}
+produce results/nav2d/sweep16 sweep sweep16 --meta-sgd --step-losses --gamma 0.0 --inner-steps 3 --inner-lr 0.1 \
+  --num-envs 16 --rollout-length 100 --meta-sgd-lr 0.03 --outer-schedule cosine --max-grad-norm 0.1 --meta-steps 6000 \
+  --seeds 2 --grid outer_lr=0.003,0.005,0.008
+produce results/nav2d/sweep sweep sweep --seeds 2 --outer-schedule constant --max-grad-norm 0 \
+  --grid outer_lr=0.003,0.005,0.008 --meta-steps 3000
