@@ -73,12 +73,12 @@ def manifest(root: pathlib.Path) -> dict:
     An output with no record is listed under `unrecorded`; one whose library is not the checkout's
     under `stale`.
     """
-    provenance, lib = load(root), library(root)
-    listed = {out: {**provenance[out], "current": is_current(provenance[out], provenance[out]["command"], lib)}
-              for out in outputs(root) if out in provenance}
+    provenance, lib, found = load(root), library(root), outputs(root)
+    listed = {out: {**provenance[out], "current": lib is not None and provenance[out]["library"] == lib}
+              for out in found if out in provenance}
     return {"commit": _git(root, "rev-parse", "HEAD"), "library": lib, "outputs": listed,
             "stale": [out for out, entry in listed.items() if not entry["current"]],
-            "unrecorded": [out for out in outputs(root) if out not in provenance]}
+            "unrecorded": [out for out in found if out not in provenance]}
 
 
 def main(argv: list[str]) -> int:
