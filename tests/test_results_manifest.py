@@ -104,3 +104,12 @@ def test_produce_runs_once_then_skips_until_forced(repo):
     _, forced = produce(FORCE="1")
     assert forced != first
     assert json.loads((repo / "results/provenance.json").read_text())["results/f"]["command"] == ["bash", "-c", make]
+
+
+def test_produce_hides_none_of_the_callers_variables(repo):
+    # a regenerate script's `out`, read by a function that produce runs, is the script's own, not produce's OUT
+    script = "source results/produce.sh; out=results; make() { mkdir -p $out/g/made; }; produce results/g/made make"
+    subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, check=True,
+                   env={**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    assert (repo / "results/g/made").is_dir()
+    assert not (repo / "results/g/made/results").exists() and not (repo / "results/g/made/g").exists()
